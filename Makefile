@@ -1,0 +1,36 @@
+# taskfn: `make run` starts the platform locally; `make test` runs every check.
+# Both build .venv first with Python 3.13 (the Lambda runtime), found on PATH or via pyenv.
+PYTHON ?= $(shell command -v python3.13 2>/dev/null || ls /root/.pyenv/versions/3.13*/bin/python 2>/dev/null | head -n1 || ls $(HOME)/.pyenv/versions/3.13*/bin/python 2>/dev/null | head -n1)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: run test lint unit template build bench clean
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: install it or pass PYTHON=/path/to/python3.13"; exit 1; }
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 13), sys.version'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/taskfn local
+
+test: $(STAMP) lint
+	$(BIN)/pytest
+	$(MAKE) template
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# The template checks: lint, then a real `sam build` (the taskfn layer from its requirements).
+template: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam validate --lint --region $(AWS_DEFAULT_REGION)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam build --region $(AWS_DEFAULT_REGION)
+
+clean:
+	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache

@@ -1,0 +1,20 @@
+"""The HTTP API Lambda authorizer (payload 2.0, simple responses).
+
+It identifies the caller and passes {user, scope, tokenId} to the route. An unknown token is
+passed on with an empty user so the route answers 401 in its own API's error shape: HTTP API
+itself can only answer 403 with a fixed body for a denial."""
+
+from taskfn.services.tokens import TokenService
+
+tokens = TokenService.from_env()
+
+
+def handler(event: dict, context: object) -> dict:
+    headers = event.get("headers") or {}
+    caller = tokens.authenticate(headers.get("authorization"))
+    if caller is None:
+        return {"isAuthorized": True, "context": {"user": "", "scope": "", "tokenId": ""}}
+    return {
+        "isAuthorized": True,
+        "context": {"user": caller.user, "scope": caller.scope.value, "tokenId": caller.token_id},
+    }

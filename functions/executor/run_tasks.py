@@ -1,0 +1,33 @@
+"""SQS → executor: each record is one task id. Start (conditional), run, complete
+(conditional); only the records that failed go back to SQS (ReportBatchItemFailures), and a
+message that keeps failing ends in the dead-letter queue."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from taskfn.services.executor import Executor
+from taskfn.stores.queue import decode
+
+logger = Logger()
+processor = BatchProcessor(event_type=EventType.SQS)
+executor = Executor.from_env()
+
+
+def run_record(record: SQSRecord, lambda_context: LambdaContext) -> str:
+    task_id = decode(record.body)
+    outcome = executor.run(task_id, lambda_context.get_remaining_time_in_millis)
+    logger.info("task handled", extra={"taskId": task_id, "outcome": outcome})
+    return outcome
+
+
+@logger.inject_lambda_context
+def handler(event: dict, context: LambdaContext) -> dict:
+    return process_partial_response(
+        event=event, record_handler=run_record, processor=processor, context=context
+    )

@@ -1,0 +1,17 @@
+"""GET /v1/function/{id}: one of the caller's functions."""
+
+from taskfn import api
+from taskfn.adapters import greencloud
+from taskfn.services.functions import FunctionService
+
+app = api.resolver(greencloud.error_response)
+functions = FunctionService.from_env()
+
+
+@app.get("/v1/function/<function_id>")
+def get_function(function_id: str):
+    record = functions.get(api.caller(app), function_id)
+    return api.json_response(200, greencloud.function_view(record))
+
+
+handler = api.entrypoint(app)

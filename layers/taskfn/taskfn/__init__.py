@@ -1,0 +1,1 @@
+"""taskfn: a serverless function platform. This package is the shared Lambda layer."""

@@ -1,0 +1,1 @@
+"""Adapters: one per documented API; parse requests, shape answers, map errors."""

@@ -1,0 +1,62 @@
+"""The ``taskfn`` command: a small dispatcher, one function per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+
+
+def _local(args: argparse.Namespace) -> int:
+    """Run the whole platform on this machine until Ctrl-C or SIGTERM."""
+    from taskfn.local.stack import LocalStack
+
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        stopping.set()
+
+    previous = {
+        signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    stack = LocalStack(host=args.host, port=args.port, admin_token=args.admin_token)
+    try:
+        stack.start()
+        print(f"taskfn local: serving {stack.url}", flush=True)
+        if stack.admin_token_generated:
+            print(f"admin token: {stack.admin_token}", flush=True)
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        stack.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with every subcommand; each sets ``func``."""
+    parser = argparse.ArgumentParser(prog="taskfn", description="taskfn platform tools")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    local = commands.add_parser("local", help="run the whole platform locally (moto, no AWS)")
+    local.add_argument("--host", default="127.0.0.1", help="gateway address (127.0.0.1)")
+    local.add_argument("--port", type=int, default=3000, help="gateway port; 0 picks one")
+    local.add_argument(
+        "--admin-token", default=None, help="admin token to create (default: a random one)"
+    )
+    local.set_defaults(func=_local)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``taskfn`` console script."""
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Records of the domain. Pure data: no AWS, no I/O.
+
+Times are integers of nanoseconds since the epoch (as BBS keeps them); adapters render them in
+each API's own format.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from taskfn.lifecycle import State
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+class Scope(StrEnum):
+    USER = "user"
+    CELL = "cell"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, as the authorizer established it."""
+
+    user: str
+    scope: Scope
+    token_id: str = ""
+
+
+class Record(BaseModel):
+    """Records ignore store-only attributes (keys, index keys) when read back."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Capabilities(BaseModel):
+    """GreenCloud's capabilities; bounds from reference/greencloud.md."""
+
+    timeout: int = Field(10, ge=10, le=120)
+    cpuCount: int = Field(0, ge=0, le=4)
+    memSize: int = Field(0, ge=0, le=2048)
+    networkLatency: int = 0
+    privileged: bool = False
+
+
+class TokenRecord(Record):
+    id: str
+    user: str
+    scope: Scope
+    created_at: int
+
+
+class FunctionRecord(Record):
+    id: str
+    owner: str
+    name: str
+    description: str = ""
+    lang: str = "py"
+    type: str = "code"
+    tags: list[str] = []
+    capabilities: Capabilities = Capabilities()
+    created_at: int
+    build_id: str = ""
+    code_key: str = ""
+    paused: bool = False
+
+
+class BuildStatus(StrEnum):
+    PENDING = "PENDING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+
+
+class BuildRecord(Record):
+    id: str
+    owner: str
+    function_id: str
+    status: BuildStatus
+    arch: list[str] = ["amd64"]
+    timeline: list[dict[str, Any]] = []
+    log: list[str] = []
+    code_key: str = ""
+    created_at: int
+
+
+class TaskRecord(Record):
+    """One task, whichever API created it. BBS's fields plus the runtime's own."""
+
+    task_guid: str
+    domain: str = "taskfn"
+    owner: str
+    function_id: str = ""
+    state: State = State.PENDING
+    cell_id: str = ""
+    node: str = ""
+    created_at: int
+    updated_at: int
+    started_at: int = 0
+    first_completed_at: int = 0
+    failed: bool = False
+    failure_reason: str = ""
+    result: str = ""
+    rejection_count: int = 0
+    rejection_reason: str = ""
+    progress: int = 0
+    timeout: int = 10
+    capabilities: Capabilities = Capabilities()
+    # The input handed to the function: inline, or in S3 under input_key.
+    input: dict[str, Any] | None = None
+    input_key: str = ""
+    # The function's HTTP response: status and headers always inline; the body inline or
+    # in S3 under response_key.
+    response_status: int = 0
+    response_headers: dict[str, str] = {}
+    response_body: str | None = None
+    response_base64: bool = False
+    response_key: str = ""
+    # Captured output: inline when small, else in S3 under *_key.
+    stdout: str = ""
+    stderr: str = ""
+    stdout_key: str = ""
+    stderr_key: str = ""
+    stdout_dropped: int = 0
+    stderr_dropped: int = 0
+    duration_ms: float = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (State.COMPLETED, State.RESOLVING)

@@ -1,0 +1,1 @@
+"""Runtimes: run user code safely (child processes) and check uploaded code."""

@@ -1,0 +1,1 @@
+"""Services: the use cases, over stores and the pure lifecycle."""

@@ -1,0 +1,77 @@
+"""Builds: check an uploaded zip, keep it in S3, point the function at it.
+
+The check is quick (no code runs), so a build finishes inside its request; PENDING is only
+the first entry of its timeline.
+"""
+
+from __future__ import annotations
+
+from taskfn import ids, wiring
+from taskfn.errors import NotFound, PayloadTooLarge
+from taskfn.models import BuildRecord, BuildStatus, Caller, FunctionRecord, now_ns
+from taskfn.runtime.packaging import MAX_ZIP_BYTES, check_zip, zip_from_source
+from taskfn.stores.blobs import BlobStore, code_key
+from taskfn.stores.records import BuildStore, FunctionStore
+
+
+def _stamp(status: BuildStatus, at_ns: int) -> dict[str, object]:
+    return {"status": status.value, "time": str(at_ns // 1_000_000_000)}
+
+
+class BuildService:
+    def __init__(self, store: BuildStore, functions: FunctionStore, blobs: BlobStore):
+        self.store = store
+        self.functions = functions
+        self.blobs = blobs
+
+    @classmethod
+    def from_env(cls) -> BuildService:
+        return cls(wiring.builds(), wiring.functions(), wiring.blobs())
+
+    def create(self, caller: Caller, function_id: str, archive: bytes) -> BuildRecord:
+        function = self.functions.get(function_id) if ids.is_id(function_id) else None
+        if function is None or function.owner != caller.user:
+            raise NotFound("function not found")
+        return self._build(caller, function, archive)
+
+    def create_from_source(
+        self, caller: Caller, function: FunctionRecord, source: str
+    ) -> BuildRecord:
+        return self._build(caller, function, zip_from_source(source))
+
+    def _build(self, caller: Caller, function: FunctionRecord, archive: bytes) -> BuildRecord:
+        if len(archive) > MAX_ZIP_BYTES:
+            raise PayloadTooLarge(
+                "archive too large", f"at most {MAX_ZIP_BYTES} bytes, got {len(archive)}"
+            )
+        started = now_ns()
+        build_id = ids.new_id()
+        report = check_zip(archive)
+        log = list(report.log)
+        status = BuildStatus.FAILED
+        key = ""
+        if report.ok:
+            key = code_key(function.id, build_id)
+            self.blobs.put(key, archive, "application/zip")
+            if self.functions.set_build(function.id, caller.user, build_id, key):
+                status = BuildStatus.SUCCESS
+            else:
+                log.append("the function was deleted during the build")
+        record = BuildRecord(
+            id=build_id,
+            owner=caller.user,
+            function_id=function.id,
+            status=status,
+            timeline=[_stamp(BuildStatus.PENDING, started), _stamp(status, now_ns())],
+            log=log,
+            code_key=key if status is BuildStatus.SUCCESS else "",
+            created_at=started,
+        )
+        self.store.put(record)
+        return record
+
+    def get(self, caller: Caller, build_id: str) -> BuildRecord:
+        record = self.store.get(build_id) if ids.is_id(build_id) else None
+        if record is None or record.owner != caller.user:
+            raise NotFound("build not found")
+        return record

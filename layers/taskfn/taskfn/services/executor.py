@@ -1,0 +1,230 @@
+"""The built-in executor: start a task (one conditional write), run it, complete it (one
+conditional write). It is a cell like any other, with its own cell id, and goes through the
+same lifecycle as external cells will."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from taskfn import lifecycle, wiring
+from taskfn.errors import InvalidStateTransition, NotFound, RunningOnDifferentCell
+from taskfn.models import TaskRecord, now_ns
+from taskfn.runtime.codecache import CodeCache
+from taskfn.runtime.python import Execution, Limits, run_python
+from taskfn.settings import Settings, get_settings
+from taskfn.stores.blobs import BlobStore, task_key
+from taskfn.stores.records import FunctionStore
+from taskfn.stores.tasks import TaskStore
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 1.0
+DEFAULT_MEMORY_MB = 512
+
+
+class NotEnoughTime(Exception):
+    """The Lambda cannot give this task its full timeout; leave it queued for another."""
+
+
+def executor_cell_id() -> str:
+    """One id per executor instance, so a stale instance can never complete a task that
+    another instance runs (BBS RunningOnDifferentCell)."""
+    return f"executor-{uuid.uuid4().hex[:12]}"
+
+
+class Executor:
+    def __init__(
+        self,
+        tasks: TaskStore,
+        functions: FunctionStore,
+        blobs: BlobStore,
+        code: CodeCache,
+        cell_id: str,
+        settings: Settings,
+        runner: Callable[..., Execution] = run_python,
+    ):
+        self.tasks = tasks
+        self.functions = functions
+        self.blobs = blobs
+        self.code = code
+        self.cell_id = cell_id
+        self.settings = settings
+        self.runner = runner
+
+    @classmethod
+    def from_env(cls) -> Executor:
+        settings = get_settings()
+        return cls(
+            wiring.tasks(),
+            wiring.functions(),
+            wiring.blobs(),
+            CodeCache(Path(settings.code_cache_dir)),
+            executor_cell_id(),
+            settings,
+        )
+
+    def run(self, task_id: str, remaining_ms: Callable[[], int] | None = None) -> str:
+        """Run one task to completion; returns what happened, for the log.
+
+        Raises only before the task has started (so SQS may deliver it again safely) or when
+        the completing write itself fails."""
+        started = self.start(task_id, remaining_ms)
+        if started is None:
+            return "skipped"
+        try:
+            execution = self.execute(started)
+            extra = self.keep_outputs(task_id, execution)
+            transition = lifecycle.complete(
+                self.cell_id,
+                now_ns(),
+                failed=not execution.succeeded,
+                failure_reason=execution.failure_reason,
+                extra=extra,
+            )
+        except Exception as error:  # infrastructure fault: the task must not stay Running
+            logger.exception("task %s failed in the executor", task_id)
+            transition = lifecycle.complete(
+                self.cell_id,
+                now_ns(),
+                failed=True,
+                failure_reason=f"executor error: {type(error).__name__}: {error}",
+                extra=_error_response("ExecutorError", str(error)),
+            )
+        try:
+            self.tasks.apply(task_id, transition)
+        except (InvalidStateTransition, RunningOnDifferentCell, NotFound) as error:
+            # Cancelled, failed by convergence or deleted while it ran: theirs is the truth.
+            logger.info("task %s was not completed here: %s", task_id, error.message)
+            return "superseded"
+        return "failed" if transition.updates["failed"] else "succeeded"
+
+    def start(
+        self, task_id: str, remaining_ms: Callable[[], int] | None = None
+    ) -> TaskRecord | None:
+        """Pending → Running on this cell, or None when this delivery must do nothing."""
+        if remaining_ms is not None:
+            # The record does not say the timeout before it is read; assume the longest.
+            needed = (120 + self.settings.executor_margin_s) * 1000
+            if remaining_ms() < needed:
+                raise NotEnoughTime(task_id)
+        try:
+            outcome = self.tasks.apply(task_id, lifecycle.start(self.cell_id, now_ns()))
+        except (InvalidStateTransition, RunningOnDifferentCell, NotFound) as error:
+            logger.info("task %s not started: %s", task_id, error.message)
+            return None
+        if not outcome.changed:
+            logger.info("task %s already running on this cell", task_id)
+            return None
+        return TaskRecord.model_validate(outcome.task)
+
+    def execute(self, task: TaskRecord) -> Execution:
+        function = self.functions.get(task.function_id)
+        if function is None or not function.code_key:
+            return _failed_execution("FunctionNotFound", "the function was deleted")
+        code_dir = self.code.get(function.build_id, lambda: self.blobs.get(function.code_key))
+        payload = (
+            json.loads(self.blobs.get(task.input_key)) if task.input_key else (task.input or {})
+        )
+        event = {
+            "body": payload.get("body"),
+            "query": payload.get("query") or {},
+            "taskId": task.task_guid,
+            "functionId": task.function_id,
+        }
+        memory = task.capabilities.memSize or DEFAULT_MEMORY_MB
+        limits = Limits(timeout_s=float(task.timeout), memory_mb=memory)
+        return self.runner(
+            code_dir,
+            event,
+            limits=limits,
+            task_id=task.task_guid,
+            function_id=task.function_id,
+            on_progress=self._progress_reporter(task.task_guid),
+        )
+
+    def _progress_reporter(self, task_id: str) -> Callable[[int], None]:
+        """At most one write a second; the last report (100) always goes through."""
+        last = {"at": 0.0, "sent": -1}
+        lock = threading.Lock()
+
+        def report(percent: int) -> None:
+            with lock:
+                moment = time.monotonic()
+                if percent == last["sent"] or (
+                    percent < 100 and moment - last["at"] < PROGRESS_INTERVAL_S
+                ):
+                    return
+                last["at"], last["sent"] = moment, percent
+            try:
+                self.tasks.apply(task_id, lifecycle.progress(self.cell_id, percent, now_ns()))
+            except Exception:
+                logger.warning("progress of task %s not recorded", task_id, exc_info=True)
+
+        return report
+
+    def keep_outputs(self, task_id: str, execution: Execution) -> dict[str, Any]:
+        """Response and logs: inline when small, in S3 when large."""
+        extra: dict[str, Any] = {
+            "response_status": execution.status_code,
+            "response_headers": dict(execution.headers),
+            "response_base64": execution.is_base64,
+            "stdout_dropped": execution.stdout_dropped,
+            "stderr_dropped": execution.stderr_dropped,
+            "duration_ms": round(execution.duration_ms, 3),
+        }
+        if execution.succeeded:
+            extra["progress"] = 100
+        body = execution.body
+        if len(body) > self.settings.inline_result_bytes:
+            key = task_key(task_id, "result")
+            self.blobs.put(key, _decoded(execution), execution.content_type)
+            extra["response_key"] = key
+        else:
+            extra["response_body"] = body
+        for stream in ("stdout", "stderr"):
+            text: str = getattr(execution, stream)
+            if len(text) > self.settings.inline_log_bytes:
+                key = task_key(task_id, f"{stream}.txt")
+                self.blobs.put(key, text.encode(), "text/plain; charset=utf-8")
+                extra[f"{stream}_key"] = key
+            else:
+                extra[stream] = text
+        return extra
+
+
+def _decoded(execution: Execution) -> bytes:
+    return base64.b64decode(execution.body) if execution.is_base64 else execution.body.encode()
+
+
+def _error_response(error_type: str, message: str) -> dict[str, Any]:
+    return {
+        "response_status": 500,
+        "response_headers": {"Content-Type": "application/json"},
+        "response_body": json.dumps({"errorType": error_type, "errorMessage": message}),
+    }
+
+
+def _failed_execution(error_type: str, message: str) -> Execution:
+    return Execution(
+        succeeded=False,
+        timed_out=False,
+        status_code=500,
+        headers={"Content-Type": "application/json"},
+        body=json.dumps({"errorType": error_type, "errorMessage": message}),
+        is_base64=False,
+        stdout="",
+        stderr="",
+        stdout_dropped=0,
+        stderr_dropped=0,
+        failure_reason=message,
+        duration_ms=0.0,
+    )
+

@@ -1,0 +1,138 @@
+"""Tasks: create (write, then dispatch), read, list, results and logs."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from taskfn import ids, wiring
+from taskfn.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
+from taskfn.models import Caller, TaskRecord, now_ns
+from taskfn.settings import Settings, get_settings
+from taskfn.stores.blobs import BlobStore, task_key
+from taskfn.stores.queue import TaskQueue
+from taskfn.stores.records import FunctionStore
+from taskfn.stores.tasks import TaskStore
+
+
+@dataclass(frozen=True)
+class TaskResponse:
+    """A finished task's HTTP response, replayed as the function gave it."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class TaskLogs:
+    stdout: str
+    stderr: str
+    stdout_dropped: int
+    stderr_dropped: int
+
+
+class TaskService:
+    def __init__(
+        self,
+        tasks: TaskStore,
+        functions: FunctionStore,
+        blobs: BlobStore,
+        queue: TaskQueue,
+        settings: Settings,
+    ):
+        self.tasks = tasks
+        self.functions = functions
+        self.blobs = blobs
+        self.queue = queue
+        self.settings = settings
+
+    @classmethod
+    def from_env(cls) -> TaskService:
+        return cls(
+            wiring.tasks(), wiring.functions(), wiring.blobs(), wiring.task_queue(),
+            get_settings(),
+        )
+
+    def create(
+        self, caller: Caller, function_id: str, *, body: Any, query: dict[str, str], size: int
+    ) -> TaskRecord:
+        """Write the task, then send it to the queue. If the process dies in between, the
+        task stays Pending and convergence dispatches it again: nothing is lost."""
+        if size > self.settings.max_task_body_bytes:
+            raise PayloadTooLarge(
+                "request body too large", f"at most {self.settings.max_task_body_bytes} bytes"
+            )
+        function = self.functions.get(function_id) if ids.is_id(function_id) else None
+        if function is None or function.owner != caller.user:
+            raise NotFound("function not found")
+        if function.paused:
+            raise Conflict("function is paused", "resume it to accept new tasks")
+        if not function.build_id:
+            raise InvalidRequest(
+                "function has no code yet",
+                f"upload a zip with POST /v1/build/{function.id}, or create it with source",
+            )
+        now = now_ns()
+        task_id = ids.new_id()
+        payload = {"body": body, "query": query}
+        encoded = json.dumps(payload, separators=(",", ":")).encode()
+        task = TaskRecord(
+            task_guid=task_id,
+            owner=caller.user,
+            function_id=function.id,
+            created_at=now,
+            updated_at=now,
+            timeout=function.capabilities.timeout,
+            capabilities=function.capabilities,
+        )
+        if len(encoded) > self.settings.inline_input_bytes:
+            key = task_key(task_id, "input.json")
+            self.blobs.put(key, encoded, "application/json")
+            task = task.model_copy(update={"input_key": key})
+        else:
+            task = task.model_copy(update={"input": payload})
+        self.tasks.put_new(task)
+        self.queue.send(task_id)
+        return task
+
+    def get(self, caller: Caller, task_id: str) -> TaskRecord:
+        task = self.tasks.get(task_id) if ids.is_id(task_id) else None
+        if task is None or task.owner != caller.user:
+            raise NotFound("task not found")
+        return task
+
+    def list(
+        self, caller: Caller, *, limit: int, cursor: str | None
+    ) -> tuple[list[TaskRecord], str | None]:
+        return self.tasks.list_by_owner(caller.user, limit=limit, cursor=cursor)
+
+    def input_of(self, task: TaskRecord) -> dict[str, Any]:
+        if task.input_key:
+            return json.loads(self.blobs.get(task.input_key))
+        return task.input or {"body": None, "query": {}}
+
+    def result(self, caller: Caller, task_id: str) -> TaskResponse:
+        """404 until the task has finished, then the function's own response."""
+        task = self.get(caller, task_id)
+        if not task.finished:
+            raise NotFound("task has not finished yet")
+        if not task.response_status:
+            # Finished without running (cancelled, expired): the failure as a JSON error.
+            error = {"errorType": "TaskFailed", "errorMessage": task.failure_reason}
+            return TaskResponse(500, {"Content-Type": "application/json"},
+                                json.dumps(error).encode())
+        if task.response_key:
+            body = self.blobs.get(task.response_key)
+        else:
+            text = task.response_body or ""
+            body = base64.b64decode(text) if task.response_base64 else text.encode()
+        return TaskResponse(task.response_status, dict(task.response_headers), body)
+
+    def logs(self, caller: Caller, task_id: str) -> TaskLogs:
+        task = self.get(caller, task_id)
+        stdout = self.blobs.get(task.stdout_key).decode() if task.stdout_key else task.stdout
+        stderr = self.blobs.get(task.stderr_key).decode() if task.stderr_key else task.stderr
+        return TaskLogs(stdout, stderr, task.stdout_dropped, task.stderr_dropped)

@@ -1,0 +1,1 @@
+"""Stores: DynamoDB, S3 and SQS access. No business rules here."""

@@ -1,0 +1,249 @@
+"""The single DynamoDB table: key layout, (de)serialisation, conditional writes, paging.
+
+Key design (see template.yaml for the indexes):
+  PK / SK          the item itself: "TASK#<id>" / "TASK", "FUNC#<id>" / "FUNC", ...
+  GSI1PK / GSI1SK  what an owner has, newest first: "OWNER#<user>#TASK" / "<created>#<id>"
+  GSI2PK / GSI2SK  children of a parent by time: "FUNC#<id>" / "<created>#<id>"
+  GSI3PK / GSI3SK  unfinished tasks by state and age: "STATE#Pending" / "<updated>#<id>"
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from taskfn.errors import InvalidRequest
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(_plain(v)) for k, v in values.items() if v is not None}
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _native(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def _plain(value: Any) -> Any:
+    """Floats are not allowed by the serializer; DynamoDB numbers are decimals."""
+    from decimal import Decimal
+
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _native(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _native(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_native(v) for v in value]
+    if isinstance(value, set):
+        return sorted(_native(v) for v in value)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    return value
+
+
+def time_key(created_ns: int, item_id: str) -> str:
+    """A sort key that orders by time, then id; fixed width so strings sort like numbers."""
+    return f"{created_ns:020d}#{item_id}"
+
+
+def is_conditional_failure(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def old_item(error: ClientError) -> dict[str, Any] | None:
+    """The item as it was when a condition failed (ReturnValuesOnConditionCheckFailure)."""
+    item = error.response.get("Item")
+    return from_item(item) if item else None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    cursor: str | None
+
+
+def encode_cursor(key: Mapping[str, Any] | None) -> str | None:
+    if not key:
+        return None
+    raw = json.dumps(from_item(key), separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    """The opaque cursor back into a key (plain values); anything malformed is a 400."""
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(key, dict) or not all(isinstance(v, str) for v in key.values()):
+            raise ValueError("not a key")
+        return key
+    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
+        raise InvalidRequest("invalid cursor") from error
+
+
+class Table:
+    """Thin access to the one table; stores above it know their own item shapes."""
+
+    def __init__(self, client: Any, name: str):
+        self.client = client
+        self.name = name
+
+    def get(self, pk: str, sk: str, *, consistent: bool = False) -> dict[str, Any] | None:
+        answer = self.client.get_item(
+            TableName=self.name,
+            Key=to_item({"PK": pk, "SK": sk}),
+            ConsistentRead=consistent,
+        )
+        item = answer.get("Item")
+        return from_item(item) if item else None
+
+    def put_new(self, values: Mapping[str, Any]) -> bool:
+        """Write an item that must not exist yet; False when it does."""
+        try:
+            self.client.put_item(
+                TableName=self.name,
+                Item=to_item(values),
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def put(self, values: Mapping[str, Any]) -> None:
+        self.client.put_item(TableName=self.name, Item=to_item(values))
+
+    def update(
+        self,
+        pk: str,
+        sk: str,
+        *,
+        set_values: Mapping[str, Any],
+        remove: tuple[str, ...] = (),
+        condition: str,
+        condition_values: Mapping[str, Any] | None = None,
+        condition_names: Mapping[str, str] | None = None,
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """One conditional update. (True, new item) or (False, the item as it was)."""
+        names = dict(condition_names or {})
+        values = {f":c_{k}": v for k, v in (condition_values or {}).items()}
+        sets = []
+        for index, (attribute, value) in enumerate(set_values.items()):
+            names[f"#u{index}"] = attribute
+            if value is None:
+                remove = (*remove, attribute)
+                del names[f"#u{index}"]
+                continue
+            values[f":u{index}"] = value
+            sets.append(f"#u{index} = :u{index}")
+        expression = ("SET " + ", ".join(sets)) if sets else ""
+        if remove:
+            removes = []
+            for index, attribute in enumerate(remove):
+                names[f"#r{index}"] = attribute
+                removes.append(f"#r{index}")
+            expression += " REMOVE " + ", ".join(removes)
+        arguments: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": to_item({"PK": pk, "SK": sk}),
+            "UpdateExpression": expression.strip(),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ReturnValues": "ALL_NEW",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if values:
+            arguments["ExpressionAttributeValues"] = to_item(values)
+        try:
+            answer = self.client.update_item(**arguments)
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return False, old_item(error)
+            raise
+        return True, from_item(answer["Attributes"])
+
+    def delete(
+        self,
+        pk: str,
+        sk: str,
+        *,
+        condition: str,
+        names: Mapping[str, str],
+        values: Mapping[str, Any],
+    ) -> bool:
+        """Conditional delete; False when the condition (e.g. ownership) does not hold."""
+        try:
+            self.client.delete_item(
+                TableName=self.name,
+                Key=to_item({"PK": pk, "SK": sk}),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=dict(names),
+                ExpressionAttributeValues=to_item(values),
+            )
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def query(
+        self,
+        index: str,
+        partition: str,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        newest_first: bool = True,
+        between: tuple[str, str] | None = None,
+    ) -> Page:
+        """One Query call: one page of an index partition, with an opaque cursor."""
+        pk, sk = f"{index}PK", f"{index}SK"
+        condition = "#pk = :pk"
+        names = {"#pk": pk}
+        values: dict[str, Any] = {":pk": partition}
+        if between:
+            condition += " AND #sk BETWEEN :lo AND :hi"
+            names["#sk"] = sk
+            values[":lo"], values[":hi"] = between
+        arguments: dict[str, Any] = {
+            "TableName": self.name,
+            "IndexName": index,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": to_item(values),
+            "ScanIndexForward": not newest_first,
+            "Limit": limit,
+        }
+        start = decode_cursor(cursor)
+        if start:
+            # A cursor only continues the listing it came from: never another partition.
+            if start.get(pk) != partition or not {"PK", "SK", sk} <= start.keys():
+                raise InvalidRequest("invalid cursor")
+            arguments["ExclusiveStartKey"] = to_item(start)
+        answer = self.client.query(**arguments)
+        items = [from_item(item) for item in answer.get("Items", [])]
+        return Page(items, encode_cursor(answer.get("LastEvaluatedKey")))

@@ -1,0 +1,52 @@
+"""Builds stores from the settings and the process's AWS clients (once, at init)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from taskfn import aws
+from taskfn.settings import get_settings
+from taskfn.stores.blobs import BlobStore
+from taskfn.stores.queue import TaskQueue
+from taskfn.stores.records import BuildStore, FunctionStore, TokenStore
+from taskfn.stores.table import Table
+from taskfn.stores.tasks import TaskStore
+
+
+@cache
+def table() -> Table:
+    return Table(aws.client("dynamodb"), get_settings().table_name)
+
+
+def tokens() -> TokenStore:
+    return TokenStore(table())
+
+
+def functions() -> FunctionStore:
+    return FunctionStore(table())
+
+
+def builds() -> BuildStore:
+    return BuildStore(table())
+
+
+def tasks() -> TaskStore:
+    return TaskStore(table())
+
+
+@cache
+def blobs() -> BlobStore:
+    return BlobStore(aws.client("s3"), get_settings().bucket_name)
+
+
+@cache
+def task_queue() -> TaskQueue:
+    return TaskQueue(aws.client("sqs"), get_settings().task_queue_url)
+
+
+def reset() -> None:
+    """Forget built stores and clients (tests that start a fresh backend)."""
+    for built in (table, blobs, task_queue):
+        built.cache_clear()
+    get_settings.cache_clear()
+    aws.reset_clients()
