@@ -1,0 +1,19 @@
+"""Small builders shared by integration tests."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+from taskfn.models import Caller, Scope
+
+ALICE = Caller(user="alice", scope=Scope.USER)
+BOB = Caller(user="bob", scope=Scope.USER)
+
+
+def make_zip(files: dict[str, str | bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()

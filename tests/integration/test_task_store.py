@@ -1,0 +1,80 @@
+"""Conditional writes against DynamoDB (moto): every transition is one guarded write."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskfn import lifecycle, wiring
+from taskfn.errors import InvalidRequest, InvalidStateTransition, NotFound, RunningOnDifferentCell
+from taskfn.models import TaskRecord
+
+
+def new_task(store, task_id="6560f1a0000000000000aa01", owner="alice", created=1):
+    task = TaskRecord(task_guid=task_id, owner=owner, function_id="f", created_at=created,
+                      updated_at=created)
+    assert store.put_new(task)
+    return task
+
+
+def test_create_twice_is_refused(backend):
+    store = wiring.tasks()
+    task = new_task(store)
+    assert store.put_new(task) is False
+
+
+def test_start_is_conditional_and_a_repeat_on_the_same_cell_does_nothing(backend):
+    store = wiring.tasks()
+    task = new_task(store)
+    first = store.apply(task.task_guid, lifecycle.start("cell-a", 10))
+    assert first.changed and first.task["state"] == "Running"
+    again = store.apply(task.task_guid, lifecycle.start("cell-a", 11))
+    assert again.changed is False
+    assert store.get(task.task_guid).started_at == 10
+    with pytest.raises(InvalidStateTransition):
+        store.apply(task.task_guid, lifecycle.start("cell-b", 12))
+
+
+def test_complete_only_from_the_running_cell(backend):
+    store = wiring.tasks()
+    task = new_task(store)
+    store.apply(task.task_guid, lifecycle.start("cell-a", 10))
+    with pytest.raises(RunningOnDifferentCell, match="Running on cell cell-a not cell-b"):
+        store.apply(task.task_guid, lifecycle.complete("cell-b", 20, failed=False))
+    done = store.apply(task.task_guid, lifecycle.complete("cell-a", 20, failed=False,
+                                                          extra={"response_status": 200}))
+    assert done.task["state"] == "Completed"
+    assert done.task["GSI3PK"] == "STATE#Completed"
+    record = store.get(task.task_guid)
+    assert (record.response_status, record.first_completed_at, record.cell_id) == (200, 20, "")
+    with pytest.raises(InvalidStateTransition):
+        store.apply(task.task_guid, lifecycle.complete("cell-a", 21, failed=False))
+
+
+def test_transition_on_a_missing_task_is_not_found(backend):
+    with pytest.raises(NotFound):
+        wiring.tasks().apply("6560f1a0000000000000ffff", lifecycle.start("c", 1))
+
+
+def test_owner_listing_is_newest_first_and_pages_with_a_cursor(backend):
+    store = wiring.tasks()
+    for n in range(5):
+        new_task(store, f"6560f1a00000000000000b0{n}", created=100 + n)
+    new_task(store, "6560f1a00000000000000c00", owner="bob", created=500)
+    first, cursor = store.list_by_owner("alice", limit=2, cursor=None)
+    assert [t.created_at for t in first] == [104, 103]
+    assert cursor
+    second, cursor = store.list_by_owner("alice", limit=2, cursor=cursor)
+    third, last = store.list_by_owner("alice", limit=2, cursor=cursor)
+    assert [t.created_at for t in second + third] == [102, 101, 100]
+    assert {t.owner for t in first + second + third} == {"alice"}
+
+
+def test_a_cursor_cannot_jump_to_another_owner(backend):
+    store = wiring.tasks()
+    for n in range(3):
+        new_task(store, f"6560f1a00000000000000d0{n}", owner="bob", created=10 + n)
+    _, bobs_cursor = store.list_by_owner("bob", limit=1, cursor=None)
+    with pytest.raises(InvalidRequest):
+        store.list_by_owner("alice", limit=1, cursor=bobs_cursor)
+    with pytest.raises(InvalidRequest):
+        store.list_by_owner("alice", limit=1, cursor="not-a-cursor!")
