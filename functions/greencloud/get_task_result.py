@@ -1,7 +1,5 @@
 """GET /v1/task/{taskId}/result: 404 until finished, then the function's response replayed."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from taskfn import api
 from taskfn.adapters import greencloud
 from taskfn.services.tasks import TaskService
@@ -12,8 +10,7 @@ tasks = TaskService.from_env()
 
 @app.get("/v1/task/<task_id>/result")
 def get_task_result(task_id: str):
-    result = tasks.result(api.caller(app), task_id)
-    return Response(status_code=result.status, body=result.body, headers=result.headers)
+    return greencloud.replay(tasks.result(api.caller(app), task_id))
 
 
 handler = api.entrypoint(app)

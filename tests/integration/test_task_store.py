@@ -67,6 +67,7 @@ def test_owner_listing_is_newest_first_and_pages_with_a_cursor(backend):
     third, last = store.list_by_owner("alice", limit=2, cursor=cursor)
     assert [t.created_at for t in second + third] == [102, 101, 100]
     assert {t.owner for t in first + second + third} == {"alice"}
+    assert last is None
 
 
 def test_a_cursor_cannot_jump_to_another_owner(backend):

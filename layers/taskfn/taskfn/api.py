@@ -61,7 +61,9 @@ def caller(app: APIGatewayHttpResolver, scopes: Iterable[Scope] = USER_SCOPES) -
     user = context.get("user") or ""
     if not user:
         raise Unauthenticated("missing or invalid token")
-    found = Caller(user=user, scope=Scope(context.get("scope")), token_id=context.get("tokenId", ""))
+    found = Caller(
+        user=user, scope=Scope(context.get("scope")), token_id=context.get("tokenId", "")
+    )
     if found.scope not in tuple(scopes):
         raise Forbidden(f"a {found.scope.value} token cannot use this route")
     return found

@@ -13,6 +13,7 @@ from taskfn.api import json_response
 from taskfn.errors import InvalidRequest, TaskfnError
 from taskfn.models import BuildRecord, FunctionRecord, TaskRecord
 from taskfn.services.functions import NewFunction
+from taskfn.services.tasks import TaskResponse
 
 
 def error_response(error: TaskfnError) -> Response:
@@ -152,3 +153,13 @@ def task_list_item(task: TaskRecord) -> dict[str, Any]:
 def page_headers(cursor: str | None) -> dict[str, str]:
     """GreenCloud lists are bare arrays; the next page's cursor travels in a header."""
     return {"X-Next-Cursor": cursor} if cursor else {}
+
+
+def replay(result: TaskResponse) -> Response:
+    """The function's own response. Text goes out as text; anything that is not UTF-8 as
+    bytes, which API Gateway sends base64-encoded."""
+    try:
+        body: str | bytes = result.body.decode()
+    except UnicodeDecodeError:
+        body = result.body
+    return Response(status_code=result.status, body=body, headers=result.headers)

@@ -1,0 +1,163 @@
+"""LocalStack: moto, the template's resources, the gateway and the pollers, in one process.
+
+Handlers find moto only through AWS_ENDPOINT_URL, so the stack sets the process environment
+(and restores it on stop).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.request
+from pathlib import Path
+from typing import Self
+
+from moto.server import ThreadedMotoServer
+
+from taskfn.local.gateway import Gateway
+from taskfn.local.invoke import Invoker
+from taskfn.local.pollers import Pollers
+from taskfn.local.provision import REGION, Provisioned, function_environment, provision
+from taskfn.local.template import Template, load_template
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+# Settings that would send boto3 elsewhere than moto, or to a real profile.
+UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+
+
+def _reset_wiring() -> None:
+    """Forget clients cached by the layer, which may point at a previous moto."""
+    try:
+        from taskfn import wiring
+    except ImportError:  # the layer is built piece by piece; nothing cached yet
+        return
+    wiring.reset()
+
+
+class LocalStack:
+    """The whole platform on one machine; a context manager."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        admin_token: str | None = None,
+        template_path: Path | str | None = None,
+        workers: int = 4,
+        *,
+        prefix: str = "taskfn-local",
+        access_log: bool = True,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.admin_token = admin_token
+        self.admin_token_generated = False
+        self.template_path = Path(template_path) if template_path else None
+        self.workers = workers
+        self.prefix = prefix
+        self.access_log = access_log
+        self.template: Template | None = None
+        self.provisioned: Provisioned | None = None
+        self.invoker: Invoker | None = None
+        self.gateway: Gateway | None = None
+        self.pollers: Pollers | None = None
+        self.moto_endpoint: str | None = None
+        self._moto: ThreadedMotoServer | None = None
+        self._saved_environ: dict[str, str | None] = {}
+
+    @property
+    def url(self) -> str:
+        """The gateway's base URL (with the real port when started with port 0)."""
+        if self.gateway is None:
+            return f"http://{self.host}:{self.port}"
+        return f"http://{self.host}:{self.gateway.port}"
+
+    def start(self) -> Self:
+        """Start moto, provision, serve routes and queues, and create the admin token."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.template = load_template(self.template_path)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request lines
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto.start()
+        moto_host, moto_port = self._moto.get_host_and_port()
+        self.moto_endpoint = f"http://{moto_host}:{moto_port}"
+        # moto's backends are per process: start from an empty account every time.
+        reset = urllib.request.Request(f"{self.moto_endpoint}/moto-api/reset", method="POST")
+        urllib.request.urlopen(reset, timeout=10).close()
+
+        self._set_environ({"AWS_ENDPOINT_URL": self.moto_endpoint, **FAKE_CREDENTIALS})
+        for name in list(os.environ):
+            if name.startswith("AWS_ENDPOINT_URL_") or name in UNSET:
+                self._set_environ({name: None})
+        self.provisioned = provision(self.template, prefix=self.prefix)
+        self._set_environ(function_environment(self.template, self.provisioned))
+        _reset_wiring()
+
+        self.invoker = Invoker(self.template, prefix=self.prefix)
+        self.gateway = Gateway(
+            self.template,
+            self.invoker,
+            host=self.host,
+            port=self.port,
+            api_id=self.provisioned.refs.get("HttpApi", "local"),
+            access_log=self.access_log,
+        )
+        self.gateway.start()
+        self.pollers = Pollers(self.template, self.provisioned, self.invoker, workers=self.workers)
+        self.pollers.start()
+        self._create_admin_token()
+
+    def _create_admin_token(self) -> None:
+        from taskfn.services.tokens import TokenService
+
+        issued = TokenService.from_env().create(user="admin", scope="admin", token=self.admin_token)
+        self.admin_token_generated = self.admin_token is None
+        self.admin_token = issued.token
+
+    def stop(self) -> None:
+        """Stop pollers, gateway and moto, and restore the environment; safe to call twice."""
+        if self.pollers is not None:
+            self.pollers.stop()
+            self.pollers = None
+        if self.gateway is not None:
+            self.port = self.gateway.port
+            self.gateway.stop()
+            self.gateway = None
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+        for name, value in self._saved_environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if self._saved_environ:
+            self._saved_environ = {}
+            _reset_wiring()
+
+    def _set_environ(self, values: dict[str, str | None]) -> None:
+        for name, value in values.items():
+            self._saved_environ.setdefault(name, os.environ.get(name))
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

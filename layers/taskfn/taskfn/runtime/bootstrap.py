@@ -1,0 +1,372 @@
+"""Child side of the Python runtime: the program each user-code child process runs.
+
+Started by taskfn.runtime.python as `python -I -B -u bootstrap.py CONFIG_JSON` with the event on
+stdin and a result pipe (config["result_fd"]). It limits itself, imports the user's main.py,
+calls handler(event, context), shapes the return value into an HTTP-style response and sends
+JSON lines to the parent: {"progress": n} any number of times, then exactly one {"result": ...}
+or {"error": ...}. It must stay standard-library only and must not import taskfn: in isolated
+mode the package is not on sys.path, and user code must not be able to reach the platform.
+"""
+
+# Everything the bootstrap needs is imported before the user's code directory goes on sys.path,
+# so a user file named json.py or base64.py cannot replace what the runtime itself uses.
+import base64
+import binascii
+import contextlib
+import importlib
+import json
+import math
+import os
+import resource
+import sys
+import threading
+import time
+import traceback
+import types
+
+_RESERVE_BYTES = 4 * 1024 * 1024  # freed on failure so the error can still be reported
+_MAX_MESSAGE_CHARS = 4096
+_JSON_TYPE = "application/json"
+_TEXT_TYPE = "text/plain"
+_BINARY_TYPE = "application/octet-stream"
+_NOT_SERIALIZABLE = (TypeError, ValueError, RecursionError, OverflowError)
+
+_reserve: bytearray | None = None
+
+
+class ResultError(Exception):
+    """The handler returned something that cannot become a response; carries the reason."""
+
+
+class _Channel:
+    """The result pipe: one JSON object per line, thread-safe, closed after the final message."""
+
+    def __init__(self, fd: int):
+        self._fd = fd
+        self._lock = threading.Lock()
+        self._closed = False
+        self._last_progress: int | None = None
+
+    def progress(self, percent: int) -> None:
+        with self._lock:
+            if self._closed or percent == self._last_progress:
+                return  # repeating the same value would only cost the parent work
+            self._last_progress = percent
+            self._write({"progress": percent})
+
+    def final(self, message: dict) -> bool:
+        with self._lock:
+            if self._closed:
+                return False
+            self._closed = True
+            return self._write(message)
+
+    def _write(self, message: dict) -> bool:
+        try:
+            line = json.dumps(message, ensure_ascii=False, separators=(",", ":")) + "\n"
+            data = line.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: let JSON escape them
+            line = json.dumps(message, separators=(",", ":")) + "\n"
+            data = line.encode("ascii")
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError:  # the parent is gone; nobody is listening any more
+            return False
+        return True
+
+
+class Context:
+    """What the handler gets as `context`: identity, time left, and a progress reporter."""
+
+    def __init__(self, task_id: str, function_id: str, deadline: float, timeout_s: float,
+                 memory_mb: int, channel: _Channel):
+        self.task_id = task_id
+        self.function_id = function_id
+        self.memory_limit_in_mb = memory_mb
+        self._deadline = deadline
+        self._timeout_ms = int(timeout_s * 1000)
+        self._channel = channel
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds until the platform kills this run (never negative)."""
+        left = int((self._deadline - time.monotonic()) * 1000)
+        return max(0, min(left, self._timeout_ms))
+
+    def set_progress(self, percent: int) -> None:
+        """Report progress as a percentage; clamped to 0-100."""
+        if isinstance(percent, bool) or not isinstance(percent, int | float):
+            raise ValueError(f"progress must be a number from 0 to 100, got {percent!r}")
+        if isinstance(percent, float) and not math.isfinite(percent):
+            raise ValueError(f"progress must be a finite number, got {percent!r}")
+        self._channel.progress(max(0, min(100, int(percent))))
+
+    def __repr__(self) -> str:
+        return f"Context(task_id={self.task_id!r}, function_id={self.function_id!r})"
+
+
+def main() -> None:
+    """Run one invocation; always ends the process with os._exit (no lingering threads)."""
+    global _reserve
+    config = json.loads(sys.argv[1])
+    _setup_stdio()
+    channel = _Channel(int(config["result_fd"]))
+    os.set_inheritable(int(config["result_fd"]), False)  # user subprocesses must not hold it
+    try:
+        event = _read_event()
+    except ValueError as error:
+        channel.final(_error("Runtime.InvalidEvent", f"event is not valid JSON: {error}"))
+        _exit(1)
+    _apply_limits(config)
+    _reserve = bytearray(_RESERVE_BYTES)
+    code_dir = str(config["code_dir"])
+    sys.argv = [os.path.join(code_dir, "main.py")]
+    sys.path.insert(0, code_dir)
+    context = Context(
+        task_id=str(config.get("task_id", "")),
+        function_id=str(config.get("function_id", "")),
+        deadline=float(config["deadline"]),
+        timeout_s=float(config["timeout_s"]),
+        memory_mb=int(config["memory_mb"]),
+        channel=channel,
+    )
+    try:
+        value = _invoke(event, context)
+    except SystemExit as stop:
+        _exit(_exit_code(stop))
+    except BaseException as error:  # user code may raise anything, even KeyboardInterrupt
+        _release_reserve()
+        _report_exception(error, channel, int(config["memory_mb"]))
+        _exit(1)
+    try:
+        response = shape_result(value, int(config["max_result_bytes"]))
+    except ResultError as error:
+        channel.final(_error("Runtime.InvalidResult", str(error), reason=str(error)))
+        _exit(1)
+    except MemoryError:
+        _release_reserve()
+        reason = f"out of memory while encoding the result (limit {config['memory_mb']} MB)"
+        channel.final(_error("MemoryError", reason))
+        _exit(1)
+    except Exception as error:  # e.g. a dict subclass whose iteration raises
+        reason = f"result is not JSON serializable: {_one_line(_safe_str(error))}"
+        channel.final(_error("Runtime.InvalidResult", reason, reason=reason))
+        _exit(1)
+    _exit(0 if channel.final({"result": response}) else 1)
+
+
+def _invoke(event: object, context: Context) -> object:
+    """Import main and call main.handler(event, context)."""
+    module = importlib.import_module("main")
+    handler = getattr(module, "handler", None)
+    if handler is None:
+        raise _RuntimeFailure("Runtime.HandlerNotFound", "main.py does not define handler")
+    if not callable(handler):
+        raise _RuntimeFailure(
+            "Runtime.HandlerNotFound",
+            f"main.handler is not callable (it is {type(handler).__name__})",
+        )
+    value = handler(event, context)
+    if isinstance(value, types.CoroutineType):
+        value.close()  # never awaited on purpose; closing avoids a RuntimeWarning
+        raise _RuntimeFailure(
+            "Runtime.InvalidHandler",
+            "handler is async; async handlers are not supported, "
+            "use 'def handler(event, context)'",
+        )
+    return value
+
+
+class _RuntimeFailure(Exception):
+    """A failure the runtime detected (not raised by user code); reported without traceback."""
+
+    def __init__(self, error_type: str, message: str):
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def shape_result(value: object, max_result_bytes: int) -> dict:
+    """Turn a handler's return value into {statusCode, headers, body, isBase64Encoded}."""
+    if isinstance(value, dict) and "statusCode" in value:
+        status = value["statusCode"]
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            raise ResultError(f"statusCode must be an integer from 100 to 599, got {status!r}")
+        headers = _headers(value.get("headers"))
+        body, is_base64, default_type = _body(value.get("body"), value.get("isBase64Encoded"))
+    else:
+        status, headers = 200, {}
+        body, is_base64, default_type = _body(value, False, none_is_json=True)
+    if not any(name.lower() == "content-type" for name in headers):
+        headers["Content-Type"] = default_type
+    size = len(body.encode("utf-8")) + sum(len(k) + len(v) for k, v in headers.items())
+    if size > max_result_bytes:
+        raise ResultError(f"result larger than {max_result_bytes} bytes")
+    return {"statusCode": status, "headers": headers, "body": body, "isBase64Encoded": is_base64}
+
+
+def _body(body: object, base64_flag: object, none_is_json: bool = False) -> tuple[str, bool, str]:
+    """(text, is_base64, default Content-Type) for a body value."""
+    if isinstance(body, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(body)).decode("ascii"), True, _BINARY_TYPE
+    if isinstance(body, str):
+        if base64_flag is True:  # Lambda style: the handler already base64-encoded the body
+            try:
+                base64.b64decode(body, validate=True)
+            except (binascii.Error, ValueError):
+                raise ResultError("isBase64Encoded is true but body is not valid base64") from None
+            return body, True, _BINARY_TYPE
+        try:
+            body.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ResultError(f"result body is not valid Unicode text: {error.reason}") from None
+        return str(body), False, _TEXT_TYPE
+    if body is None and not none_is_json:
+        return "", False, _TEXT_TYPE
+    try:
+        text = json.dumps(body, ensure_ascii=False, allow_nan=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(body, allow_nan=False)
+    except _NOT_SERIALIZABLE as error:
+        raise ResultError(f"result is not JSON serializable: {_one_line(error)}") from None
+    return text, False, _JSON_TYPE
+
+
+def _headers(raw: object) -> dict[str, str]:
+    """Validate response headers: a dict of names to scalar values, no line breaks."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ResultError(f"headers must be an object, got {type(raw).__name__}")
+    headers: dict[str, str] = {}
+    content_type: str | None = None
+    for name, value in raw.items():
+        if not isinstance(name, str) or not name:
+            raise ResultError(f"header names must be non-empty strings, got {name!r}")
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, str | int | float):
+            text = str(value)
+        else:
+            raise ResultError(f"header {name!r} must be a string, got {type(value).__name__}")
+        if any(ch in name + text for ch in "\r\n\x00") or any(ch in name for ch in " :"):
+            raise ResultError(f"invalid header {name!r}")
+        if name.lower() == "content-type":
+            content_type = text  # one canonical key, whatever case the handler used
+        else:
+            headers[name] = text
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    return headers
+
+
+def _report_exception(error: BaseException, channel: _Channel, memory_mb: int) -> None:
+    """Traceback to stderr (the user sees it in the task's logs), a short error to the parent."""
+    if isinstance(error, _RuntimeFailure):
+        message = str(error)
+        channel.final(_error(error.error_type, message, reason=message))
+        return
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next  # the user does not need to see the runtime's own frames
+    error_type = type(error).__name__
+    message = _safe_str(error)
+    if isinstance(error, MemoryError):
+        traceback.clear_frames(tb)  # drop the user's locals: that is where the memory went
+        if not message:
+            message = f"out of memory (memory limit {memory_mb} MB)"
+    with contextlib.suppress(BaseException):
+        traceback.print_exception(type(error), error, tb, file=sys.stderr)
+    channel.final(_error(error_type, message))
+
+
+def _error(error_type: str, message: str, reason: str | None = None) -> dict:
+    """The final error message; `reason` becomes the parent's one-line failure_reason."""
+    message = message[:_MAX_MESSAGE_CHARS]
+    if reason is None:
+        reason = f"{error_type}: {message}" if message else error_type
+    return {"error": {"type": error_type, "message": message, "reason": _one_line(reason)}}
+
+
+def _safe_str(error: BaseException) -> str:
+    """str(error), even when the user's __str__ is broken."""
+    try:
+        return str(error)
+    except BaseException:
+        return f"<unprintable {type(error).__name__}>"
+
+
+def _one_line(text: object) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= 500 else line[:497] + "..."
+
+
+def _read_event() -> object:
+    """All of stdin is the event; afterwards fd 0 is /dev/null so user code cannot block on it."""
+    data = sys.stdin.buffer.read()
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    return json.loads(data) if data.strip() else None
+
+
+def _apply_limits(config: dict) -> None:
+    """Lower soft and hard limits (irreversible for an unprivileged process) before user code."""
+    timeout_s = float(config["timeout_s"])
+    cpu_s = math.ceil(timeout_s) + 1
+    _limit(resource.RLIMIT_AS, int(config["memory_mb"]) * 1024 * 1024)
+    _limit(resource.RLIMIT_CPU, cpu_s, cpu_s + 1)  # soft: SIGXCPU; hard: SIGKILL
+    _limit(resource.RLIMIT_NOFILE, int(config["max_open_files"]))
+    _limit(resource.RLIMIT_FSIZE, int(config["max_file_bytes"]))
+    _limit(resource.RLIMIT_CORE, 0)
+
+
+def _limit(which: int, soft: int, hard: int | None = None) -> None:
+    hard = soft if hard is None else hard
+    _, current_hard = resource.getrlimit(which)
+    if current_hard != resource.RLIM_INFINITY:
+        hard = min(hard, current_hard)
+    soft = min(soft, hard)
+    try:
+        resource.setrlimit(which, (soft, hard))
+    except (ValueError, OSError) as error:
+        print(f"taskfn: could not set resource limit {which}: {error}", file=sys.stderr)
+
+
+def _setup_stdio() -> None:
+    """UTF-8 output that never fails on odd characters."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(encoding="utf-8", errors="backslashreplace")
+
+
+def _release_reserve() -> None:
+    global _reserve
+    _reserve = None
+
+
+def _exit_code(stop: SystemExit) -> int:
+    """The exit status Python itself would use for this SystemExit."""
+    code = stop.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    with contextlib.suppress(BaseException):
+        print(code, file=sys.stderr)
+    return 1
+
+
+def _exit(code: int) -> None:
+    """Flush and leave now: no atexit hooks, no waiting for threads the user left running."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BaseException):
+            stream.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

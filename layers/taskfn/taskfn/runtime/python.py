@@ -1,0 +1,487 @@
+"""Parent side of the Python runtime: run user code in a limited child process.
+
+Each run gets a fresh child (bootstrap.py) in its own session and process group, a private temp
+dir as cwd and HOME, and a clean environment, so user code sees none of the platform's
+variables or credentials. The parent never blocks on the child: every pipe is drained by a
+thread, the wait is bounded by the timeout, and the whole process group is SIGKILLed at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import select
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+BOOTSTRAP = Path(__file__).resolve().with_name("bootstrap.py")
+
+DEFAULT_MEMORY_MB = 512
+_CHUNK = 64 * 1024
+_RESULT_GRACE_S = 2.0  # how long a child that already sent its result may take to exit
+_KILL_WAIT_S = 5.0  # SIGKILL is not instant for a process in uninterruptible sleep
+_FIRST_JOIN_S = 0.5  # pipes normally close right after the group dies
+_JOIN_S = 2.0  # bound on joining the pipe threads after killing stray pipe holders
+_WAIT_SLICE_S = 0.1
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-run limits; memory and files are enforced by the child on itself (setrlimit)."""
+
+    timeout_s: float = 10.0
+    memory_mb: int = DEFAULT_MEMORY_MB  # RLIMIT_AS for the child (0 -> default 512)
+    max_output_bytes: int = 1024 * 1024  # per stream kept; the rest is drained and counted
+    max_result_bytes: int = 6 * 1024 * 1024
+    max_open_files: int = 256
+    max_file_bytes: int = 64 * 1024 * 1024  # RLIMIT_FSIZE
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Everything the platform records about one run of user code."""
+
+    succeeded: bool
+    timed_out: bool
+    status_code: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+    is_base64: bool = False
+    stdout: str = ""
+    stderr: str = ""
+    stdout_dropped: int = 0
+    stderr_dropped: int = 0
+    failure_reason: str = ""
+    duration_ms: float = 0.0
+
+    @property
+    def content_type(self) -> str:
+        """The response's Content-Type, whatever case the header name has."""
+        for name, value in self.headers.items():
+            if name.lower() == "content-type":
+                return value
+        return "application/octet-stream"
+
+
+def run_python(
+    code_dir: Path,
+    event: dict,
+    *,
+    limits: Limits = Limits(),  # frozen, so one shared default is safe
+    task_id: str = "",
+    function_id: str = "",
+    on_progress: Callable[[int], None] | None = None,
+    python: str = sys.executable,
+) -> Execution:
+    """Run main.handler(event, context) from code_dir in a child process and collect the result.
+
+    Never raises for anything the user's code does; raises ValueError only if the event itself
+    is not JSON serializable (a caller bug).
+    """
+    try:
+        payload = json.dumps(event).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as error:
+        raise ValueError(f"event is not JSON serializable: {error}") from error
+    timeout_s = float(limits.timeout_s)
+    if not timeout_s > 0:
+        raise ValueError(f"timeout_s must be positive, got {limits.timeout_s!r}")
+    memory_mb = int(limits.memory_mb) or DEFAULT_MEMORY_MB
+    workdir = tempfile.mkdtemp(prefix="taskfn-run-")
+    read_fd, write_fd = os.pipe()
+    started = time.monotonic()
+    deadline = started + timeout_s
+    config = {
+        "code_dir": str(Path(code_dir).resolve()),
+        "result_fd": write_fd,
+        "deadline": deadline,
+        "timeout_s": timeout_s,
+        "memory_mb": memory_mb,
+        "max_result_bytes": int(limits.max_result_bytes),
+        "max_open_files": int(limits.max_open_files),
+        "max_file_bytes": int(limits.max_file_bytes),
+        "task_id": task_id,
+        "function_id": function_id,
+    }
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": workdir,
+        "TMPDIR": workdir,
+        "LANG": "C.UTF-8",
+        "TZ": "UTC",
+        "PYTHONUNBUFFERED": "1",
+    }
+    # -u: -I ignores PYTHONUNBUFFERED, and output must not sit in a buffer when the child is
+    # killed on timeout (the user needs it to see where it was stuck).
+    command = [python, "-I", "-B", "-u", str(BOOTSTRAP), json.dumps(config)]
+    try:
+        try:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=workdir,
+                env=env,
+                pass_fds=(write_fd,),
+                start_new_session=True,
+                close_fds=True,
+            )
+        finally:
+            os.close(write_fd)  # only the child may hold the write end, or we never see EOF
+    except OSError as error:
+        os.close(read_fd)
+        _remove_tree(workdir)
+        reason = f"could not start the Python runtime: {error}"
+        logger.error("taskfn runtime: %s", reason)
+        return _failure(500, "Runtime.StartError", reason, reason=reason, started=started)
+    try:
+        return _supervise(process, payload, read_fd, limits, timeout_s, deadline, started,
+                          on_progress)
+    finally:
+        _remove_tree(workdir)
+
+
+def _supervise(
+    process: subprocess.Popen,
+    payload: bytes,
+    read_fd: int,
+    limits: Limits,
+    timeout_s: float,
+    deadline: float,
+    started: float,
+    on_progress: Callable[[int], None] | None,
+) -> Execution:
+    """Feed, drain, wait (bounded), kill the group, and build the Execution."""
+    out = _Capture(process.stdout, limits.max_output_bytes)
+    err = _Capture(process.stderr, limits.max_output_bytes)
+    results = _ResultReader(read_fd, limits.max_result_bytes, on_progress)
+    pipes = {os.fstat(fd).st_ino for fd in (process.stdout.fileno(), process.stderr.fileno(),
+                                            read_fd)}
+    threads = [
+        threading.Thread(target=_feed, args=(process.stdin, payload), daemon=True,
+                         name="taskfn-stdin"),
+        threading.Thread(target=out.run, daemon=True, name="taskfn-stdout"),
+        threading.Thread(target=err.run, daemon=True, name="taskfn-stderr"),
+        threading.Thread(target=results.run, daemon=True, name="taskfn-result"),
+    ]
+    for thread in threads:
+        thread.start()
+    exited = _wait_for_exit(process, deadline, results)
+    # Kill the group either way: grandchildren may still hold the pipes (and burn CPU). The
+    # leader is not reaped yet, so its pid still names this group and no other.
+    _kill_group(process.pid)
+    try:
+        process.wait(timeout=_KILL_WAIT_S)
+    except subprocess.TimeoutExpired:
+        logger.error("taskfn runtime: child %s did not die after SIGKILL", process.pid)
+    ended = time.monotonic()
+    if not _join(threads, _FIRST_JOIN_S):
+        # A descendant that left the group (setsid) still holds a pipe: find it and kill it.
+        strays = _kill_pipe_holders(pipes)
+        logger.warning("taskfn runtime: killed %s stray process(es) of child %s holding its pipes",
+                       strays, process.pid)
+        if not _join(threads, _JOIN_S):
+            # Keep what we have; the daemon threads end when the holder does.
+            logger.warning("taskfn runtime: pipes of child %s still open", process.pid)
+    common = {
+        "stdout": out.text(),
+        "stderr": err.text(),
+        "stdout_dropped": out.dropped,
+        "stderr_dropped": err.dropped,
+        "duration_ms": (ended - started) * 1000.0,
+    }
+    final = results.final
+    if final is not None and "result" in final:
+        return _success(final["result"], limits, common)
+    if final is not None and "error" in final:
+        error = final["error"] if isinstance(final["error"], dict) else {}
+        error_type = str(error.get("type") or "Error")
+        message = str(error.get("message") or "")
+        reason = str(error.get("reason") or (f"{error_type}: {message}" if message
+                                              else error_type))
+        return _failure(500, error_type, message, reason=reason, **common)
+    if results.oversized:
+        reason = f"result larger than {limits.max_result_bytes} bytes"
+        return _failure(500, "Runtime.InvalidResult", reason, reason=reason, **common)
+    if not exited:
+        reason = f"timed out after {timeout_s:g} s"
+        return _failure(504, "TimeoutError", reason, reason=reason, timed_out=True, **common)
+    reason = _exit_reason(process.returncode)
+    return _failure(500, "Runtime.ExitError", reason, reason=reason, **common)
+
+
+def _success(result: object, limits: Limits, common: dict) -> Execution:
+    """Build a successful Execution from the child's result, re-checking what it sent."""
+    try:
+        if not isinstance(result, dict):
+            raise TypeError("result is not an object")
+        status = result["statusCode"]
+        body = result["body"]
+        headers = result.get("headers") or {}
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            raise ValueError(f"bad statusCode {status!r}")
+        if not isinstance(body, str) or not isinstance(headers, dict):
+            raise TypeError("bad body or headers")
+        headers = {str(k): str(v) for k, v in headers.items()}
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/octet-stream"
+    except (KeyError, TypeError, ValueError) as error:
+        reason = f"malformed result from the runtime: {error}"
+        return _failure(500, "Runtime.InvalidResult", reason, reason=reason, **common)
+    return Execution(
+        succeeded=True,
+        timed_out=False,
+        status_code=status,
+        headers=headers,
+        body=body,
+        is_base64=bool(result.get("isBase64Encoded")),
+        failure_reason="",
+        **common,
+    )
+
+
+def _failure(status: int, error_type: str, message: str, *, reason: str | None = None,
+             timed_out: bool = False, started: float | None = None, **common) -> Execution:
+    """A failed run: JSON error body {"errorType", "errorMessage"} like Lambda's."""
+    if started is not None:
+        common.setdefault("duration_ms", (time.monotonic() - started) * 1000.0)
+    body = json.dumps({"errorType": error_type, "errorMessage": message})
+    return Execution(
+        succeeded=False,
+        timed_out=timed_out,
+        status_code=status,
+        headers={"Content-Type": "application/json"},
+        body=body,
+        is_base64=False,
+        failure_reason=reason if reason is not None else f"{error_type}: {message}",
+        **common,
+    )
+
+
+def _exit_reason(returncode: int | None) -> str:
+    """One line saying how the child ended without sending a result."""
+    if returncode is None:
+        return "process could not be stopped"
+    if returncode < 0:
+        number = -returncode
+        if number == signal.SIGXCPU:
+            return f"killed by signal {number} (CPU time limit exceeded)"
+        return f"killed by signal {number}"
+    return f"process exited with code {returncode} before returning"
+
+
+def _wait_for_exit(process: subprocess.Popen, deadline: float, results: _ResultReader) -> bool:
+    """Wait, without reaping, until the child exits or time is up; True if it exited.
+
+    Not reaping keeps the leader's pid (= the group id) reserved, so the kill that follows
+    cannot hit an unrelated group that reused the number.
+    """
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    try:
+        while True:
+            limit = deadline
+            if results.final_at is not None:
+                limit = min(limit, results.final_at + _RESULT_GRACE_S)
+            left = limit - time.monotonic()
+            if left <= 0:
+                return _has_exited(process, None)
+            wait = min(left, _WAIT_SLICE_S)
+            if pidfd is not None:
+                ready, _, _ = select.select([pidfd], [], [], wait)
+                if ready:
+                    return True
+            elif _has_exited(process, wait):
+                return True
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def _has_exited(process: subprocess.Popen, sleep: float | None) -> bool:
+    """Poll for exit without reaping (waitid WNOWAIT); optionally sleep first."""
+    if sleep:
+        time.sleep(sleep)
+    try:
+        info = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True  # already reaped
+    return info is not None
+
+
+def _join(threads: list[threading.Thread], seconds: float) -> bool:
+    """Join all threads within one overall bound; True if they all finished."""
+    until = time.monotonic() + seconds
+    for thread in threads:
+        thread.join(max(0.0, until - time.monotonic()))
+    return not any(thread.is_alive() for thread in threads)
+
+
+def _kill_pipe_holders(inodes: set[int]) -> int:
+    """SIGKILL every other process holding one of these pipes open; returns how many."""
+    targets = {f"pipe:[{inode}]" for inode in inodes}
+    me = os.getpid()
+    killed = 0
+    try:
+        entries = list(os.scandir("/proc"))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry.name}/fd")
+        except OSError:
+            continue  # gone, or not ours to look at
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{entry.name}/fd/{fd}")
+            except OSError:
+                continue
+            if link in targets:
+                with contextlib.suppress(OSError):
+                    os.kill(int(entry.name), signal.SIGKILL)
+                    killed += 1
+                break
+    return killed
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _feed(stream, payload: bytes) -> None:
+    """Write the event to the child's stdin; a child that died early is not our problem here."""
+    try:
+        stream.write(payload)
+    except (BrokenPipeError, OSError, ValueError):
+        pass
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            stream.close()
+
+
+class _Capture:
+    """Drain one output pipe to EOF, keeping the first `limit` bytes and counting the rest."""
+
+    def __init__(self, stream, limit: int):
+        self._stream = stream
+        self._limit = max(0, int(limit))
+        self._kept = bytearray()
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def run(self) -> None:
+        fd = self._stream.fileno()
+        try:
+            while chunk := os.read(fd, _CHUNK):
+                with self._lock:
+                    room = self._limit - len(self._kept)
+                    if room > 0:
+                        self._kept += chunk[:room]
+                    self.dropped += max(0, len(chunk) - max(room, 0))
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                self._stream.close()
+
+    def text(self) -> str:
+        with self._lock:
+            return self._kept.decode("utf-8", errors="replace")
+
+
+class _ResultReader:
+    """Read JSON lines from the result pipe: progress updates, then the final message."""
+
+    def __init__(self, fd: int, max_result_bytes: int,
+                 on_progress: Callable[[int], None] | None):
+        self._fd = fd
+        # A body of max_result_bytes can grow up to 6x when JSON-escaped; beyond that the line
+        # is discarded rather than held in memory.
+        self._max_line = 6 * int(max_result_bytes) + 64 * 1024
+        self._on_progress = on_progress
+        self.final: dict | None = None
+        self.final_at: float | None = None
+        self.oversized = False
+
+    def run(self) -> None:
+        buffer = bytearray()
+        skipping = False
+        try:
+            while chunk := os.read(self._fd, _CHUNK):
+                start = 0
+                while (newline := chunk.find(b"\n", start)) != -1:
+                    piece = chunk[start:newline]
+                    if not skipping:
+                        buffer += piece
+                        self._handle(bytes(buffer))
+                    buffer.clear()
+                    skipping = False
+                    start = newline + 1
+                if not skipping:
+                    buffer += chunk[start:]
+                    if len(buffer) > self._max_line:
+                        buffer.clear()
+                        skipping = True
+                        if self.final is None:
+                            self.oversized = True
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+
+    def _handle(self, line: bytes) -> None:
+        if self.final is not None:
+            return
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return  # not ours: only the bootstrap (or a meddling user) writes here
+        if not isinstance(message, dict):
+            return
+        if "progress" in message:
+            self._progress(message["progress"])
+        elif "result" in message or "error" in message:
+            self.final = message
+            self.final_at = time.monotonic()
+
+    def _progress(self, value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or self._on_progress is None:
+            return
+        try:
+            self._on_progress(max(0, min(100, value)))
+        except Exception:
+            logger.exception("taskfn runtime: on_progress callback failed")
+
+
+def _remove_tree(path: str) -> None:
+    """Remove the run's temp dir even if user code made parts of it read-only."""
+
+    def fix(function, target, _error):
+        with contextlib.suppress(OSError):
+            parent = os.path.dirname(target)
+            os.chmod(parent, stat.S_IRWXU)
+            if os.path.isdir(target) and not os.path.islink(target):
+                os.chmod(target, stat.S_IRWXU)
+            function(target)
+
+    with contextlib.suppress(OSError):
+        shutil.rmtree(path, onexc=fix)

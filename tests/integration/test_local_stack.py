@@ -1,0 +1,275 @@
+"""Provisioning, SQS pollers, LocalStack and `taskfn local` against an in-process moto server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from taskfn.local.invoke import Invoker
+from taskfn.local.pollers import Pollers
+from taskfn.local.provision import function_environment, provision
+from taskfn.local.stack import LocalStack
+from taskfn.local.template import load_template
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="module")
+def moto_server():
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    return moto_server
+
+
+# --- provisioning -----------------------------------------------------------------------
+
+
+def test_provision_creates_the_template_resources(aws):
+    template = load_template()
+    provisioned = provision(template, prefix="itest")
+    dynamodb, sqs, s3 = boto3.client("dynamodb"), boto3.client("sqs"), boto3.client("s3")
+
+    assert provisioned.refs["Table"] == "itest-table"
+    table = dynamodb.describe_table(TableName="itest-table")["Table"]
+    assert {index["IndexName"] for index in table["GlobalSecondaryIndexes"]} == {
+        "GSI1",
+        "GSI2",
+        "GSI3",
+    }
+    gsi3 = next(i for i in table["GlobalSecondaryIndexes"] if i["IndexName"] == "GSI3")
+    assert gsi3["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert provisioned.attrs[("Table", "StreamArn")] == table["LatestStreamArn"]
+    ttl = dynamodb.describe_time_to_live(TableName="itest-table")["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+
+    s3.head_bucket(Bucket=provisioned.refs["Bucket"])
+    assert provisioned.refs["Bucket"] == "itest-bucket"
+
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=provisioned.refs["TaskQueue"], AttributeNames=["All"]
+    )["Attributes"]
+    assert json.loads(attributes["RedrivePolicy"]) == {
+        "deadLetterTargetArn": provisioned.attrs[("TaskDeadLetterQueue", "Arn")],
+        "maxReceiveCount": 5,
+    }
+    assert attributes["VisibilityTimeout"] == "960"
+    assert provisioned.attrs[("TaskQueue", "QueueName")] == "itest-taskqueue"
+
+    assert function_environment(template, provisioned) == {
+        "TABLE_NAME": "itest-table",
+        "BUCKET_NAME": "itest-bucket",
+        "TASK_QUEUE_URL": provisioned.refs["TaskQueue"],
+        "POWERTOOLS_SERVICE_NAME": "taskfn",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+    again = provision(template, prefix="itest")  # idempotent: everything is reused
+    assert (again.refs, again.attrs) == (provisioned.refs, provisioned.attrs)
+
+
+# --- SQS pollers ------------------------------------------------------------------------
+
+QUEUE_TEMPLATE = """
+Resources:
+  Dlq:
+    Type: AWS::SQS::Queue
+  Jobs:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 1
+      RedrivePolicy: { deadLetterTargetArn: !GetAtt Dlq.Arn, maxReceiveCount: 2 }
+  Raw:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 1
+      RedrivePolicy: { deadLetterTargetArn: !GetAtt Dlq.Arn, maxReceiveCount: 2 }
+  Partial:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fns
+      Handler: worker.partial
+      Events:
+        Jobs:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Jobs.Arn
+            BatchSize: 10
+            FunctionResponseTypes: [ReportBatchItemFailures]
+  Strict:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fns
+      Handler: worker.strict
+      Events:
+        Raw: { Type: SQS, Properties: { Queue: !GetAtt Raw.Arn, BatchSize: 5 } }
+"""
+
+WORKER = """
+import collections
+import threading
+
+SEEN = collections.Counter()
+RECORDS = []
+LOCK = threading.Lock()
+
+def _see(record):
+    with LOCK:
+        SEEN[record["body"]] += 1
+        RECORDS.append(record)
+
+def partial(event, context):
+    failures = []
+    for record in event["Records"]:
+        _see(record)
+        if record["body"].startswith("bad"):
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
+
+def strict(event, context):
+    for record in event["Records"]:
+        _see(record)
+        if record["body"] == "poison":
+            raise ValueError("poison")
+"""
+
+
+def _wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_pollers_delete_successes_and_failures_reach_the_dlq(aws, tmp_path):
+    (tmp_path / "fns").mkdir()
+    (tmp_path / "fns" / "worker.py").write_text(textwrap.dedent(WORKER))
+    (tmp_path / "template.yaml").write_text(QUEUE_TEMPLATE)
+    template = load_template(tmp_path / "template.yaml")
+    provisioned = provision(template, prefix="poll")
+    sqs = boto3.client("sqs")
+    jobs, raw, dlq = (provisioned.refs[name] for name in ("Jobs", "Raw", "Dlq"))
+    for body in ("ok-1", "ok-2", "ok-3", "bad-1"):
+        sqs.send_message(QueueUrl=jobs, MessageBody=body)
+    sqs.send_message(QueueUrl=raw, MessageBody="poison")
+
+    invoker = Invoker(template, prefix="poll")
+    worker = invoker.handler("Partial").__globals__
+    pollers = Pollers(template, provisioned, invoker, workers=2)
+    dead: list[str] = []
+
+    def dlq_has_two() -> bool:
+        answer = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        for message in answer.get("Messages", []):
+            dead.append(message["Body"])
+            sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
+        return len(dead) >= 2
+
+    pollers.start()
+    try:
+        assert _wait_for(dlq_has_two), f"DLQ got {dead}, handlers saw {worker['SEEN']}"
+    finally:
+        pollers.stop()
+
+    assert sorted(dead) == ["bad-1", "poison"]
+    seen = worker["SEEN"]
+    assert [seen["ok-1"], seen["ok-2"], seen["ok-3"]] == [1, 1, 1]  # deleted the first time
+    assert seen["bad-1"] == 2 and seen["poison"] == 2  # maxReceiveCount, then the DLQ
+    for url in (jobs, raw):
+        counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        assert counts["ApproximateNumberOfMessages"] == "0"
+        assert counts["ApproximateNumberOfMessagesNotVisible"] == "0"
+    record = next(r for r in worker["RECORDS"] if r["body"] == "ok-1")
+    assert record["eventSource"] == "aws:sqs"
+    assert record["eventSourceARN"] == provisioned.attrs[("Jobs", "Arn")]
+    assert {
+        "ApproximateReceiveCount",
+        "SentTimestamp",
+        "SenderId",
+        "ApproximateFirstReceiveTimestamp",
+    } <= set(record["attributes"])
+    assert record["md5OfBody"] and record["receiptHandle"]
+
+
+# --- LocalStack and the CLI -------------------------------------------------------------
+
+
+def test_local_stack_starts_and_stops(monkeypatch):
+    pytest.importorskip("taskfn.services.tokens")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://before")
+    monkeypatch.delenv("TABLE_NAME", raising=False)
+    with LocalStack(port=0, admin_token="tfn_given_admin_token_1", access_log=False) as stack:
+        assert stack.url.startswith("http://127.0.0.1:") and not stack.url.endswith(":0")
+        assert os.environ["AWS_ENDPOINT_URL"] == stack.moto_endpoint
+        assert os.environ["TABLE_NAME"] == "taskfn-local-table"
+        assert stack.admin_token == "tfn_given_admin_token_1"
+        assert stack.admin_token_generated is False
+        boto3.client("dynamodb").describe_table(TableName="taskfn-local-table")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{stack.url}/v1/task/list", timeout=10)
+        assert refused.value.code == 401
+    assert os.environ["AWS_ENDPOINT_URL"] == "http://before"
+    assert "TABLE_NAME" not in os.environ
+
+
+def test_cli_serves_until_sigterm(tmp_path):
+    pytest.importorskip("taskfn.services.tokens")
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    environment.pop("AWS_ENDPOINT_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "taskfn.cli", "local", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout.readline() for _ in "12"))
+    reader.start()
+    reader.join(30)
+    try:
+        assert len(lines) == 2, lines
+        assert lines[0].startswith("taskfn local: serving http://127.0.0.1:")
+        url = lines[0].split()[-1]
+        assert lines[1].startswith("admin token: ") and len(lines[1].split()[-1]) >= 16
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"{url}/v1/task/list", timeout=10)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=20)
+    assert process.returncode == 0, errors
+    assert "Traceback" not in errors
+    assert "GET /v1/task/list 401" in errors
