@@ -1,0 +1,71 @@
+"""template.yaml and the code agree: routes ↔ handlers, API Gateway's path-variable rule,
+one shared environment, and the layers every function needs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from taskfn.local.template import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = load_template(ROOT / "template.yaml")
+
+
+def test_every_route_has_a_handler_file_and_every_handler_file_a_function():
+    for route in TEMPLATE.routes:
+        spec = TEMPLATE.functions[route.function_id]
+        module, attribute = spec.handler.split(".")
+        source = (spec.code_uri / f"{module}.py").read_text()
+        assert f"{attribute} =" in source or f"def {attribute}(" in source, route
+    handler_files = {p.resolve() for p in (ROOT / "functions").rglob("*.py")}
+    declared = {
+        (spec.code_uri / f"{spec.handler.split('.')[0]}.py").resolve()
+        for spec in TEMPLATE.functions.values()
+    }
+    assert handler_files == declared
+
+
+def test_one_route_per_handler_and_no_duplicate_routes():
+    keys = [(r.method, r.path) for r in TEMPLATE.routes]
+    assert len(keys) == len(set(keys))
+    per_function = defaultdict(int)
+    for route in TEMPLATE.routes:
+        per_function[route.function_id] += 1
+    assert set(per_function.values()) == {1}
+
+
+def test_a_path_position_has_one_variable_name_across_methods():
+    """API Gateway rejects `/v1/task/{functionId}` beside `/v1/task/{taskId}` at deploy time
+    (ConflictException) though `sam validate --lint` passes."""
+    names: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for route in TEMPLATE.routes:
+        parts = route.path.strip("/").split("/")
+        for position, part in enumerate(parts):
+            if part.startswith("{"):
+                names[(parts[0] + "/" + "/".join(parts[1:position]), position)].add(part)
+    conflicts = {key: found for key, found in names.items() if len(found) > 1}
+    assert conflicts == {}
+
+
+def test_environment_lives_in_globals_only():
+    """The local stack runs every function in one process, with one environment."""
+    for logical_id, resource in TEMPLATE.resources.items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            assert "Environment" not in resource.get("Properties", {}), logical_id
+
+
+def test_every_route_but_none_listed_is_authenticated():
+    assert all(route.authorizer == "TokenAuthorizer" for route in TEMPLATE.routes)
+
+
+def test_the_executor_reports_batch_item_failures_and_the_queue_has_a_dlq():
+    (source,) = TEMPLATE.sqs_sources
+    assert source.function_id == "ExecutorFunction"
+    assert source.report_batch_item_failures
+    queue = TEMPLATE.resources[source.queue_id]["Properties"]
+    assert queue["RedrivePolicy"]["maxReceiveCount"] >= 1
+    executor_timeout = TEMPLATE.functions["ExecutorFunction"].timeout
+    assert queue["VisibilityTimeout"] >= executor_timeout
+    # A whole batch of tasks at the longest timeout (120 s) fits in one invocation.
+    assert source.batch_size * 120 < executor_timeout
