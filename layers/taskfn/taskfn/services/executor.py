@@ -18,7 +18,7 @@ from taskfn import lifecycle, wiring
 from taskfn.errors import InvalidStateTransition, NotFound, RunningOnDifferentCell
 from taskfn.models import TaskRecord, now_ns
 from taskfn.runtime.codecache import CodeCache
-from taskfn.runtime.python import Execution, Limits, run_python
+from taskfn.runtime.python import DEFAULT_MEMORY_MB, Execution, Limits, run_python
 from taskfn.settings import Settings, get_settings
 from taskfn.stores.blobs import BlobStore, task_key
 from taskfn.stores.records import FunctionStore
@@ -27,7 +27,6 @@ from taskfn.stores.tasks import TaskStore
 logger = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 1.0
-DEFAULT_MEMORY_MB = 512
 
 
 class NotEnoughTime(Exception):

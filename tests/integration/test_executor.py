@@ -1,0 +1,104 @@
+"""The executor against moto with real child processes: large payloads through S3,
+duplicate deliveries, a deleted function, progress, and losing a task while it runs."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from taskfn import lifecycle, wiring
+from taskfn.runtime.codecache import CodeCache
+from taskfn.runtime.python import run_python
+from taskfn.services.executor import Executor, NotEnoughTime
+from taskfn.services.functions import FunctionService, NewFunction
+from taskfn.services.tasks import TaskService
+from taskfn.settings import get_settings
+
+from .helpers import ALICE
+
+
+def executor(tmp_path: Path, cell: str, runner=run_python) -> Executor:
+    return Executor(wiring.tasks(), wiring.functions(), wiring.blobs(),
+                    CodeCache(tmp_path / cell), cell, get_settings(), runner)
+
+
+def function_with(source: str) -> str:
+    return FunctionService.from_env().create(ALICE, NewFunction(name="f", source=source)).id
+
+
+def new_task(function_id: str, body=None, query=None) -> str:
+    data = json.dumps(body).encode()
+    return TaskService.from_env().create(
+        ALICE, function_id, body=body, query=query or {}, size=len(data)).task_guid
+
+
+def test_large_input_and_result_travel_through_s3(backend, tmp_path):
+    function_id = function_with(
+        "def handler(event, context):\n    return {'echo': event['body'], 'more': 'y' * 50000}\n")
+    body = {"blob": "x" * 60_000}
+    task_id = new_task(function_id, body)
+    assert executor(tmp_path, "cell-a").run(task_id) == "succeeded"
+    stored = wiring.tasks().get(task_id)
+    assert stored.input_key and stored.response_key and stored.response_body is None
+    result = TaskService.from_env().result(ALICE, task_id)
+    assert result.status == 200
+    assert json.loads(result.body) == {"echo": body, "more": "y" * 50000}
+
+
+def test_concurrent_duplicate_deliveries_run_the_function_once(backend, tmp_path):
+    function_id = function_with(
+        "import time\ndef handler(event, context):\n    time.sleep(0.5)\n    return 1\n")
+    task_id = new_task(function_id)
+    executors = [executor(tmp_path, f"cell-{n}") for n in range(3)]
+    outcomes: list[str] = []
+    threads = [threading.Thread(target=lambda e=e: outcomes.append(e.run(task_id)))
+               for e in executors]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["skipped", "skipped", "succeeded"]
+    assert executors[0].run(task_id) == "skipped"
+
+
+def test_a_deleted_function_fails_its_queued_task(backend, tmp_path):
+    function_id = function_with("def handler(event, context):\n    return 1\n")
+    task_id = new_task(function_id)
+    FunctionService.from_env().delete(ALICE, function_id)
+    assert executor(tmp_path, "cell-a").run(task_id) == "failed"
+    task = wiring.tasks().get(task_id)
+    assert task.state == "Completed" and task.failed
+    assert task.failure_reason == "the function was deleted"
+    assert TaskService.from_env().result(ALICE, task_id).status == 500
+
+
+def test_progress_reported_by_the_function_is_recorded(backend, tmp_path):
+    function_id = function_with(
+        "def handler(event, context):\n    context.set_progress(30)\n    raise RuntimeError('x')\n")
+    task_id = new_task(function_id)
+    assert executor(tmp_path, "cell-a").run(task_id) == "failed"
+    task = wiring.tasks().get(task_id)
+    assert task.progress == 30 and task.response_status == 500
+
+
+def test_too_little_lambda_time_leaves_the_task_pending(backend, tmp_path):
+    task_id = new_task(function_with("def handler(event, context):\n    return 1\n"))
+    with pytest.raises(NotEnoughTime):
+        executor(tmp_path, "cell-a").run(task_id, remaining_ms=lambda: 5_000)
+    assert wiring.tasks().get(task_id).state == "Pending"
+
+
+def test_a_task_failed_elsewhere_while_running_keeps_that_outcome(backend, tmp_path):
+    task_id = new_task(function_with("def handler(event, context):\n    return 'late'\n"))
+
+    def runner(*args, **kwargs):
+        wiring.tasks().apply(task_id, lifecycle.fail("cell disappeared", 99))
+        return run_python(*args, **kwargs)
+
+    assert executor(tmp_path, "cell-a", runner).run(task_id) == "superseded"
+    task = wiring.tasks().get(task_id)
+    assert task.failure_reason == "cell disappeared" and task.response_status == 0
+    assert TaskService.from_env().result(ALICE, task_id).status == 500
