@@ -1,6 +1,6 @@
 # taskfn: `make run` starts the platform locally; `make test` runs every check.
 # Both build .venv first with Python 3.13 (the Lambda runtime), found on PATH or via pyenv.
-PYTHON ?= $(shell command -v python3.13 2>/dev/null || ls /root/.pyenv/versions/3.13*/bin/python 2>/dev/null | head -n1 || ls $(HOME)/.pyenv/versions/3.13*/bin/python 2>/dev/null | head -n1)
+PYTHON ?= $(shell for p in python3.13 /root/.pyenv/versions/3.13*/bin/python $(HOME)/.pyenv/versions/3.13*/bin/python; do "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null && { command -v "$$p"; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
