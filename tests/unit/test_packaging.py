@@ -11,6 +11,7 @@ import zipfile
 
 import pytest
 
+from taskfn.runtime import packaging
 from taskfn.runtime.packaging import (
     MAX_ENTRIES,
     MAX_UNZIPPED_BYTES,
@@ -268,11 +269,41 @@ def test_main_py_not_utf8():
         ("def handler(event, context):\n    pass\nreturn 5\n", "main.py line 3: "),
         ("x = 1\n\x00\n", "main.py"),
         ("(" * 5000 + ")" * 5000, "main.py"),
-        ("x = " + "-" * 1_000_000 + "1\n", "main.py does not compile"),
+        ("x = " + "-" * 1_000_000 + "1\n", "main.py is too large or complex to compile"),
+        ("x = " + "+".join(["1"] * 20_000) + "\n", "main.py does not compile: maximum recursion"),
     ],
 )
 def test_main_py_does_not_compile(source, reason):
     assert rejected(zip_from_source(source)).startswith(reason)
+
+
+def test_big_main_py_is_checked_in_a_child_process(tmp_path):
+    filler = "x = [1, 2, {'a': 'b'}]\n" * 4000  # about 100 kB: over the in-process limit
+    assert len(filler) > packaging.MAX_INPROCESS_COMPILE_BYTES
+    assert check_zip(zip_from_source(filler + GOOD)).log[-1] == (
+        "main.py compiles and defines handler"
+    )
+    assert rejected(zip_from_source(filler + "if True print(1)\n")) == (
+        "main.py line 4001: invalid syntax"
+    )
+    assert rejected(zip_from_source(filler)) == "main.py does not define handler"
+    marker = tmp_path / "ran"
+    assert check_zip(zip_from_source(f"open({str(marker)!r}, 'w').close()\n" + filler + GOOD)).ok
+    assert not marker.exists()
+
+
+def test_compile_bomb_is_contained(monkeypatch):
+    """A few MB of source can need GBs to compile: the child hits its limit, not us."""
+    monkeypatch.setattr(packaging, "COMPILE_MEMORY_MB", 150)
+    bomb = zip_from_source("x = [1, 2, 3, {'a': 'b'}]\n" * 60_000 + GOOD)
+    assert len(bomb) < 10_000
+    assert rejected(bomb).startswith("main.py is too large or complex to compile")
+
+
+def test_compile_check_has_a_wall_clock_limit(monkeypatch):
+    monkeypatch.setattr(packaging, "COMPILE_TIMEOUT_S", 0.001)
+    reason = rejected(zip_from_source("x = 1\n" * 20_000 + GOOD))
+    assert reason.startswith("main.py is too large or complex to compile (took more than")
 
 
 def test_main_py_is_compiled_not_executed(tmp_path):

@@ -14,6 +14,7 @@ from typing import Self
 
 from moto.server import ThreadedMotoServer
 
+from taskfn import wiring
 from taskfn.local.gateway import Gateway
 from taskfn.local.invoke import Invoker
 from taskfn.local.pollers import Pollers
@@ -29,15 +30,6 @@ FAKE_CREDENTIALS = {
 }
 # Settings that would send boto3 elsewhere than moto, or to a real profile.
 UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
-
-
-def _reset_wiring() -> None:
-    """Forget clients cached by the layer, which may point at a previous moto."""
-    try:
-        from taskfn import wiring
-    except ImportError:  # the layer is built piece by piece; nothing cached yet
-        return
-    wiring.reset()
 
 
 class LocalStack:
@@ -104,7 +96,7 @@ class LocalStack:
                 self._set_environ({name: None})
         self.provisioned = provision(self.template, prefix=self.prefix)
         self._set_environ(function_environment(self.template, self.provisioned))
-        _reset_wiring()
+        wiring.reset()  # clients cached by the layer may point at a previous moto
 
         self.invoker = Invoker(self.template, prefix=self.prefix)
         self.gateway = Gateway(
@@ -146,7 +138,7 @@ class LocalStack:
                 os.environ[name] = value
         if self._saved_environ:
             self._saved_environ = {}
-            _reset_wiring()
+            wiring.reset()
 
     def _set_environ(self, values: dict[str, str | None]) -> None:
         for name, value in values.items():

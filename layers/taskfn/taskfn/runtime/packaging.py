@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import ast
 import io
+import json
 import os
 import re
 import stat
+import subprocess
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,12 @@ from pathlib import Path
 MAX_ZIP_BYTES = 5 * 1024 * 1024  # compressed upload
 MAX_UNZIPPED_BYTES = 50 * 1024 * 1024  # sum of uncompressed sizes (zip bombs)
 MAX_ENTRIES = 2000
+
+# main.py bigger than this is compiled in a limited child process (see _analyze_in_child).
+MAX_INPROCESS_COMPILE_BYTES = 64 * 1024
+COMPILE_MEMORY_MB = 1024
+COMPILE_CPU_S = 10
+COMPILE_TIMEOUT_S = 15
 
 MAX_PATH_CHARS = 1024  # longer paths cannot be created on most file systems anyway
 MAX_NAME_BYTES = 255  # one path component (NAME_MAX on Linux)
@@ -34,6 +43,7 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A fixed timestamp and attributes make zip_from_source byte-for-byte reproducible.
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+_CHILD_FLAG = "--analyze-main"
 
 
 class CodeError(ValueError):
@@ -254,29 +264,86 @@ def _check_main(source: bytes, log: list[str]) -> None:
         source.decode("utf-8")
     except UnicodeDecodeError as error:
         raise _Reject(f"main.py is not UTF-8 (invalid byte at offset {error.start})") from None
+    if len(source) <= MAX_INPROCESS_COMPILE_BYTES or not sys.executable:
+        ok, line = analyze_main(source)
+    else:
+        ok, line = _analyze_in_child(source)
+    if not ok:
+        raise _Reject(line)
+    log.append(line)
+
+
+def analyze_main(source: bytes) -> tuple[bool, str]:
+    """Compile main.py (never run it) and find `handler`: (ok, the log line saying so)."""
     try:
-        # compile() only: full compilation also catches errors the parser alone does not
-        # (e.g. 'return' outside function). Nothing is executed.
-        compile(source, "main.py", "exec", dont_inherit=True)
         tree = ast.parse(source, "main.py")
+        # Full compilation also catches what the parser alone does not
+        # (e.g. 'return' outside function).
+        compile(tree, "main.py", "exec", dont_inherit=True)
     except SyntaxError as error:
         line = f" line {error.lineno}" if error.lineno else ""
-        raise _Reject(f"main.py{line}: {error.msg or 'invalid syntax'}") from None
-    except (ValueError, RecursionError, MemoryError) as error:
-        reason = _one_line(error) or type(error).__name__
-        raise _Reject(f"main.py does not compile: {reason}") from None
+        return False, f"main.py{line}: {error.msg or 'invalid syntax'}"
+    except MemoryError as error:  # also how CPython reports "parser stack overflowed"
+        detail = _one_line(error) or "out of memory"
+        return False, f"main.py is too large or complex to compile ({detail})"
+    except (ValueError, RecursionError) as error:
+        return False, f"main.py does not compile: {_one_line(error) or type(error).__name__}"
     binding = _handler_binding(tree.body)
     if binding == "async":
-        raise _Reject(
+        return False, (
             "main.py defines handler with 'async def'; async handlers are not supported, "
             "use 'def handler(event, context)'"
         )
     if binding == "star":
-        log.append("main.py compiles; handler is assumed to come from a 'from ... import *'")
-        return
+        return True, "main.py compiles; handler is assumed to come from a 'from ... import *'"
     if binding is None:
-        raise _Reject("main.py does not define handler")
-    log.append("main.py compiles and defines handler")
+        return False, "main.py does not define handler"
+    return True, "main.py compiles and defines handler"
+
+
+def _analyze_in_child(source: bytes) -> tuple[bool, str]:
+    """analyze_main in a child process with memory and CPU limits.
+
+    Compiling is cheap to ask for and expensive to do: a few MB of source (a few kB zipped)
+    can take minutes and gigabytes, which must not land on the process serving uploads.
+    """
+    command = [sys.executable, "-I", "-B", str(Path(__file__).resolve()), _CHILD_FLAG,
+               str(COMPILE_MEMORY_MB), str(COMPILE_CPU_S)]
+    too_complex = "main.py is too large or complex to compile"
+    try:
+        done = subprocess.run(
+            command, input=source, capture_output=True, timeout=COMPILE_TIMEOUT_S,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, cwd="/",
+        )
+    except subprocess.TimeoutExpired:
+        return False, f"{too_complex} (took more than {COMPILE_TIMEOUT_S} s)"
+    except OSError as error:
+        return False, f"could not check main.py: {_one_line(error)}"
+    try:
+        verdict = json.loads(done.stdout.decode("utf-8").strip().splitlines()[-1])
+        return bool(verdict["ok"]), str(verdict["line"])
+    except (ValueError, IndexError, KeyError, TypeError):
+        return False, f"{too_complex} (the check ran out of memory or time)"
+
+
+def _child_main(memory_mb: int, cpu_s: int) -> None:
+    """Entry point of the compile-check child: limit itself, analyze stdin, print JSON."""
+    import resource
+
+    for which, soft, hard in [
+        (resource.RLIMIT_AS, memory_mb * 1024 * 1024, memory_mb * 1024 * 1024),
+        (resource.RLIMIT_CPU, cpu_s, cpu_s + 1),
+        (resource.RLIMIT_CORE, 0, 0),
+    ]:
+        _, current = resource.getrlimit(which)
+        if current != resource.RLIM_INFINITY:
+            hard = min(hard, current)
+        resource.setrlimit(which, (min(soft, hard), hard))
+    try:
+        ok, line = analyze_main(sys.stdin.buffer.read())
+    except MemoryError:
+        ok, line = False, "main.py is too large or complex to compile (out of memory)"
+    print(json.dumps({"ok": ok, "line": line}), flush=True)
 
 
 def _handler_binding(body: list[ast.stmt]) -> str | None:
@@ -347,3 +414,7 @@ def _one_line(error: BaseException) -> str:
         text = type(error).__name__
     text = " ".join(text.split())
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+if __name__ == "__main__" and sys.argv[1:2] == [_CHILD_FLAG]:
+    _child_main(int(sys.argv[2]), int(sys.argv[3]))

@@ -98,7 +98,9 @@ def run_python(
     timeout_s = float(limits.timeout_s)
     if not timeout_s > 0:
         raise ValueError(f"timeout_s must be positive, got {limits.timeout_s!r}")
-    memory_mb = int(limits.memory_mb) or DEFAULT_MEMORY_MB
+    memory_mb = int(limits.memory_mb)
+    if memory_mb <= 0:
+        memory_mb = DEFAULT_MEMORY_MB
     workdir = tempfile.mkdtemp(prefix="taskfn-run-")
     read_fd, write_fd = os.pipe()
     started = time.monotonic()
