@@ -13,7 +13,6 @@ mode the package is not on sys.path, and user code must not be able to reach the
 import base64
 import binascii
 import contextlib
-import importlib
 import json
 import math
 import os
@@ -159,7 +158,7 @@ def main() -> None:
 
 def _invoke(event: object, context: Context) -> object:
     """Import main and call main.handler(event, context)."""
-    module = importlib.import_module("main")
+    module = __import__("main")  # the C import path hides importlib frames in tracebacks
     handler = getattr(module, "handler", None)
     if handler is None:
         raise _RuntimeFailure("Runtime.HandlerNotFound", "main.py does not define handler")

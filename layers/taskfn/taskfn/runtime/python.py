@@ -102,7 +102,11 @@ def run_python(
     if memory_mb <= 0:
         memory_mb = DEFAULT_MEMORY_MB
     workdir = tempfile.mkdtemp(prefix="taskfn-run-")
-    read_fd, write_fd = os.pipe()
+    try:
+        read_fd, write_fd = os.pipe()
+    except OSError:
+        _remove_tree(workdir)
+        raise
     started = time.monotonic()
     deadline = started + timeout_s
     config = {
@@ -152,6 +156,12 @@ def run_python(
     try:
         return _supervise(process, payload, read_fd, limits, timeout_s, deadline, started,
                           on_progress)
+    except BaseException:
+        if process.returncode is None:  # whatever went wrong here, leave no process behind
+            _kill_group(process.pid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=_KILL_WAIT_S)
+        raise
     finally:
         _remove_tree(workdir)
 

@@ -7,9 +7,10 @@ the first entry of its timeline.
 from __future__ import annotations
 
 from taskfn import ids, wiring
-from taskfn.errors import NotFound, PayloadTooLarge
+from taskfn.errors import PayloadTooLarge
 from taskfn.models import BuildRecord, BuildStatus, Caller, FunctionRecord, now_ns
 from taskfn.runtime.packaging import MAX_ZIP_BYTES, check_zip, zip_from_source
+from taskfn.services.ownership import owned
 from taskfn.stores.blobs import BlobStore, code_key
 from taskfn.stores.records import BuildStore, FunctionStore
 
@@ -29,9 +30,7 @@ class BuildService:
         return cls(wiring.builds(), wiring.functions(), wiring.blobs())
 
     def create(self, caller: Caller, function_id: str, archive: bytes) -> BuildRecord:
-        function = self.functions.get(function_id) if ids.is_id(function_id) else None
-        if function is None or function.owner != caller.user:
-            raise NotFound("function not found")
+        function = owned(self.functions.get, function_id, caller, "function")
         return self._build(caller, function, archive)
 
     def create_from_source(
@@ -71,7 +70,4 @@ class BuildService:
         return record
 
     def get(self, caller: Caller, build_id: str) -> BuildRecord:
-        record = self.store.get(build_id) if ids.is_id(build_id) else None
-        if record is None or record.owner != caller.user:
-            raise NotFound("build not found")
-        return record
+        return owned(self.store.get, build_id, caller, "build")

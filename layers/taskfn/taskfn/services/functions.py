@@ -8,6 +8,7 @@ from taskfn import ids, wiring
 from taskfn.errors import NotFound
 from taskfn.models import Caller, FunctionRecord, now_ns
 from taskfn.services.builds import BuildService
+from taskfn.services.ownership import owned
 from taskfn.stores.records import FunctionStore
 
 
@@ -50,10 +51,7 @@ class FunctionService:
 
     def get(self, caller: Caller, function_id: str) -> FunctionRecord:
         """The caller's function; anyone else's is NotFound, like an unknown id."""
-        record = self.store.get(function_id) if ids.is_id(function_id) else None
-        if record is None or record.owner != caller.user:
-            raise NotFound("function not found")
-        return record
+        return owned(self.store.get, function_id, caller, "function")
 
     def list(
         self, caller: Caller, *, limit: int, cursor: str | None

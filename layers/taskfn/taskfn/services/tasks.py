@@ -10,6 +10,7 @@ from typing import Any
 from taskfn import ids, wiring
 from taskfn.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
 from taskfn.models import Caller, TaskRecord, now_ns
+from taskfn.services.ownership import owned
 from taskfn.settings import Settings, get_settings
 from taskfn.stores.blobs import BlobStore, task_key
 from taskfn.stores.queue import TaskQueue
@@ -65,9 +66,7 @@ class TaskService:
             raise PayloadTooLarge(
                 "request body too large", f"at most {self.settings.max_task_body_bytes} bytes"
             )
-        function = self.functions.get(function_id) if ids.is_id(function_id) else None
-        if function is None or function.owner != caller.user:
-            raise NotFound("function not found")
+        function = owned(self.functions.get, function_id, caller, "function")
         if function.paused:
             raise Conflict("function is paused", "resume it to accept new tasks")
         if not function.build_id:
@@ -99,10 +98,7 @@ class TaskService:
         return task
 
     def get(self, caller: Caller, task_id: str) -> TaskRecord:
-        task = self.tasks.get(task_id) if ids.is_id(task_id) else None
-        if task is None or task.owner != caller.user:
-            raise NotFound("task not found")
-        return task
+        return owned(self.tasks.get, task_id, caller, "task")
 
     def list(
         self, caller: Caller, *, limit: int, cursor: str | None
