@@ -10,14 +10,16 @@ from pathlib import Path
 import pytest
 
 from taskfn import lifecycle, wiring
+from taskfn.models import TaskRecord
 from taskfn.runtime.codecache import CodeCache
 from taskfn.runtime.python import run_python
+from taskfn.services.builds import BuildService
 from taskfn.services.executor import Executor, NotEnoughTime
 from taskfn.services.functions import FunctionService, NewFunction
 from taskfn.services.tasks import TaskService
 from taskfn.settings import get_settings
 
-from .helpers import ALICE
+from .helpers import ALICE, make_zip
 
 
 def executor(tmp_path: Path, cell: str, runner=run_python) -> Executor:
@@ -64,9 +66,21 @@ def test_concurrent_duplicate_deliveries_run_the_function_once(backend, tmp_path
     assert executors[0].run(task_id) == "skipped"
 
 
-def test_a_deleted_function_fails_its_queued_task(backend, tmp_path):
-    function_id = function_with("def handler(event, context):\n    return 1\n")
+def test_a_queued_task_runs_the_code_it_was_created_with(backend, tmp_path):
+    function_id = function_with("def handler(event, context):\n    return 'first'\n")
     task_id = new_task(function_id)
+    BuildService.from_env().create(
+        ALICE, function_id, make_zip({"main.py": "def handler(e, c):\n    return 'second'\n"}))
+    FunctionService.from_env().delete(ALICE, function_id)
+    assert executor(tmp_path, "cell-a").run(task_id) == "succeeded"
+    assert TaskService.from_env().result(ALICE, task_id).body == b"first"
+
+
+def test_a_task_without_fixed_code_fails_when_its_function_is_gone(backend, tmp_path):
+    function_id = function_with("def handler(event, context):\n    return 1\n")
+    task_id = "6560f1a0000000000000ee01"
+    wiring.tasks().put_new(TaskRecord(task_guid=task_id, owner="alice", function_id=function_id,
+                                      created_at=1, updated_at=1))
     FunctionService.from_env().delete(ALICE, function_id)
     assert executor(tmp_path, "cell-a").run(task_id) == "failed"
     task = wiring.tasks().get(task_id)

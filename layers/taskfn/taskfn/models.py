@@ -91,6 +91,22 @@ class BuildRecord(Record):
     created_at: int
 
 
+class TaskSummary(Record):
+    """A task as the owner listing (GSI1) projects it: what list views show, nothing that a
+    start changes."""
+
+    task_guid: str
+    created_at: int
+    progress: int = 0
+    response_status: int = 0
+    failed: bool = False
+    first_completed_at: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.first_completed_at > 0
+
+
 class TaskRecord(Record):
     """One task, whichever API created it. BBS's fields plus the runtime's own."""
 
@@ -98,6 +114,10 @@ class TaskRecord(Record):
     domain: str = "taskfn"
     owner: str
     function_id: str = ""
+    # The code the task runs, fixed when it is created: a later build does not change what
+    # a queued task runs, and the executor needs no read of the function.
+    build_id: str = ""
+    code_key: str = ""
     state: State = State.PENDING
     cell_id: str = ""
     node: str = ""

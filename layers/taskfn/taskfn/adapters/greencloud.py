@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from taskfn.api import json_response
 from taskfn.errors import InvalidRequest, TaskfnError
-from taskfn.models import BuildRecord, FunctionRecord, TaskRecord
+from taskfn.models import BuildRecord, FunctionRecord, TaskRecord, TaskSummary
 from taskfn.services.functions import NewFunction
 from taskfn.services.tasks import TaskResponse
 
@@ -140,7 +140,7 @@ def task_view(task: TaskRecord) -> dict[str, Any]:
     }
 
 
-def task_list_item(task: TaskRecord) -> dict[str, Any]:
+def task_list_item(task: TaskSummary) -> dict[str, Any]:
     """status is the function's HTTP status, 0 until the task has finished."""
     return {
         "id": task.task_guid,

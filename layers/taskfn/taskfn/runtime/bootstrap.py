@@ -6,6 +6,10 @@ calls handler(event, context), shapes the return value into an HTTP-style respon
 JSON lines to the parent: {"progress": n} any number of times, then exactly one {"result": ...}
 or {"error": ...}. It must stay standard-library only and must not import taskfn: in isolated
 mode the package is not on sys.path, and user code must not be able to reach the platform.
+
+Pre-started (taskfn.runtime.pool): CONFIG_JSON holds only result_fd and "wait_for_job". The
+child gets ready, sends {"ready": true} and blocks; the job arrives on stdin as one line of JSON
+(the rest of the config) followed by the event. From there on the run is the same as above.
 """
 
 # Everything the bootstrap needs is imported before the user's code directory goes on sys.path,
@@ -52,6 +56,11 @@ class _Channel:
                 return  # repeating the same value would only cost the parent work
             self._last_progress = percent
             self._write({"progress": percent})
+
+    def ready(self) -> bool:
+        """A pre-started sandbox says it can take a job (sent once, before any other line)."""
+        with self._lock:
+            return self._write({"ready": True})
 
     def final(self, message: dict) -> bool:
         with self._lock:
@@ -113,6 +122,8 @@ def main() -> None:
     _setup_stdio()
     channel = _Channel(int(config["result_fd"]))
     os.set_inheritable(int(config["result_fd"]), False)  # user subprocesses must not hold it
+    if config.get("wait_for_job"):
+        config.update(_wait_for_job(channel))
     try:
         event = _read_event()
     except ValueError as error:
@@ -301,6 +312,29 @@ def _safe_str(error: BaseException) -> str:
 def _one_line(text: object) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= 500 else line[:497] + "..."
+
+
+def _wait_for_job(channel: _Channel) -> dict:
+    """Tell the parent we are ready, then block until it sends the job's config line.
+
+    EOF means the pool closed or its process died: leave quietly, taking the (still empty)
+    private temp dir along, so an orphaned sandbox leaves nothing behind.
+    """
+    if not channel.ready():
+        _exit(0)
+    line = sys.stdin.buffer.readline()
+    if not line.strip():
+        with contextlib.suppress(OSError):
+            os.rmdir(os.getcwd())
+        _exit(0)
+    try:
+        job = json.loads(line)
+        if not isinstance(job, dict):
+            raise ValueError("not an object")
+    except ValueError as error:
+        channel.final(_error("Runtime.InvalidJob", f"job is not valid: {error}"))
+        _exit(1)
+    return job
 
 
 def _read_event() -> object:

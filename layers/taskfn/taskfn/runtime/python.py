@@ -4,6 +4,8 @@ Each run gets a fresh child (bootstrap.py) in its own session and process group,
 dir as cwd and HOME, and a clean environment, so user code sees none of the platform's
 variables or credentials. The parent never blocks on the child: every pipe is drained by a
 thread, the wait is bounded by the timeout, and the whole process group is SIGKILLed at the end.
+The pieces below run_python are shared with runtime.pool, whose pre-started children end the
+same way.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 BOOTSTRAP = Path(__file__).resolve().with_name("bootstrap.py")
+WORKDIR_PREFIX = "taskfn-run-"
 
 DEFAULT_MEMORY_MB = 512
 _CHUNK = 64 * 1024
@@ -91,6 +94,34 @@ def run_python(
     Never raises for anything the user's code does; raises ValueError only if the event itself
     is not JSON serializable (a caller bug).
     """
+    payload, timeout_s, memory_mb = check_run(event, limits)
+    workdir = tempfile.mkdtemp(prefix=WORKDIR_PREFIX)
+    try:
+        read_fd, write_fd = os.pipe()
+    except OSError:
+        remove_tree(workdir)
+        raise
+    started = time.monotonic()
+    deadline = started + timeout_s
+    config = job_config(code_dir, limits, timeout_s, memory_mb, deadline, task_id, function_id)
+    config["result_fd"] = write_fd
+    try:
+        process = spawn_child(python, config, workdir, write_fd)
+    except OSError as error:
+        os.close(read_fd)
+        remove_tree(workdir)
+        reason = f"could not start the Python runtime: {error}"
+        logger.error("taskfn runtime: %s", reason)
+        return _failure(500, "Runtime.StartError", reason, reason=reason, started=started)
+    return run_child(process, payload, read_fd, workdir, limits, timeout_s, deadline, started,
+                     on_progress)
+
+
+def check_run(event: dict, limits: Limits) -> tuple[bytes, float, int]:
+    """(event as JSON bytes, timeout in s, memory in MB), or ValueError for a caller bug.
+
+    Checked before anything is started, so a bad call costs no process (or pooled sandbox).
+    """
     try:
         payload = json.dumps(event).encode("utf-8")
     except (TypeError, ValueError, RecursionError) as error:
@@ -101,17 +132,14 @@ def run_python(
     memory_mb = int(limits.memory_mb)
     if memory_mb <= 0:
         memory_mb = DEFAULT_MEMORY_MB
-    workdir = tempfile.mkdtemp(prefix="taskfn-run-")
-    try:
-        read_fd, write_fd = os.pipe()
-    except OSError:
-        _remove_tree(workdir)
-        raise
-    started = time.monotonic()
-    deadline = started + timeout_s
-    config = {
+    return payload, timeout_s, memory_mb
+
+
+def job_config(code_dir: Path, limits: Limits, timeout_s: float, memory_mb: int,
+               deadline: float, task_id: str, function_id: str) -> dict:
+    """What the bootstrap needs to know about one run (a pooled sandbox gets it on stdin)."""
+    return {
         "code_dir": str(Path(code_dir).resolve()),
-        "result_fd": write_fd,
         "deadline": deadline,
         "timeout_s": timeout_s,
         "memory_mb": memory_mb,
@@ -121,6 +149,13 @@ def run_python(
         "task_id": task_id,
         "function_id": function_id,
     }
+
+
+def spawn_child(python: str, config: dict, workdir: str, write_fd: int) -> subprocess.Popen:
+    """Start bootstrap.py in its own session with a clean environment; closes write_fd here.
+
+    Only the child may keep the result pipe's write end, or the parent never sees EOF on it.
+    """
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": workdir,
@@ -133,37 +168,44 @@ def run_python(
     # killed on timeout (the user needs it to see where it was stuck).
     command = [python, "-I", "-B", "-u", str(BOOTSTRAP), json.dumps(config)]
     try:
-        try:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=workdir,
-                env=env,
-                pass_fds=(write_fd,),
-                start_new_session=True,
-                close_fds=True,
-            )
-        finally:
-            os.close(write_fd)  # only the child may hold the write end, or we never see EOF
-    except OSError as error:
-        os.close(read_fd)
-        _remove_tree(workdir)
-        reason = f"could not start the Python runtime: {error}"
-        logger.error("taskfn runtime: %s", reason)
-        return _failure(500, "Runtime.StartError", reason, reason=reason, started=started)
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=workdir,
+            env=env,
+            pass_fds=(write_fd,),
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        os.close(write_fd)
+
+
+def run_child(
+    process: subprocess.Popen,
+    payload: bytes,
+    read_fd: int,
+    workdir: str,
+    limits: Limits,
+    timeout_s: float,
+    deadline: float,
+    started: float,
+    on_progress: Callable[[int], None] | None,
+) -> Execution:
+    """Supervise a started child to its end; whatever happens, no process or temp dir is left."""
     try:
         return _supervise(process, payload, read_fd, limits, timeout_s, deadline, started,
                           on_progress)
     except BaseException:
         if process.returncode is None:  # whatever went wrong here, leave no process behind
-            _kill_group(process.pid)
+            kill_group(process.pid)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=_KILL_WAIT_S)
         raise
     finally:
-        _remove_tree(workdir)
+        remove_tree(workdir)
 
 
 def _supervise(
@@ -194,7 +236,7 @@ def _supervise(
     exited = _wait_for_exit(process, deadline, results)
     # Kill the group either way: grandchildren may still hold the pipes (and burn CPU). The
     # leader is not reaped yet, so its pid still names this group and no other.
-    _kill_group(process.pid)
+    kill_group(process.pid)
     try:
         process.wait(timeout=_KILL_WAIT_S)
     except subprocess.TimeoutExpired:
@@ -312,20 +354,20 @@ def _wait_for_exit(process: subprocess.Popen, deadline: float, results: _ResultR
                 limit = min(limit, results.final_at + _RESULT_GRACE_S)
             left = limit - time.monotonic()
             if left <= 0:
-                return _has_exited(process, None)
+                return has_exited(process, None)
             wait = min(left, _WAIT_SLICE_S)
             if pidfd is not None:
                 ready, _, _ = select.select([pidfd], [], [], wait)
                 if ready:
                     return True
-            elif _has_exited(process, wait):
+            elif has_exited(process, wait):
                 return True
     finally:
         if pidfd is not None:
             os.close(pidfd)
 
 
-def _has_exited(process: subprocess.Popen, sleep: float | None) -> bool:
+def has_exited(process: subprocess.Popen, sleep: float | None) -> bool:
     """Poll for exit without reaping (waitid WNOWAIT); optionally sleep first."""
     if sleep:
         time.sleep(sleep)
@@ -373,7 +415,8 @@ def _kill_pipe_holders(inodes: set[int]) -> int:
     return killed
 
 
-def _kill_group(pgid: int) -> None:
+def kill_group(pgid: int) -> None:
+    """SIGKILL a whole process group; call it only while its leader is not yet reaped."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
 
@@ -484,7 +527,7 @@ class _ResultReader:
             logger.exception("taskfn runtime: on_progress callback failed")
 
 
-def _remove_tree(path: str) -> None:
+def remove_tree(path: str) -> None:
     """Remove the run's temp dir even if user code made parts of it read-only."""
 
     def fix(function, target, _error):

@@ -125,10 +125,13 @@ class Executor:
         return TaskRecord.model_validate(outcome.task)
 
     def execute(self, task: TaskRecord) -> Execution:
-        function = self.functions.get(task.function_id)
-        if function is None or not function.code_key:
-            return _failed_execution("FunctionNotFound", "the function was deleted")
-        code_dir = self.code.get(function.build_id, lambda: self.blobs.get(function.code_key))
+        code_key, build_id = task.code_key, task.build_id
+        if not code_key:  # created without its code fixed: the function's current code
+            function = self.functions.get(task.function_id)
+            if function is None or not function.code_key:
+                return _failed_execution("FunctionNotFound", "the function was deleted")
+            code_key, build_id = function.code_key, function.build_id
+        code_dir = self.code.get(build_id, lambda: self.blobs.get(code_key))
         payload = (
             json.loads(self.blobs.get(task.input_key)) if task.input_key else (task.input or {})
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 from taskfn import ids, wiring
 from taskfn.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
-from taskfn.models import Caller, TaskRecord, now_ns
+from taskfn.models import Caller, TaskRecord, TaskSummary, now_ns
 from taskfn.services.ownership import owned
 from taskfn.settings import Settings, get_settings
 from taskfn.stores.blobs import BlobStore, task_key
@@ -84,6 +84,8 @@ class TaskService:
             function_id=function.id,
             created_at=now,
             updated_at=now,
+            build_id=function.build_id,
+            code_key=function.code_key,
             timeout=function.capabilities.timeout,
             capabilities=function.capabilities,
         )
@@ -102,7 +104,7 @@ class TaskService:
 
     def list(
         self, caller: Caller, *, limit: int, cursor: str | None
-    ) -> tuple[list[TaskRecord], str | None]:
+    ) -> tuple[list[TaskSummary], str | None]:
         return self.tasks.list_by_owner(caller.user, limit=limit, cursor=cursor)
 
     def input_of(self, task: TaskRecord) -> dict[str, Any]:

@@ -6,13 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from taskfn import lifecycle
-from taskfn.lifecycle import Outcome, Transition
-from taskfn.models import TaskRecord
+from taskfn.lifecycle import Outcome, State, Transition
+from taskfn.models import TaskRecord, TaskSummary
 from taskfn.stores.table import Table, time_key
 
-
-def _state_keys(state: str, updated_at: int, task_id: str) -> dict[str, str]:
-    return {"GSI3PK": f"STATE#{state}", "GSI3SK": time_key(updated_at, task_id)}
+OPEN = "OPEN"
 
 
 class TaskStore:
@@ -21,20 +19,21 @@ class TaskStore:
 
     def put_new(self, task: TaskRecord) -> bool:
         """The create write: False when the id is taken (BBS ResourceExists)."""
+        created = time_key(task.created_at, task.task_guid)
         values: dict[str, Any] = {
             "PK": f"TASK#{task.task_guid}",
             "SK": "TASK",
             "GSI1PK": f"OWNER#{task.owner}#TASK",
-            "GSI1SK": time_key(task.created_at, task.task_guid),
-            **_state_keys(task.state.value, task.updated_at, task.task_guid),
+            "GSI1SK": created,
             **task.model_dump(mode="json", exclude_defaults=True),
             "state": task.state.value,
             "created_at": task.created_at,
             "updated_at": task.updated_at,
         }
+        if not task.finished:
+            values["GSI3PK"], values["GSI3SK"] = OPEN, created
         if task.function_id:
-            values["GSI2PK"] = f"FUNC#{task.function_id}#TASK"
-            values["GSI2SK"] = time_key(task.created_at, task.task_guid)
+            values["GSI2PK"], values["GSI2SK"] = f"FUNC#{task.function_id}#TASK", created
         return self.table.put_new(values)
 
     def get(self, task_id: str) -> TaskRecord | None:
@@ -43,9 +42,9 @@ class TaskStore:
 
     def list_by_owner(
         self, owner: str, *, limit: int, cursor: str | None
-    ) -> tuple[list[TaskRecord], str | None]:
+    ) -> tuple[list[TaskSummary], str | None]:
         page = self.table.query("GSI1", f"OWNER#{owner}#TASK", limit=limit, cursor=cursor)
-        return [TaskRecord.model_validate(i) for i in page.items], page.cursor
+        return [TaskSummary.model_validate(i) for i in page.items], page.cursor
 
     def apply(self, task_id: str, transition: Transition) -> Outcome:
         """One conditional write; on a failed condition the lifecycle says why."""
@@ -60,16 +59,12 @@ class TaskStore:
             condition += " AND #cell = :c_cell"
             names["#cell"] = "cell_id"
             values["cell"] = transition.cell_id
-        updated_at = int(transition.updates.get("updated_at", 0))
-        set_values = {
-            **transition.updates,
-            "state": transition.to_state.value,
-            **_state_keys(transition.to_state.value, updated_at, task_id),
-        }
+        finishing = transition.to_state is State.COMPLETED
         ok, item = self.table.update(
             f"TASK#{task_id}",
             "TASK",
-            set_values=set_values,
+            set_values={**transition.updates, "state": transition.to_state.value},
+            remove=("GSI3PK", "GSI3SK") if finishing else (),
             condition=condition,
             condition_values=values,
             condition_names=names,
