@@ -538,5 +538,10 @@ def remove_tree(path: str) -> None:
                 os.chmod(target, stat.S_IRWXU)
             function(target)
 
+    try:
+        os.rmdir(path)  # the common case, an empty dir, without rmtree's walk
+        return
+    except OSError:
+        pass
     with contextlib.suppress(OSError):
         shutil.rmtree(path, onexc=fix)

@@ -4,7 +4,9 @@ Key design (see template.yaml for the indexes):
   PK / SK          the item itself: "TASK#<id>" / "TASK", "FUNC#<id>" / "FUNC", ...
   GSI1PK / GSI1SK  what an owner has, newest first: "OWNER#<user>#TASK" / "<created>#<id>"
                    (projects only what list views show, so a start writes no index entry)
-  GSI2PK / GSI2SK  children of a parent by time: "FUNC#<id>#TASK" / "<created>#<id>" (keys)
+  GSI2PK / GSI2SK  children of a parent by time: "FUNC#<id>#BUILD" / "<created>#<id>" (keys);
+                   tasks have no entry here: one index entry more per task would cost more
+                   than reading an owner's range with a filter the rare time a CSV needs it
   GSI3PK / GSI3SK  unfinished tasks by age, sparse: "OPEN" / "<created>#<id>" (keys), set at
                    create and removed at completion (the converger's index)
 

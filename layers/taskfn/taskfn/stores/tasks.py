@@ -32,8 +32,6 @@ class TaskStore:
         }
         if not task.finished:
             values["GSI3PK"], values["GSI3SK"] = OPEN, created
-        if task.function_id:
-            values["GSI2PK"], values["GSI2SK"] = f"FUNC#{task.function_id}#TASK", created
         return self.table.put_new(values)
 
     def get(self, task_id: str) -> TaskRecord | None:

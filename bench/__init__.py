@@ -1,0 +1,1 @@
+"""taskfn's benchmark suite: `make bench` (python -m bench.run). Measures, never asserts."""

@@ -1,0 +1,207 @@
+"""Figure 2: AWS requests per operation, counted through botocore's event hooks against moto,
+beside the minimum the design allows."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import tempfile
+import zipfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.common import Figure, Section
+from taskfn import lifecycle, wiring
+from taskfn.models import Caller, Scope, now_ns
+
+NOOP = "def handler(event, context):\n    return None\n"
+ALICE = Caller(user="alice", scope=Scope.USER)
+
+
+@contextlib.contextmanager
+def moto_backend() -> Iterator[str]:
+    """A moto server with template.yaml's resources, and this process's environment pointed
+    at it (restored afterwards)."""
+    import urllib.request
+
+    from moto.server import ThreadedMotoServer
+
+    from taskfn.local.provision import function_environment, provision
+    from taskfn.local.template import load_template
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request lines
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    urllib.request.urlopen(
+        urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10
+    ).close()
+    saved = dict(os.environ)
+    try:
+        os.environ.update(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_DEFAULT_REGION="us-east-1",
+        )
+        os.environ.pop("AWS_PROFILE", None)
+        template = load_template()
+        os.environ.update(function_environment(template, provision(template)))
+        wiring.reset()
+        yield endpoint
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        wiring.reset()
+        server.stop()
+
+
+class RequestCounter:
+    """Counts every HTTP request boto3 sends (retries included), by service and operation."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    def attach(self, client: Any) -> None:
+        client.meta.events.register("before-send", self._count)
+
+    def _count(self, request: Any = None, event_name: str = "", **_: Any) -> None:
+        _, service, operation = event_name.split(".", 2)
+        self.calls[f"{service}.{operation}"] += 1
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[Counter[str]]:
+        """The requests made inside the block."""
+        before = Counter(self.calls)
+        found: Counter[str] = Counter()
+        yield found
+        found.update(self.calls - before)
+
+
+def _zip(source: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("main.py", source)
+    return buffer.getvalue()
+
+
+# (operation, minimum, why the design allows no fewer, why we are above it when we are)
+MINIMUMS: dict[str, tuple[int, str]] = {
+    "create task": (2, "1 conditional write + 1 send"),
+    "get task": (1, "1 read"),
+    "list one page": (1, "1 Query"),
+    "start": (1, "1 conditional write"),
+    "complete": (1, "1 conditional write"),
+    "executor, one task (code cached)": (2, "start + complete"),
+    "executor, one task (first of a build)": (3, "start + code download + complete"),
+    "build": (3, "1 read (ownership) + 1 S3 put + 1 write"),
+    "authorizer (per token, per cache window)": (1, "1 read by token hash"),
+}
+WHY_ABOVE = {
+    "create task": (
+        "one GetItem of the function first: it proves the function exists, is the caller's, "
+        "is not paused and has code, and copies its code and timeout into the task so the "
+        "executor reads nothing else. A TransactWriteItems (ConditionCheck + Put) would make "
+        "it one request, but transactional writes cost twice the write units, which is more "
+        "money than the 0.5 read unit it saves."
+    ),
+    "build": (
+        "the build record is its own PutItem beside the function's UpdateItem; a "
+        "TransactWriteItems would merge them at twice the write units. Builds are rare."
+    ),
+}
+
+
+def measure(quick: bool = False) -> Section:
+    from taskfn.runtime.codecache import CodeCache
+    from taskfn.services.builds import BuildService
+    from taskfn.services.executor import Executor
+    from taskfn.services.functions import FunctionService, NewFunction
+    from taskfn.services.tasks import TaskService
+    from taskfn.services.tokens import TokenService
+    from taskfn.settings import get_settings
+
+    counts: dict[str, Counter[str]] = {}
+    with moto_backend(), tempfile.TemporaryDirectory() as cache:
+        counter = RequestCounter()
+        for client in (wiring.table().client, wiring.blobs().client, wiring.task_queue().client):
+            counter.attach(client)
+        tokens, tasks = TokenService.from_env(), TaskService.from_env()
+        functions, builds = FunctionService.from_env(), BuildService.from_env()
+        executor = Executor(
+            wiring.tasks(), wiring.functions(), wiring.blobs(), CodeCache(Path(cache)),
+            "bench-cell", get_settings(),
+        )
+        issued = tokens.create("alice", "user")
+        function = functions.create(ALICE, NewFunction(name="noop"))
+        with counter.counting() as found:
+            builds.create(ALICE, function.id, _zip(NOOP))
+        counts["build"] = found
+        with counter.counting() as found:
+            tokens.authenticate(issued.token)
+        counts["authorizer (per token, per cache window)"] = found
+        with counter.counting() as found:
+            task = tasks.create(ALICE, function.id, body={"n": 1}, query={}, size=7)
+        counts["create task"] = found
+        with counter.counting() as found:
+            tasks.get(ALICE, task.task_guid)
+        counts["get task"] = found
+        with counter.counting() as found:
+            tasks.list(ALICE, limit=100, cursor=None)
+        counts["list one page"] = found
+        with counter.counting() as found:
+            wiring.tasks().apply(task.task_guid, lifecycle.start("bench-other", now_ns()))
+        counts["start"] = found
+        with counter.counting() as found:
+            wiring.tasks().apply(
+                task.task_guid, lifecycle.complete("bench-other", now_ns(), failed=False)
+            )
+        counts["complete"] = found
+        first = tasks.create(ALICE, function.id, body=None, query={}, size=0)
+        with counter.counting() as found:
+            executor.run(first.task_guid)
+        counts["executor, one task (first of a build)"] = found
+        second = tasks.create(ALICE, function.id, body=None, query={}, size=0)
+        with counter.counting() as found:
+            executor.run(second.task_guid)
+        counts["executor, one task (code cached)"] = found
+
+    section = Section(
+        key="aws_requests",
+        title="AWS requests per operation",
+        summary=(
+            "Counted with botocore's before-send hook (every HTTP request, retries included) "
+            "against moto; the minimum is what the design allows."
+        ),
+    )
+    for name, (minimum, how) in MINIMUMS.items():
+        found = counts[name]
+        total = sum(found.values())
+        note = ", ".join(f"{n} {op}" for op, n in sorted(found.items()))
+        if total > minimum:
+            note += ". Above the minimum: " + WHY_ABOVE.get(name, "unexplained")
+        section.figures.append(
+            Figure(
+                name=name,
+                value=total,
+                unit="requests",
+                baseline=minimum,
+                baseline_name=how,
+                target="= minimum",
+                met=total <= minimum,
+                note=note,
+            )
+        )
+    section.details = {name: dict(found) for name, found in counts.items()}
+    return section
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(measure().as_dict(), indent=2))
