@@ -1,11 +1,12 @@
 """POST /v1/task/{functionId}: the JSON body and query parameters become a task → 201 {id}."""
 
-from taskfn import api
+from taskfn import api, aws
 from taskfn.adapters import greencloud
 from taskfn.services.tasks import TaskService
 
 app = api.resolver(greencloud.error_response)
 tasks = TaskService.from_env()
+aws.client("sqs")  # every create sends: build the client during init, not on a request
 
 
 @app.post("/v1/task/<function_id>")

@@ -1,6 +1,9 @@
-"""AWS clients, one per service per process, built at init and shared by threads.
+"""AWS clients, one per service per process, built once and shared by threads.
 
-Endpoints come from the standard environment (AWS_ENDPOINT_URL locally), never from code.
+One boto3 session serves every client, so the second client reuses the first one's loaded
+endpoint and retry data; clients are built on first use, so a handler's init pays only for the
+services it touches. Endpoints come from the standard environment (AWS_ENDPOINT_URL locally),
+never from code.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ _CONFIG = Config(
     tcp_keepalive=True,
 )
 _clients: dict[str, Any] = {}
+_session: list[boto3.session.Session] = []
 _lock = threading.Lock()
 
 
@@ -25,16 +29,27 @@ def client(service: str) -> Any:
     """The process's client for `service` (boto3 clients are thread-safe once built)."""
     found = _clients.get(service)
     if found is None:
-        with _lock:
+        with _lock:  # sessions are not thread-safe while they build clients
             found = _clients.get(service)
             if found is None:
-                found = _clients[service] = boto3.session.Session().client(
-                    service, config=_CONFIG
-                )
+                if not _session:
+                    _session.append(boto3.session.Session())
+                found = _clients[service] = _session[0].client(service, config=_CONFIG)
     return found
 
 
+class LazyClient:
+    """Stands in for a client until first used, so building a store costs nothing."""
+
+    def __init__(self, service: str):
+        self.service = service
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(client(self.service), name)
+
+
 def reset_clients() -> None:
-    """Forget built clients (tests that change endpoints)."""
+    """Forget built clients and the session (tests that change endpoints)."""
     with _lock:
         _clients.clear()
+        _session.clear()

@@ -1,4 +1,7 @@
-"""Builds stores from the settings and the process's AWS clients (once, at init)."""
+"""Builds stores from the settings and the process's AWS clients (once, at init).
+
+DynamoDB, the hot path of every handler, is built at init; S3 and SQS clients are built on
+first use, so a handler that never touches them does not pay for them at cold start."""
 
 from __future__ import annotations
 
@@ -36,12 +39,12 @@ def tasks() -> TaskStore:
 
 @cache
 def blobs() -> BlobStore:
-    return BlobStore(aws.client("s3"), get_settings().bucket_name)
+    return BlobStore(aws.LazyClient("s3"), get_settings().bucket_name)
 
 
 @cache
 def task_queue() -> TaskQueue:
-    return TaskQueue(aws.client("sqs"), get_settings().task_queue_url)
+    return TaskQueue(aws.LazyClient("sqs"), get_settings().task_queue_url)
 
 
 def reset() -> None:
