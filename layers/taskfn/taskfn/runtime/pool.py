@@ -83,8 +83,13 @@ class SandboxPool:
                               python=self._core.python)
         started = time.monotonic()
         deadline = started + timeout_s
-        job = job_config(code_dir, limits, timeout_s, memory_mb, deadline, task_id, function_id)
-        data = json.dumps(job).encode("utf-8") + b"\n" + payload
+        try:
+            job = job_config(code_dir, limits, timeout_s, memory_mb, deadline, task_id,
+                             function_id)
+            data = json.dumps(job).encode("utf-8") + b"\n" + payload
+        except BaseException:
+            sandbox.discard()  # it is ours now: nothing else would ever clean it up
+            raise
         return run_child(sandbox.process, data, sandbox.read_fd, sandbox.workdir, limits,
                          timeout_s, deadline, started, on_progress)
 
@@ -94,7 +99,8 @@ class SandboxPool:
 
     @property
     def stats(self) -> dict[str, int]:
-        """warm_hits, cold_fallbacks, started, ready, start_failures, discarded."""
+        """Counters: warm_hits, cold_fallbacks, started (sandboxes that got ready),
+        start_failures, discarded (found dead while idle); ready = sandboxes waiting now."""
         return self._core.snapshot()
 
     def close(self) -> None:
@@ -248,6 +254,12 @@ class _Core:
 
     def _fill(self) -> None:
         """Keep `size` sandboxes ready, one start at a time, until closed."""
+        try:
+            self._fill_loop()
+        except Exception:  # the pool then only runs cold; that must be visible in the logs
+            logger.exception("taskfn pool: the sandbox filler stopped")
+
+    def _fill_loop(self) -> None:
         retry = _RETRY_FIRST_S
         while True:
             with self._cond:

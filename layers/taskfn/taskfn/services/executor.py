@@ -59,7 +59,7 @@ class Executor:
         self.runner = runner
 
     @classmethod
-    def from_env(cls) -> Executor:
+    def from_env(cls, runner: Callable[..., Execution] = run_python) -> Executor:
         settings = get_settings()
         return cls(
             wiring.tasks(),
@@ -68,6 +68,7 @@ class Executor:
             CodeCache(Path(settings.code_cache_dir)),
             executor_cell_id(),
             settings,
+            runner,
         )
 
     def run(self, task_id: str, remaining_ms: Callable[[], int] | None = None) -> str:
