@@ -7,6 +7,7 @@ absolute values are kept beside it.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -69,5 +70,7 @@ def median(values: list[float]) -> float:
 def percentile(values: list[float], p: float) -> float:
     """The p-th percentile (0-100), nearest-rank, of a non-empty list."""
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
+    # ceil, not round(x + 0.5): round() halves to even, one rank too high for odd p*n/100;
+    # the epsilon absorbs float noise (7 / 100 * 100 is 7.000000000000001)
+    rank = max(0, min(len(ordered) - 1, math.ceil(p * len(ordered) / 100 - 1e-9) - 1))
     return ordered[rank]
