@@ -144,7 +144,10 @@ def update_readme(markdown: str, readme: Path = README) -> bool:
         return False
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
-    readme.write_text(f"{head}{README_START}\n{markdown.strip()}\n{README_END}{tail}")
+    body = markdown.strip()
+    if body.startswith("## "):  # README has its own heading for the section
+        body = body.split("\n", 1)[1].strip()
+    readme.write_text(f"{head}{README_START}\n{body}\n{README_END}{tail}")
     return True
 
 

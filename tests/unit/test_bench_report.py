@@ -285,6 +285,7 @@ def test_readme_gets_the_summary_between_its_markers(tmp_path):
     assert update_readme("## Benchmarks\n\nnew numbers\n", readme)
     text = readme.read_text()
     assert "old numbers" not in text and "new numbers" in text
+    assert "## Benchmarks" not in text  # the README keeps its own heading
     assert text.endswith(f"{README_END}\n\n## after\n")
     plain = tmp_path / "PLAIN.md"
     plain.write_text("no markers\n")
