@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
-import urllib.request
 from pathlib import Path
 from typing import Self
-
-from moto.server import ThreadedMotoServer
 
 from taskfn import wiring
 from taskfn.local.gateway import Gateway
 from taskfn.local.invoke import Invoker
+from taskfn.local.motoserver import MotoProcess
 from taskfn.local.pollers import Pollers
 from taskfn.local.provision import REGION, Provisioned, function_environment, provision
 from taskfn.local.template import Template, load_template
@@ -60,7 +58,7 @@ class LocalStack:
         self.gateway: Gateway | None = None
         self.pollers: Pollers | None = None
         self.moto_endpoint: str | None = None
-        self._moto: ThreadedMotoServer | None = None
+        self._moto: MotoProcess | None = None
         self._saved_environ: dict[str, str | None] = {}
 
     @property
@@ -82,13 +80,10 @@ class LocalStack:
     def _start(self) -> None:
         self.template = load_template(self.template_path)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request lines
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._moto.start()
-        moto_host, moto_port = self._moto.get_host_and_port()
-        self.moto_endpoint = f"http://{moto_host}:{moto_port}"
-        # moto's backends are per process: start from an empty account every time.
-        reset = urllib.request.Request(f"{self.moto_endpoint}/moto-api/reset", method="POST")
-        urllib.request.urlopen(reset, timeout=10).close()
+        # moto in a process of its own: an empty account every time, and its CPU off this
+        # process's interpreter lock, which the gateway and the executors need.
+        self._moto = MotoProcess()
+        self.moto_endpoint = self._moto.endpoint
 
         self._set_environ({"AWS_ENDPOINT_URL": self.moto_endpoint, **FAKE_CREDENTIALS})
         for name in list(os.environ):
