@@ -26,6 +26,9 @@ class Backend:
 def moto_endpoint() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
+    from taskfn.local.atomic import make_dynamodb_writes_atomic
+
+    make_dynamodb_writes_atomic()  # conditional writes race as they do in DynamoDB
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -65,9 +65,12 @@ def test_provision_creates_the_template_resources(aws):
         "GSI1",
         "GSI2",
         "GSI3",
+        "GSI4",
     }
     gsi3 = next(i for i in table["GlobalSecondaryIndexes"] if i["IndexName"] == "GSI3")
     assert gsi3["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    gsi4 = next(i for i in table["GlobalSecondaryIndexes"] if i["IndexName"] == "GSI4")
+    assert gsi4["Projection"] == {"ProjectionType": "ALL"}
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert table["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
     assert provisioned.attrs[("Table", "StreamArn")] == table["LatestStreamArn"]

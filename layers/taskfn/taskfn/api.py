@@ -20,6 +20,9 @@ logger = Logger()
 
 ErrorShape = Callable[[TaskfnError], Response]
 USER_SCOPES = (Scope.USER, Scope.ADMIN)
+# Routes only executors may call (BBS's internal task calls), and routes everyone may read.
+CELL_SCOPES = (Scope.CELL, Scope.ADMIN)
+ANY_SCOPE = (Scope.USER, Scope.CELL, Scope.ADMIN)
 
 
 def resolver(error_shape: ErrorShape) -> APIGatewayHttpResolver:

@@ -1,9 +1,10 @@
 """The task lifecycle: Diego BBS's state machine, pure (no AWS, no I/O).
 
 Every change of a task is described as a `Transition`: the states it may start from, the cell
-the task must be on, and the fields it sets. A store turns a transition into one conditional
-write; when the condition fails, `explain` reads the task as it was and says why (or that the
-write was a harmless repeat, like a second start on the same cell).
+the task must be on, the rejection count it must be below, and the fields it sets or adds to.
+A store turns a transition into one conditional write; when the condition fails, `explain`
+reads the task as it was and says why (or that the write was a harmless repeat, like a second
+start on the same cell).
 """
 
 from __future__ import annotations
@@ -13,11 +14,18 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from taskfn.errors import InvalidStateTransition, NotFound, RunningOnDifferentCell
+from taskfn.errors import (
+    InvalidRequest,
+    InvalidStateTransition,
+    NotFound,
+    RunningOnDifferentCell,
+)
 
 REASON_LIMIT = 1024
 REASON_KEEP = 1013
 CANCELLED_REASON = "task was cancelled"
+# diego-release's bbs.max_task_retries: rejections a task survives before it fails.
+MAX_TASK_RETRIES = 3
 
 
 class State(StrEnum):
@@ -28,13 +36,16 @@ class State(StrEnum):
 
 
 # The only moves of the state machine (reference/bbs.md); fail and cancel may also complete a
-# task that never started, as BBS's FailTask does.
+# task that never started, as BBS's FailTask does, and a rejection puts a task back to Pending.
+# DeleteTask is not a move: it removes a Resolving task.
 ALLOWED: frozenset[tuple[State, State]] = frozenset(
     {
         (State.PENDING, State.RUNNING),
         (State.RUNNING, State.COMPLETED),
         (State.PENDING, State.COMPLETED),
         (State.COMPLETED, State.RESOLVING),
+        (State.PENDING, State.PENDING),
+        (State.RUNNING, State.PENDING),
     }
 )
 
@@ -58,6 +69,17 @@ class Transition:
     updates: Mapping[str, Any] = field(default_factory=dict)
     # When set, the task's cell_id must equal it (completing or reporting from a cell).
     cell_id: str | None = None
+    # When set, the task's rejection_count must be below it (a rejection that may still retry).
+    max_rejections: int | None = None
+    # Counters the write adds to atomically (rejection_count + 1), whatever their value.
+    increments: Mapping[str, int] = field(default_factory=dict)
+    # The write removes the task instead of changing it (DeleteTask).
+    removes: bool = False
+
+
+class RetryLimitReached(Exception):
+    """A rejection found the task at its retry limit: the caller fails it instead
+    (`reject_exhausted`). Never reaches an API caller."""
 
 
 @dataclass(frozen=True)
@@ -135,10 +157,42 @@ def resolving(now_ns: int) -> Transition:
     )
 
 
+def reject(reason: str, now_ns: int, max_retries: int = MAX_TASK_RETRIES) -> Transition:
+    """Pending or Running → Pending with one rejection more, kept on its cell_id, while the
+    count before this rejection is below `max_retries`; at the limit the write's condition
+    fails and `explain` raises RetryLimitReached, so the caller applies `reject_exhausted`."""
+    return Transition(
+        "reject",
+        UNFINISHED,
+        State.PENDING,
+        {"rejection_reason": cap_reason(reason), "updated_at": now_ns},
+        max_rejections=max_retries,
+        increments={"rejection_count": 1},
+    )
+
+
+def reject_exhausted(reason: str, now_ns: int) -> Transition:
+    """The rejection past the retry limit: counted, and the task fails with its reason. No
+    count condition: a count only grows, so once at the limit it stays there."""
+    updates = {**_completion(True, reason, "", now_ns), "rejection_reason": cap_reason(reason)}
+    return Transition(
+        "reject", UNFINISHED, State.COMPLETED, updates, increments={"rejection_count": 1}
+    )
+
+
+def delete() -> Transition:
+    """Resolving → removed. BBS words a refused delete as a transition to Resolving
+    ("Cannot transition from Completed to Resolving"), hence the target state."""
+    return Transition("delete", frozenset({State.RESOLVING}), State.RESOLVING, removes=True)
+
+
 def check(transition: Transition, task: Mapping[str, Any]) -> None:
     """Raise the BBS error for applying `transition` to `task` as it is, or return if allowed."""
     current = State(task["state"])
     on_cell = task.get("cell_id", "")
+    if current not in transition.from_states and transition.action == "reject":
+        # BBS answers a rejection of a finished task as a bad request, not a transition error.
+        raise InvalidRequest(f"Invalid request: cannot reject a {current.value} task")
     if current not in transition.from_states:
         if (
             transition.cell_id is not None
@@ -151,6 +205,9 @@ def check(transition: Transition, task: Mapping[str, Any]) -> None:
         )
     if transition.cell_id is not None and on_cell != transition.cell_id:
         raise RunningOnDifferentCell(f"Running on cell {on_cell} not {transition.cell_id}")
+    limit = transition.max_rejections
+    if limit is not None and task.get("rejection_count", 0) >= limit:
+        raise RetryLimitReached(f"rejected {task.get('rejection_count', 0)} times, limit {limit}")
 
 
 def explain(transition: Transition, task: Mapping[str, Any] | None) -> Outcome:
@@ -174,4 +231,9 @@ def apply(transition: Transition, task: Mapping[str, Any]) -> Outcome:
         check(transition, task)
     except (InvalidStateTransition, RunningOnDifferentCell):
         return explain(transition, task)
-    return Outcome(True, {**task, **transition.updates, "state": transition.to_state.value})
+    if transition.removes:
+        return Outcome(True, None)
+    added = {k: task.get(k, 0) + v for k, v in transition.increments.items()}
+    return Outcome(
+        True, {**task, **transition.updates, **added, "state": transition.to_state.value}
+    )

@@ -113,6 +113,12 @@ class TaskRecord(Record):
     task_guid: str
     domain: str = "taskfn"
     owner: str
+    # The Cell API's TaskDefinition as desired, without the fields below that the platform
+    # acts on (kept once, as fields of their own). None for tasks other APIs created.
+    task_definition: dict[str, Any] | None = None
+    placement_tags: list[str] = []
+    completion_callback_url: str = ""
+    annotation: str = ""
     function_id: str = ""
     # The code the task runs, fixed when it is created: a later build does not change what
     # a queued task runs, and the executor needs no read of the function.
@@ -155,3 +161,8 @@ class TaskRecord(Record):
     @property
     def finished(self) -> bool:
         return self.state in (State.COMPLETED, State.RESOLVING)
+
+    @property
+    def desired(self) -> bool:
+        """Desired through the Cell API: listed by domain, placed by its tags."""
+        return self.task_definition is not None

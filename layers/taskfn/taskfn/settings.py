@@ -28,6 +28,10 @@ class Settings(BaseModel):
     # The executor leaves this much of the Lambda's time unused as a safety margin.
     executor_margin_s: int = 15
     default_timeout_s: int = Field(10, ge=10, le=120)
+    # Cell API (reference/bbs.md): rejections a task survives before it fails (BBS's
+    # max_task_retries), and the most tasks one list.r3 answer holds (BBS has no paging).
+    max_task_retries: int = Field(3, ge=0)
+    cell_list_max: int = Field(1000, ge=1)
 
 
 @cache

@@ -15,6 +15,9 @@ READY_PREFIX = "moto: "
 def main() -> int:
     from moto.server import ThreadedMotoServer
 
+    from taskfn.local.atomic import make_dynamodb_writes_atomic
+
+    make_dynamodb_writes_atomic()
     # Ctrl-C reaches the whole process group; the parent stops us once its pollers are done.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

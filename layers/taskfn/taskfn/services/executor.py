@@ -27,6 +27,8 @@ from taskfn.stores.tasks import TaskStore
 logger = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 1.0
+# BBS's result: a task's result_file, up to 10 KB (reference/bbs.md). Here the response body.
+RESULT_MAX_BYTES = 10 * 1024
 
 
 class NotEnoughTime(Exception):
@@ -87,6 +89,7 @@ class Executor:
                 now_ns(),
                 failed=not execution.succeeded,
                 failure_reason=execution.failure_reason,
+                result=bbs_result(execution),
                 extra=extra,
             )
         except Exception as error:  # infrastructure fault: the task must not stay Running
@@ -201,6 +204,16 @@ class Executor:
             else:
                 extra[stream] = text
         return extra
+
+
+def bbs_result(execution: Execution) -> str:
+    """What the Cell API shows as the task's result: a successful run's response body when it
+    is text of at most 10 KB, as BBS returns a result_file; otherwise nothing (the whole
+    response stays readable through the platform API)."""
+    body = execution.body
+    if not execution.succeeded or execution.is_base64:
+        return ""
+    return body if len(body.encode()) <= RESULT_MAX_BYTES else ""
 
 
 def _decoded(execution: Execution) -> bytes:

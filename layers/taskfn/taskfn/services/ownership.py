@@ -15,10 +15,17 @@ class Owned(Protocol):
 
 
 def owned[T: Owned](
-    lookup: Callable[[str], T | None], item_id: str, caller: Caller, noun: str
+    lookup: Callable[[str], T | None],
+    item_id: str,
+    caller: Caller,
+    noun: str,
+    *,
+    valid: Callable[[str], bool] = ids.is_id,
 ) -> T:
-    """The caller's record, or NotFound: never 403, so ids leak nothing about others."""
-    record = lookup(item_id) if ids.is_id(item_id) else None
+    """The caller's record, or NotFound: never 403, so ids leak nothing about others. An id
+    that is not `valid` (our ids by default; the Cell API's guids are the client's) is
+    answered without a read."""
+    record = lookup(item_id) if valid(item_id) else None
     if record is None or record.owner != caller.user:
         raise NotFound(f"{noun} not found")
     return record

@@ -100,7 +100,8 @@ class TaskService:
         return task
 
     def get(self, caller: Caller, task_id: str) -> TaskRecord:
-        return owned(self.tasks.get, task_id, caller, "task")
+        """A task of the caller's, whichever API created it (a Cell API guid included)."""
+        return owned(self.tasks.get, task_id, caller, "task", valid=ids.is_task_guid)
 
     def list(
         self, caller: Caller, *, limit: int, cursor: str | None

@@ -9,6 +9,9 @@ Key design (see template.yaml for the indexes):
                    than reading an owner's range with a filter the rare time a CSV needs it
   GSI3PK / GSI3SK  unfinished tasks by age, sparse: "OPEN" / "<created>#<id>" (keys), set at
                    create and removed at completion (the converger's index)
+  GSI4PK / GSI4SK  Cell API tasks by domain, oldest first, sparse: "DOMAIN#<domain>" /
+                   "<created>#<id>" (all attributes: BBS's list shows whole tasks); only tasks
+                   desired through the Cell API carry it
 
 Index writes are DynamoDB's hidden cost: every index entry a write adds, changes or removes is
 billed like a write of its own, so the keys and projections above are chosen so that a task's
@@ -152,11 +155,14 @@ class Table:
         *,
         set_values: Mapping[str, Any],
         remove: tuple[str, ...] = (),
+        add_values: Mapping[str, int] | None = None,
         condition: str,
         condition_values: Mapping[str, Any] | None = None,
         condition_names: Mapping[str, str] | None = None,
     ) -> tuple[bool, dict[str, Any] | None]:
-        """One conditional update. (True, new item) or (False, the item as it was)."""
+        """One conditional update. (True, new item) or (False, the item as it was).
+        `add_values` are atomic increments (ADD), for counters whose value the writer does
+        not know."""
         names = dict(condition_names or {})
         values = {f":c_{k}": v for k, v in (condition_values or {}).items()}
         sets = []
@@ -175,6 +181,13 @@ class Table:
                 names[f"#r{index}"] = attribute
                 removes.append(f"#r{index}")
             expression += " REMOVE " + ", ".join(removes)
+        adds = []
+        for index, (attribute, amount) in enumerate((add_values or {}).items()):
+            names[f"#a{index}"] = attribute
+            values[f":a{index}"] = amount
+            adds.append(f"#a{index} :a{index}")
+        if adds:
+            expression += " ADD " + ", ".join(adds)
         arguments: dict[str, Any] = {
             "TableName": self.name,
             "Key": to_item({"PK": pk, "SK": sk}),
@@ -204,6 +217,19 @@ class Table:
         values: Mapping[str, Any],
     ) -> bool:
         """Conditional delete; False when the condition (e.g. ownership) does not hold."""
+        return self.delete_checked(pk, sk, condition=condition, names=names, values=values)[0]
+
+    def delete_checked(
+        self,
+        pk: str,
+        sk: str,
+        *,
+        condition: str,
+        names: Mapping[str, str],
+        values: Mapping[str, Any],
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """Conditional delete: (True, None), or (False, the item as it was) so the caller can
+        say why without another read."""
         try:
             self.client.delete_item(
                 TableName=self.name,
@@ -211,12 +237,13 @@ class Table:
                 ConditionExpression=condition,
                 ExpressionAttributeNames=dict(names),
                 ExpressionAttributeValues=to_item(values),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
             if is_conditional_failure(error):
-                return False
+                return False, old_item(error)
             raise
-        return True
+        return True, None
 
     def query(
         self,
@@ -255,3 +282,41 @@ class Table:
         answer = self.client.query(**arguments)
         items = [from_item(item) for item in answer.get("Items", [])]
         return Page(items, encode_cursor(answer.get("LastEvaluatedKey")))
+
+    def query_all(
+        self,
+        index: str,
+        partition: str,
+        *,
+        bound: int,
+        equals: Mapping[str, Any] | None = None,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Every page of an index partition, oldest first, for lists that have no paging
+        (BBS's): items whose attributes equal `equals` (a FilterExpression, AND-ed), at most
+        `bound` of them. Returns the items and whether more may exist beyond the bound."""
+        names = {"#pk": f"{index}PK"}
+        values: dict[str, Any] = {":pk": partition}
+        arguments: dict[str, Any] = {
+            "TableName": self.name,
+            "IndexName": index,
+            "KeyConditionExpression": "#pk = :pk",
+        }
+        filters = []
+        for position, (attribute, value) in enumerate((equals or {}).items()):
+            names[f"#f{position}"] = attribute
+            values[f":f{position}"] = value
+            filters.append(f"#f{position} = :f{position}")
+        if filters:
+            arguments["FilterExpression"] = " AND ".join(filters)
+        arguments["ExpressionAttributeNames"] = names
+        arguments["ExpressionAttributeValues"] = to_item(values)
+        items: list[dict[str, Any]] = []
+        while True:
+            answer = self.client.query(**arguments)
+            items.extend(from_item(item) for item in answer.get("Items", []))
+            last = answer.get("LastEvaluatedKey")
+            if len(items) > bound or (len(items) == bound and last):
+                return items[:bound], True
+            if not last:
+                return items, False
+            arguments["ExclusiveStartKey"] = last

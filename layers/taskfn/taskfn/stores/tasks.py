@@ -3,6 +3,7 @@ lifecycle Transition; a failed condition is explained by the lifecycle, not here
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from taskfn import lifecycle
@@ -10,7 +11,13 @@ from taskfn.lifecycle import Outcome, State, Transition
 from taskfn.models import TaskRecord, TaskSummary
 from taskfn.stores.table import Table, time_key
 
+logger = logging.getLogger(__name__)
+
 OPEN = "OPEN"
+
+
+def domain_partition(domain: str) -> str:
+    return f"DOMAIN#{domain}"
 
 
 class TaskStore:
@@ -32,6 +39,9 @@ class TaskStore:
         }
         if not task.finished:
             values["GSI3PK"], values["GSI3SK"] = OPEN, created
+        if task.desired:
+            # Sparse: only Cell API tasks are listed by domain (list.r3).
+            values["GSI4PK"], values["GSI4SK"] = domain_partition(task.domain), created
         return self.table.put_new(values)
 
     def get(self, task_id: str) -> TaskRecord | None:
@@ -44,8 +54,66 @@ class TaskStore:
         page = self.table.query("GSI1", f"OWNER#{owner}#TASK", limit=limit, cursor=cursor)
         return [TaskSummary.model_validate(i) for i in page.items], page.cursor
 
+    def list_by_domain(
+        self, domain: str, *, bound: int, cell_id: str | None = None, owner: str | None = None
+    ) -> list[TaskRecord]:
+        """Cell API tasks of a domain, oldest first: one Query per page of the domain's
+        partition; cell and owner are filters on it. BBS has no paging, so every page is read,
+        up to `bound` tasks (convergence keeps a domain to its live and recent tasks)."""
+        equals = {"cell_id": cell_id} if cell_id else {}
+        if owner is not None:
+            equals["owner"] = owner
+        items, more = self.table.query_all(
+            "GSI4", domain_partition(domain), bound=bound, equals=equals
+        )
+        if more:
+            logger.warning("list of domain %s stopped at %d tasks", domain, bound)
+        return [TaskRecord.model_validate(item) for item in items]
+
     def apply(self, task_id: str, transition: Transition) -> Outcome:
         """One conditional write; on a failed condition the lifecycle says why."""
+        condition, names, values = self._condition(transition)
+        if transition.max_rejections is not None:
+            # A count never written is 0 (records leave defaults out): below any limit but 0.
+            below = "#rejections < :c_rejections"
+            if transition.max_rejections > 0:
+                below = f"(attribute_not_exists(#rejections) OR {below})"
+            condition += f" AND {below}"
+            names["#rejections"] = "rejection_count"
+            values["rejections"] = transition.max_rejections
+        finishing = transition.to_state is State.COMPLETED
+        ok, item = self.table.update(
+            f"TASK#{task_id}",
+            "TASK",
+            set_values={**transition.updates, "state": transition.to_state.value},
+            remove=("GSI3PK", "GSI3SK") if finishing else (),
+            add_values=transition.increments,
+            condition=condition,
+            condition_values=values,
+            condition_names=names,
+        )
+        if ok:
+            return Outcome(True, item)
+        return lifecycle.explain(transition, item)
+
+    def remove(self, task_id: str, transition: Transition) -> Outcome:
+        """A removing transition (DeleteTask) as one conditional DeleteItem."""
+        condition, names, values = self._condition(transition)
+        ok, item = self.table.delete_checked(
+            f"TASK#{task_id}",
+            "TASK",
+            condition=condition,
+            names=names,
+            values={f":c_{key}": value for key, value in values.items()},
+        )
+        if ok:
+            return Outcome(True, None)
+        return lifecycle.explain(transition, item)
+
+    @staticmethod
+    def _condition(transition: Transition) -> tuple[str, dict[str, str], dict[str, Any]]:
+        """The states (and cell) a transition requires, as a condition expression; value
+        placeholders are ":c_<key>" for each key of the returned values."""
         names = {"#state": "state"}
         values: dict[str, Any] = {}
         states = []
@@ -57,16 +125,4 @@ class TaskStore:
             condition += " AND #cell = :c_cell"
             names["#cell"] = "cell_id"
             values["cell"] = transition.cell_id
-        finishing = transition.to_state is State.COMPLETED
-        ok, item = self.table.update(
-            f"TASK#{task_id}",
-            "TASK",
-            set_values={**transition.updates, "state": transition.to_state.value},
-            remove=("GSI3PK", "GSI3SK") if finishing else (),
-            condition=condition,
-            condition_values=values,
-            condition_names=names,
-        )
-        if ok:
-            return Outcome(True, item)
-        return lifecycle.explain(transition, item)
+        return condition, names, values

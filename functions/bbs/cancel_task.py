@@ -1,0 +1,19 @@
+"""POST /v1/tasks/cancel (BBS CancelTask): {task_guid} → {error}; Pending or Running →
+Completed, failed, "task was cancelled"."""
+
+from taskfn import api
+from taskfn.adapters import bbs
+from taskfn.services.cells import CellService
+
+app = api.resolver(bbs.error_response)
+cells = CellService.from_env()
+
+
+@app.post("/v1/tasks/cancel")
+def cancel_task():
+    caller = api.caller(app)
+    cells.cancel(caller, bbs.parse(app, bbs.TaskGuidRequest).task_guid)
+    return bbs.answer()
+
+
+handler = api.entrypoint(app)

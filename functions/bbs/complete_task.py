@@ -1,0 +1,21 @@
+"""POST /v1/tasks/complete (BBS CompleteTask, cells only): {task_guid, cell_id, failed,
+failure_reason, result} → {error}; only the cell the task runs on may complete it."""
+
+from taskfn import api
+from taskfn.adapters import bbs
+from taskfn.services.cells import CellService
+
+app = api.resolver(bbs.error_response)
+cells = CellService.from_env()
+
+
+@app.post("/v1/tasks/complete")
+def complete_task():
+    api.caller(app, scopes=api.CELL_SCOPES)
+    request = bbs.parse(app, bbs.CompleteTaskRequest)
+    cells.complete(request.task_guid, request.cell_id, failed=request.failed,
+                   failure_reason=request.failure_reason, result=request.result)
+    return bbs.answer()
+
+
+handler = api.entrypoint(app)

@@ -1,0 +1,18 @@
+"""POST /v1/tasks/delete (BBS DeleteTask): {task_guid} → {error}; removes a Resolving task."""
+
+from taskfn import api
+from taskfn.adapters import bbs
+from taskfn.services.cells import CellService
+
+app = api.resolver(bbs.error_response)
+cells = CellService.from_env()
+
+
+@app.post("/v1/tasks/delete")
+def delete_task():
+    caller = api.caller(app)
+    cells.delete(caller, bbs.parse(app, bbs.TaskGuidRequest).task_guid)
+    return bbs.answer()
+
+
+handler = api.entrypoint(app)

@@ -1,0 +1,20 @@
+"""POST /v1/tasks/fail (BBS FailTask, cells only, deprecated upstream): {task_guid,
+failure_reason} → {error}; Pending or Running → Completed and failed, from any cell."""
+
+from taskfn import api
+from taskfn.adapters import bbs
+from taskfn.services.cells import CellService
+
+app = api.resolver(bbs.error_response)
+cells = CellService.from_env()
+
+
+@app.post("/v1/tasks/fail")
+def fail_task():
+    api.caller(app, scopes=api.CELL_SCOPES)
+    request = bbs.parse(app, bbs.FailTaskRequest)
+    cells.fail(request.task_guid, request.failure_reason)
+    return bbs.answer()
+
+
+handler = api.entrypoint(app)

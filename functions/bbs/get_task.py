@@ -1,0 +1,18 @@
+"""POST /v1/tasks/get_by_task_guid.r3 (BBS TaskByGuid): {task_guid} → {error, task}."""
+
+from taskfn import api
+from taskfn.adapters import bbs
+from taskfn.services.cells import CellService
+
+app = api.resolver(bbs.error_response)
+cells = CellService.from_env()
+
+
+@app.post("/v1/tasks/get_by_task_guid.r3")
+def get_task():
+    caller = api.caller(app, scopes=api.ANY_SCOPE)
+    request = bbs.parse(app, bbs.TaskGuidRequest)
+    return bbs.answer(task=bbs.task_view(cells.get(caller, request.task_guid)))
+
+
+handler = api.entrypoint(app)

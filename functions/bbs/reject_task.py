@@ -1,0 +1,20 @@
+"""POST /v1/tasks/reject (BBS RejectTask, cells only): {task_guid, rejection_reason} →
+{error}; back to Pending for another cell, or failed past the retry limit."""
+
+from taskfn import api
+from taskfn.adapters import bbs
+from taskfn.services.cells import CellService
+
+app = api.resolver(bbs.error_response)
+cells = CellService.from_env()
+
+
+@app.post("/v1/tasks/reject")
+def reject_task():
+    api.caller(app, scopes=api.CELL_SCOPES)
+    request = bbs.parse(app, bbs.RejectTaskRequest)
+    cells.reject(request.task_guid, request.rejection_reason)
+    return bbs.answer()
+
+
+handler = api.entrypoint(app)

@@ -1,0 +1,255 @@
+"""The Cell API, Diego BBS's task routes (reference/bbs.md): request parsing and validation,
+the BBS view of a task record, and BBS's transport convention: every answer is HTTP 200 with
+`error: {type, message}` in the body on failure. Only a missing or invalid token (401) and a
+token whose scope does not allow the route (403) answer otherwise, as the gateway's other
+routes do, and an internal fault answers 500 so that it shows as one."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from taskfn.api import json_response, raw_body
+from taskfn.errors import (
+    Forbidden,
+    InvalidRequest,
+    PayloadTooLarge,
+    TaskfnError,
+    Unauthenticated,
+)
+from taskfn.ids import GUID_MAX_LENGTH, GUID_PATTERN
+from taskfn.models import TaskRecord
+from taskfn.services.cells import DesiredTask
+
+# BBS's error types; any other domain error is reported as a bad request.
+BBS_ERROR_TYPES = frozenset(
+    {"InvalidRequest", "ResourceNotFound", "ResourceExists", "InvalidStateTransition",
+     "RunningOnDifferentCell"}
+)
+ANNOTATION_MAX_BYTES = 10 * 1024  # BBS's maximumAnnotationLength
+# Request bodies: a desire carries a definition (annotation ≤ 10 KiB, input ≤ 32 KiB); the
+# other calls a guid, a cell id, a reason or a result.
+DESIRE_MAX_BYTES = 128 * 1024
+REQUEST_MAX_BYTES = 64 * 1024
+# DynamoDB nests at most 32 levels; the record wraps the input in two more.
+MAX_NESTING = 24
+
+
+def error_response(error: TaskfnError) -> Response:
+    if isinstance(error, Unauthenticated | Forbidden):
+        status, kind = error.status, error.kind
+    elif error.status >= 500:
+        status, kind = 500, "UnknownError"
+    elif error.kind in BBS_ERROR_TYPES:
+        status, kind = 200, error.kind
+    else:  # PayloadTooLarge, and any other bad input BBS has no type for
+        status, kind = 200, "InvalidRequest"
+    message = f"{error.message}: {error.detail}" if error.detail else error.message
+    return json_response(status, {"error": {"type": kind, "message": message}})
+
+
+def answer(**fields: Any) -> Response:
+    """A successful answer: `error` null, then the route's own fields."""
+    return json_response(200, {"error": None, **fields})
+
+
+# --- requests ---------------------------------------------------------------------------
+
+Guid = Annotated[str, Field(pattern=GUID_PATTERN, max_length=GUID_MAX_LENGTH)]
+AnyGuid = Annotated[str, Field(min_length=1, max_length=GUID_MAX_LENGTH)]
+CellId = Annotated[str, Field(min_length=1, max_length=256)]
+Reason = Annotated[str, Field(min_length=1)]
+
+
+class _Request(BaseModel):
+    # JSON types as sent: no "true" for true, no "5" for 5.
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class TaskDefinition(BaseModel):
+    """BBS's TaskDefinition: the fields the platform acts on are checked, BBS's others are
+    typed and kept as given, unknown ones kept too (an external cell may read them)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    placement_tags: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=64
+    )
+    completion_callback_url: str = ""
+    annotation: str = ""
+    # taskfn's extension: one of the caller's functions, and its event body.
+    function_id: str = ""
+    input: Any = None
+    rootfs: str = ""
+    env: list[dict[str, Any]] = Field(default_factory=list)
+    action: dict[str, Any] | None = None
+    disk_mb: int = Field(0, ge=0)
+    memory_mb: int = Field(0, ge=0)
+    cpu_weight: int = Field(0, ge=0, le=100)
+    privileged: bool = False
+    log_source: str = ""
+    log_guid: str = ""
+    metrics_guid: str = ""
+    result_file: str = ""
+    egress_rules: list[dict[str, Any]] = Field(default_factory=list)
+    max_pids: int = Field(0, ge=0)
+    volume_mounts: list[dict[str, Any]] = Field(default_factory=list)
+    network: dict[str, Any] | None = None
+    image_username: str = ""
+    image_password: str = ""
+    log_rate_limit: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> TaskDefinition:
+        if len(self.annotation.encode()) > ANNOTATION_MAX_BYTES:
+            raise ValueError(f"annotation: at most {ANNOTATION_MAX_BYTES} bytes")
+        if bool(self.image_username) != bool(self.image_password):
+            raise ValueError("image_username and image_password must be set together")
+        url = self.completion_callback_url
+        if url:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("completion_callback_url: an http(s) URL")
+        return self
+
+
+PROMOTED = ("placement_tags", "completion_callback_url", "annotation", "function_id", "input")
+
+
+class DesireTaskRequest(_Request):
+    task_guid: Guid
+    domain: str = Field(min_length=1, max_length=256)
+    task_definition: TaskDefinition
+
+
+class TasksRequest(_Request):
+    domain: str = Field("", max_length=256)
+    cell_id: str = Field("", max_length=256)
+
+
+class TaskGuidRequest(_Request):
+    """get, cancel, resolving, delete: BBS checks only that a guid is given."""
+
+    task_guid: AnyGuid
+
+
+class StartTaskRequest(_Request):
+    task_guid: Guid
+    cell_id: CellId
+
+
+class CompleteTaskRequest(_Request):
+    task_guid: Guid
+    cell_id: CellId
+    failed: bool = False
+    failure_reason: str = ""
+    result: str = ""
+
+
+class FailTaskRequest(_Request):
+    task_guid: Guid
+    failure_reason: Reason
+
+
+class RejectTaskRequest(_Request):
+    task_guid: Guid
+    rejection_reason: Reason
+
+
+def parse[T: BaseModel](app: APIGatewayHttpResolver, model: type[T], *,
+                        limit: int = REQUEST_MAX_BYTES) -> T:
+    """The JSON body as `model`; an empty body is an empty request (list.r3 with no filter).
+    Anything malformed or invalid is InvalidRequest."""
+    data = raw_body(app)
+    if len(data) > limit:
+        raise PayloadTooLarge("request body too large", f"at most {limit} bytes")
+    try:
+        value = json.loads(data) if data.strip() else {}
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidRequest("malformed JSON body", str(error)) from error
+    if not isinstance(value, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    _check_shape(value)
+    try:
+        return model.model_validate(value)
+    except ValidationError as error:
+        raise InvalidRequest("invalid request", _problems(error)) from error
+
+
+def parse_desire(app: APIGatewayHttpResolver) -> DesiredTask:
+    request = parse(app, DesireTaskRequest, limit=DESIRE_MAX_BYTES)
+    definition = request.task_definition
+    return DesiredTask(
+        task_guid=request.task_guid,
+        domain=request.domain,
+        definition=definition.model_dump(mode="json", exclude_unset=True, exclude=set(PROMOTED)),
+        placement_tags=tuple(definition.placement_tags),
+        completion_callback_url=definition.completion_callback_url,
+        annotation=definition.annotation,
+        function_id=definition.function_id,
+        input=definition.input,
+    )
+
+
+def _problems(error: ValidationError) -> str:
+    parts = []
+    for problem in error.errors():
+        where = ".".join(str(p) for p in problem["loc"]) or "body"
+        parts.append(f"{where}: {problem['msg']}")
+    return "; ".join(parts)
+
+
+def _check_shape(value: Any) -> None:
+    """What DynamoDB would refuse with a 500 instead of a bad request: nesting deeper than it
+    stores, and empty names in objects. Walked without recursion."""
+    stack = [(value, 0)]
+    while stack:
+        current, level = stack.pop()
+        if isinstance(current, dict):
+            if "" in current:
+                raise InvalidRequest("an object in the body has an empty name")
+            children = list(current.values())
+        elif isinstance(current, list):
+            children = current
+        else:
+            continue
+        if level + 1 > MAX_NESTING:
+            raise InvalidRequest(f"the body nests more than {MAX_NESTING} levels")
+        stack.extend((child, level + 1) for child in children)
+
+
+# --- views ------------------------------------------------------------------------------
+
+
+def task_view(task: TaskRecord) -> dict[str, Any]:
+    """BBS's Task: the definition's fields inlined, then the task's own. Times are
+    nanoseconds since the epoch, as BBS keeps them."""
+    view: dict[str, Any] = dict(task.task_definition or {})
+    view.update(
+        placement_tags=task.placement_tags,
+        completion_callback_url=task.completion_callback_url,
+        annotation=task.annotation,
+    )
+    if task.function_id:
+        view["function_id"] = task.function_id
+    if task.desired and task.input is not None:
+        view["input"] = task.input.get("body")
+    view.update(
+        task_guid=task.task_guid,
+        domain=task.domain,
+        created_at=task.created_at,
+        updated_at=task.updated_at,
+        first_completed_at=task.first_completed_at,
+        state=task.state.value,
+        cell_id=task.cell_id,
+        result=task.result,
+        failed=task.failed,
+        failure_reason=task.failure_reason,
+        rejection_count=task.rejection_count,
+        rejection_reason=task.rejection_reason,
+    )
+    return view

@@ -1,0 +1,194 @@
+"""The Cell API's tasks (reference/bbs.md): desire, list, read, and every transition a client
+or a cell asks for, over the same task records and lifecycle as the rest of the platform.
+
+Who may do what: a user desires, cancels, resolves and deletes their own tasks and reads
+only those (another user's guid is ResourceNotFound, as an unknown one); cells (and admins)
+read every task, since they must see what to place, and only they start, reject, fail and
+complete. Route scopes are checked by the handlers; visibility here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskfn import ids, lifecycle, wiring
+from taskfn.errors import InvalidRequest, NotFound, ResourceExists
+from taskfn.models import Caller, FunctionRecord, Scope, TaskRecord, now_ns
+from taskfn.services.ownership import owned
+from taskfn.settings import Settings, get_settings
+from taskfn.stores.queue import TaskQueue
+from taskfn.stores.records import FunctionStore
+from taskfn.stores.tasks import TaskStore
+
+BUILT_IN_HINT = (
+    "the built-in executor runs taskfn functions: set task_definition.function_id, "
+    "or placement_tags for an external cell"
+)
+
+
+@dataclass(frozen=True)
+class DesiredTask:
+    """A DesireTask request, checked by the adapter."""
+
+    task_guid: str
+    domain: str
+    # BBS's TaskDefinition fields kept as given, minus those below.
+    definition: dict[str, Any] = field(default_factory=dict)
+    placement_tags: tuple[str, ...] = ()
+    completion_callback_url: str = ""
+    annotation: str = ""
+    # taskfn's extension: the caller's function the built-in executor runs, and its input.
+    function_id: str = ""
+    input: Any = None
+
+
+def sees_all(caller: Caller) -> bool:
+    """Cells place any owner's tasks, so they (and admins) read them all."""
+    return caller.scope in (Scope.CELL, Scope.ADMIN)
+
+
+class CellService:
+    def __init__(
+        self, tasks: TaskStore, functions: FunctionStore, queue: TaskQueue, settings: Settings
+    ):
+        self.tasks = tasks
+        self.functions = functions
+        self.queue = queue
+        self.settings = settings
+
+    @classmethod
+    def from_env(cls) -> CellService:
+        return cls(wiring.tasks(), wiring.functions(), wiring.task_queue(), get_settings())
+
+    # --- desire and read --------------------------------------------------------------
+
+    def desire(self, caller: Caller, desired: DesiredTask) -> TaskRecord:
+        """A new Pending task. Without placement tags it goes to the task queue, like any
+        other task, for the built-in executor; with them it waits for an external cell."""
+        now = now_ns()
+        task = TaskRecord(
+            task_guid=desired.task_guid,
+            domain=desired.domain,
+            owner=caller.user,
+            task_definition=desired.definition,
+            placement_tags=list(desired.placement_tags),
+            completion_callback_url=desired.completion_callback_url,
+            annotation=desired.annotation,
+            created_at=now,
+            updated_at=now,
+        )
+        if desired.function_id or not desired.placement_tags:
+            task = self._with_function(caller, task, desired)
+        if desired.input is not None:
+            task = task.model_copy(update={"input": self._input(desired.input)})
+        if not self.tasks.put_new(task):
+            raise ResourceExists("the requested resource already exists")
+        if not task.placement_tags:
+            self.queue.send(task.task_guid)
+        return task
+
+    def _with_function(self, caller: Caller, task: TaskRecord, desired: DesiredTask) -> TaskRecord:
+        """The function's code fixed into the task, as a GreenCloud create does."""
+        if not desired.function_id:
+            raise InvalidRequest(BUILT_IN_HINT)
+        try:
+            function: FunctionRecord = owned(
+                self.functions.get, desired.function_id, caller, "function"
+            )
+        except NotFound as error:
+            raise InvalidRequest("task_definition.function_id: function not found",
+                                 BUILT_IN_HINT) from error
+        if function.paused:
+            raise InvalidRequest("task_definition.function_id: function is paused")
+        if not function.build_id:
+            raise InvalidRequest("task_definition.function_id: function has no code yet")
+        return task.model_copy(update={
+            "function_id": function.id,
+            "build_id": function.build_id,
+            "code_key": function.code_key,
+            "timeout": function.capabilities.timeout,
+            "capabilities": function.capabilities,
+        })
+
+    def _input(self, value: Any) -> dict[str, Any]:
+        """The function's event body. Kept in the record, so bounded by the inline size."""
+        size = len(json.dumps(value, separators=(",", ":")).encode())
+        if size > self.settings.inline_input_bytes:
+            raise InvalidRequest(
+                f"task_definition.input is at most {self.settings.inline_input_bytes} bytes of"
+                " JSON"
+            )
+        return {"body": value, "query": {}}
+
+    def get(self, caller: Caller, task_guid: str) -> TaskRecord:
+        if sees_all(caller):
+            task = self.tasks.get(task_guid) if ids.is_task_guid(task_guid) else None
+            if task is None:
+                raise NotFound("task not found")
+            return task
+        return owned(self.tasks.get, task_guid, caller, "task", valid=ids.is_task_guid)
+
+    def list(self, caller: Caller, *, domain: str, cell_id: str = "") -> list[TaskRecord]:
+        """Tasks of a domain, filters AND-ed. A domain is required: tasks are indexed by
+        domain, and a list is always one Query per page, never a scan."""
+        if not domain:
+            raise InvalidRequest(
+                "domain is required", "tasks are listed by domain; cell_id filters within it"
+            )
+        return self.tasks.list_by_domain(
+            domain,
+            bound=self.settings.cell_list_max,
+            cell_id=cell_id or None,
+            owner=None if sees_all(caller) else caller.user,
+        )
+
+    # --- a client's transitions (owner rules) -----------------------------------------
+
+    def cancel(self, caller: Caller, task_guid: str) -> None:
+        """Pending or Running → Completed, failed, "task was cancelled"."""
+        self._visible(caller, task_guid)
+        self.tasks.apply(task_guid, lifecycle.cancel(now_ns()))
+
+    def resolving(self, caller: Caller, task_guid: str) -> None:
+        """Completed → Resolving (a callback is being delivered)."""
+        self._visible(caller, task_guid)
+        self.tasks.apply(task_guid, lifecycle.resolving(now_ns()))
+
+    def delete(self, caller: Caller, task_guid: str) -> None:
+        """Resolving → removed."""
+        self._visible(caller, task_guid)
+        self.tasks.remove(task_guid, lifecycle.delete())
+
+    def _visible(self, caller: Caller, task_guid: str) -> None:
+        """Ownership costs a read for users; the write after it stays conditional on state."""
+        if not sees_all(caller):
+            self.get(caller, task_guid)
+
+    # --- a cell's transitions: one conditional write each -----------------------------
+
+    def start(self, task_guid: str, cell_id: str) -> bool:
+        """should_start: False, without an error, when it already runs on this cell."""
+        return self.tasks.apply(task_guid, lifecycle.start(cell_id, now_ns())).changed
+
+    def complete(
+        self, task_guid: str, cell_id: str, *, failed: bool, failure_reason: str, result: str
+    ) -> None:
+        transition = lifecycle.complete(
+            cell_id, now_ns(), failed=failed, failure_reason=failure_reason, result=result
+        )
+        self.tasks.apply(task_guid, transition)
+
+    def fail(self, task_guid: str, failure_reason: str) -> None:
+        self.tasks.apply(task_guid, lifecycle.fail(failure_reason, now_ns()))
+
+    def reject(self, task_guid: str, rejection_reason: str) -> None:
+        """Back to Pending with one rejection more; past the retry limit, failed. The first
+        write is conditional on the count, so two racing rejections cannot both retry."""
+        now = now_ns()
+        retry = lifecycle.reject(rejection_reason, now, self.settings.max_task_retries)
+        try:
+            self.tasks.apply(task_guid, retry)
+        except lifecycle.RetryLimitReached:
+            self.tasks.apply(task_guid, lifecycle.reject_exhausted(rejection_reason, now))
