@@ -161,6 +161,15 @@ def test_executor_reports_only_the_poison_message(seeded):
     assert wiring.tasks().get(TID).state == "Completed"
 
 
+def test_converger_runs_a_pass_on_its_scheduled_event(seeded):
+    """The sample task was created at 3 ns since the epoch: long past the pending expiry."""
+    answer = invoke("ConvergerFunction", load_event("ConvergerFunction"))
+    assert (answer["open"], answer["expired"], answer["truncated"]) == (1, 1, False)
+    task = wiring.tasks().get(TID)
+    assert (task.state, task.failure_reason) == ("Completed", "not started within time limit")
+    assert invoke("ConvergerFunction", load_event("ConvergerFunction"))["open"] == 0
+
+
 def error_of(answer: dict) -> tuple[int, dict]:
     return answer["statusCode"], json.loads(answer["body"])
 

@@ -24,6 +24,9 @@ from taskfn.errors import (
 REASON_LIMIT = 1024
 REASON_KEEP = 1013
 CANCELLED_REASON = "task was cancelled"
+# BBS's convergence reasons.
+EXPIRED_REASON = "not started within time limit"
+CELL_LOST_REASON = "cell disappeared before completion"
 # diego-release's bbs.max_task_retries: rejections a task survives before it fails.
 MAX_TASK_RETRIES = 3
 
@@ -75,6 +78,9 @@ class Transition:
     increments: Mapping[str, int] = field(default_factory=dict)
     # The write removes the task instead of changing it (DeleteTask).
     removes: bool = False
+    # When set, the task's updated_at must equal it: the converger fails a task only if it
+    # has not heartbeated since it was read.
+    updated_at: int | None = None
 
 
 class RetryLimitReached(Exception):
@@ -150,6 +156,28 @@ def progress(cell_id: str, percent: int, now_ns: int) -> Transition:
     )
 
 
+def heartbeat(cell_id: str, now_ns: int) -> Transition:
+    """A running cell says it is alive: updated_at moves, so convergence leaves the task."""
+    return Transition(
+        "heartbeat", frozenset({State.RUNNING}), State.RUNNING, {"updated_at": now_ns}, cell_id
+    )
+
+
+def expire(now_ns: int) -> Transition:
+    """Convergence: a task Pending too long fails; only while it is still Pending."""
+    updates = _completion(True, EXPIRED_REASON, "", now_ns)
+    return Transition("fail", frozenset({State.PENDING}), State.COMPLETED, updates)
+
+
+def cell_lost(seen_updated_at: int, now_ns: int) -> Transition:
+    """Convergence: a Running task whose cell stopped heartbeating fails, only if it is still
+    Running with the updated_at the converger saw (a fresh heartbeat wins)."""
+    updates = _completion(True, CELL_LOST_REASON, "", now_ns)
+    return Transition(
+        "fail", frozenset({State.RUNNING}), State.COMPLETED, updates, updated_at=seen_updated_at
+    )
+
+
 def resolving(now_ns: int) -> Transition:
     """Completed → Resolving while a completion callback is delivered."""
     return Transition(
@@ -205,6 +233,8 @@ def check(transition: Transition, task: Mapping[str, Any]) -> None:
         )
     if transition.cell_id is not None and on_cell != transition.cell_id:
         raise RunningOnDifferentCell(f"Running on cell {on_cell} not {transition.cell_id}")
+    if transition.updated_at is not None and task.get("updated_at") != transition.updated_at:
+        raise InvalidStateTransition("the task changed concurrently; try again")
     limit = transition.max_rejections
     if limit is not None and task.get("rejection_count", 0) >= limit:
         raise RetryLimitReached(f"rejected {task.get('rejection_count', 0)} times, limit {limit}")

@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from taskfn.lifecycle import State
 
+# The built-in executor's cells; they heartbeat while a task runs, so convergence may fail
+# their silent tasks. External cells have no heartbeat yet and are left alone.
+BUILT_IN_CELL_PREFIX = "executor-"
+
 
 def now_ns() -> int:
     return time.time_ns()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from functools import cache
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class Settings(BaseModel):
@@ -32,6 +32,23 @@ class Settings(BaseModel):
     # max_task_retries), and the most tasks one list.r3 answer holds (BBS has no paging).
     max_task_retries: int = Field(3, ge=0)
     cell_list_max: int = Field(1000, ge=1)
+    # Convergence (reference/bbs.md): a task Pending this long fails; a Pending task without
+    # placement tags is sent to the queue again once it has waited the dispatch grace (so a
+    # task just created is not sent twice); a running cell heartbeats every interval and a
+    # Running task not updated for the cell timeout fails. One pass reads at most
+    # converger_max_tasks open tasks, oldest first.
+    pending_expiry_s: float = Field(1800, gt=0)
+    dispatch_grace_s: float = Field(30, ge=0)
+    cell_heartbeat_s: float = Field(30, gt=0)
+    cell_timeout_s: float = Field(90, gt=0)
+    converger_max_tasks: int = Field(10_000, ge=1)
+
+    @model_validator(mode="after")
+    def _timeout_exceeds_heartbeat(self) -> Settings:
+        """A timeout at or below the heartbeat would fail healthy tasks between beats."""
+        if self.cell_timeout_s <= self.cell_heartbeat_s:
+            raise ValueError("cell_timeout_s must exceed cell_heartbeat_s")
+        return self
 
 
 @cache

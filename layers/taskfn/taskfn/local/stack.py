@@ -17,6 +17,7 @@ from taskfn.local.invoke import Invoker
 from taskfn.local.motoserver import MotoProcess
 from taskfn.local.pollers import Pollers
 from taskfn.local.provision import REGION, Provisioned, function_environment, provision
+from taskfn.local.schedules import Schedules
 from taskfn.local.template import Template, load_template
 
 FAKE_CREDENTIALS = {
@@ -57,6 +58,7 @@ class LocalStack:
         self.invoker: Invoker | None = None
         self.gateway: Gateway | None = None
         self.pollers: Pollers | None = None
+        self.schedules: Schedules | None = None
         self.moto_endpoint: str | None = None
         self._moto: MotoProcess | None = None
         self._saved_environ: dict[str, str | None] = {}
@@ -105,6 +107,8 @@ class LocalStack:
         self.gateway.start()
         self.pollers = Pollers(self.template, self.provisioned, self.invoker, workers=self.workers)
         self.pollers.start()
+        self.schedules = Schedules.of(self.template, self.invoker)
+        self.schedules.start()
         self._create_admin_token()
 
     def _create_admin_token(self) -> None:
@@ -115,7 +119,11 @@ class LocalStack:
         self.admin_token = issued.token
 
     def stop(self) -> None:
-        """Stop pollers, gateway and moto, and restore the environment; safe to call twice."""
+        """Stop schedules, pollers, gateway and moto, and restore the environment; safe to
+        call twice."""
+        if self.schedules is not None:
+            self.schedules.stop()
+            self.schedules = None
         if self.pollers is not None:
             self.pollers.stop()
             self.pollers = None

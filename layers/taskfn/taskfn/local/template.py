@@ -40,6 +40,29 @@ class SqsSource:
 
 
 @dataclass(frozen=True)
+class ScheduleSource:
+    """One Schedule event of a function: invoke it every `period_s` seconds."""
+
+    function_id: str
+    period_s: float
+
+
+RATE_UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400,
+              "days": 86400}
+
+
+def parse_rate(expression: str) -> float:
+    """Seconds of an EventBridge `rate(N unit)`; ValueError for anything else (cron)."""
+    text = expression.strip()
+    if not (text.startswith("rate(") and text.endswith(")")):
+        raise ValueError(f"only rate(...) schedules run locally: {expression!r}")
+    amount, _, unit = text[5:-1].strip().partition(" ")
+    if not amount.isdigit() or int(amount) < 1 or unit.strip() not in RATE_UNITS:
+        raise ValueError(f"invalid rate expression: {expression!r}")
+    return float(int(amount) * RATE_UNITS[unit.strip()])
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     """A function as the local stack runs it; ``environment`` has Globals merged, unresolved."""
 
@@ -73,6 +96,7 @@ class Template:
     sqs_sources: list[SqsSource]
     authorizers: dict[str, AuthorizerSpec]
     parameters: dict[str, str] = field(default_factory=dict)  # name -> default value
+    schedules: list[ScheduleSource] = field(default_factory=list)
     globals: dict = field(default_factory=dict)
     conditions: dict = field(default_factory=dict)
 
@@ -209,6 +233,7 @@ def load_template(path: Path | None = None) -> Template:
     functions: dict[str, FunctionSpec] = {}
     routes: list[HttpRoute] = []
     sqs_sources: list[SqsSource] = []
+    schedules: list[ScheduleSource] = []
     for logical_id, resource in resources.items():
         if resource.get("Type") != FUNCTION_TYPE:
             continue
@@ -231,6 +256,10 @@ def load_template(path: Path | None = None) -> Template:
                         in (event_props.get("FunctionResponseTypes") or ()),
                     )
                 )
+            elif event.get("Type") == "Schedule" and event_props.get("Enabled", True):
+                expression = event_props.get("Schedule")
+                if isinstance(expression, str) and expression.startswith("rate("):
+                    schedules.append(ScheduleSource(logical_id, parse_rate(expression)))
     return Template(
         path=path,
         resources=resources,
@@ -239,6 +268,7 @@ def load_template(path: Path | None = None) -> Template:
         sqs_sources=sqs_sources,
         authorizers=authorizers,
         parameters=parameters,
+        schedules=schedules,
         globals=document.get("Globals") or {},
         conditions=document.get("Conditions") or {},
     )

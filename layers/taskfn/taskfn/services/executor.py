@@ -10,13 +10,14 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from taskfn import lifecycle, wiring
 from taskfn.errors import InvalidStateTransition, NotFound, RunningOnDifferentCell
-from taskfn.models import TaskRecord, now_ns
+from taskfn.models import BUILT_IN_CELL_PREFIX, TaskRecord, now_ns
 from taskfn.runtime.codecache import CodeCache
 from taskfn.runtime.python import DEFAULT_MEMORY_MB, Execution, Limits, run_python
 from taskfn.settings import Settings, get_settings
@@ -38,7 +39,7 @@ class NotEnoughTime(Exception):
 def executor_cell_id() -> str:
     """One id per executor instance, so a stale instance can never complete a task that
     another instance runs (BBS RunningOnDifferentCell)."""
-    return f"executor-{uuid.uuid4().hex[:12]}"
+    return f"{BUILT_IN_CELL_PREFIX}{uuid.uuid4().hex[:12]}"
 
 
 class Executor:
@@ -82,8 +83,9 @@ class Executor:
         if started is None:
             return "skipped"
         try:
-            execution = self.execute(started)
-            extra = self.keep_outputs(task_id, execution)
+            with self._heartbeat(task_id):
+                execution = self.execute(started)
+                extra = self.keep_outputs(task_id, execution)
             transition = lifecycle.complete(
                 self.cell_id,
                 now_ns(),
@@ -155,6 +157,32 @@ class Executor:
             function_id=task.function_id,
             on_progress=self._progress_reporter(task.task_guid),
         )
+
+    @contextmanager
+    def _heartbeat(self, task_id: str) -> Iterator[None]:
+        """While a task runs, refresh its updated_at every `cell_heartbeat_s` (a conditional
+        write from this cell), so convergence can tell a live cell from a dead one. The first
+        beat comes after one interval: a short task writes nothing more."""
+        stop = threading.Event()
+        interval = self.settings.cell_heartbeat_s
+
+        def beat() -> None:
+            while not stop.wait(interval):
+                try:
+                    self.tasks.apply(task_id, lifecycle.heartbeat(self.cell_id, now_ns()))
+                except (InvalidStateTransition, RunningOnDifferentCell, NotFound) as error:
+                    logger.info("task %s: heartbeat stopped: %s", task_id, error.message)
+                    return
+                except Exception:
+                    logger.warning("heartbeat of task %s not recorded", task_id, exc_info=True)
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{task_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def _progress_reporter(self, task_id: str) -> Callable[[int], None]:
         """At most one write a second; the last report (100) always goes through."""

@@ -14,6 +14,17 @@ class TaskQueue:
     def send(self, task_id: str) -> None:
         self.client.send_message(QueueUrl=self.url, MessageBody=encode(task_id))
 
+    def send_many(self, task_ids: list[str]) -> list[str]:
+        """SendMessageBatch, ten a call; returns the ids SQS did not take (to log and leave
+        to the next pass)."""
+        failed: list[str] = []
+        for start in range(0, len(task_ids), 10):
+            chunk = task_ids[start : start + 10]
+            entries = [{"Id": str(i), "MessageBody": encode(t)} for i, t in enumerate(chunk)]
+            answer = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
+            failed.extend(chunk[int(entry["Id"])] for entry in answer.get("Failed", []))
+        return failed
+
 
 def encode(task_id: str) -> str:
     return json.dumps({"taskId": task_id}, separators=(",", ":"))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -130,6 +131,31 @@ class Table:
         )
         item = answer.get("Item")
         return from_item(item) if item else None
+
+    def get_many(
+        self, keys: list[tuple[str, str]], *, attributes: tuple[str, ...] = ()
+    ) -> list[dict[str, Any]]:
+        """BatchGetItem in chunks of 100, retrying unprocessed keys; items in no order, the
+        missing ones left out. `attributes` limits what travels back (not what is billed)."""
+        items: list[dict[str, Any]] = []
+        request: dict[str, Any] = {}
+        if attributes:
+            names = {f"#p{i}": name for i, name in enumerate(attributes)}
+            request["ProjectionExpression"] = ", ".join(names)
+            request["ExpressionAttributeNames"] = names
+        for start in range(0, len(keys), 100):
+            chunk = [to_item({"PK": pk, "SK": sk}) for pk, sk in keys[start : start + 100]]
+            pending: dict[str, Any] = {self.name: {**request, "Keys": chunk}}
+            for attempt in range(8):
+                answer = self.client.batch_get_item(RequestItems=pending)
+                items.extend(from_item(i) for i in answer.get("Responses", {}).get(self.name, []))
+                pending = answer.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise RuntimeError("BatchGetItem left keys unprocessed after retries")
+        return items
 
     def put_new(self, values: Mapping[str, Any]) -> bool:
         """Write an item that must not exist yet; False when it does."""

@@ -70,6 +70,18 @@ class TaskStore:
             logger.warning("list of domain %s stopped at %d tasks", domain, bound)
         return [TaskRecord.model_validate(item) for item in items]
 
+    def open_tasks(
+        self, *, bound: int, attributes: tuple[str, ...] = ()
+    ) -> tuple[list[TaskRecord], bool]:
+        """Unfinished tasks, oldest first: the sparse open index (keys only, paged Query),
+        then BatchGetItem of those keys. Never a Scan. Also says whether more exist beyond
+        `bound`. A task finished in between is read as it is now (callers check its state)."""
+        keys, more = self.table.query_all("GSI3", OPEN, bound=bound)
+        order = {key["PK"]: position for position, key in enumerate(keys)}
+        items = self.table.get_many([(k["PK"], k["SK"]) for k in keys], attributes=attributes)
+        items.sort(key=lambda item: order.get(f"TASK#{item.get('task_guid')}", 0))
+        return [TaskRecord.model_validate(item) for item in items], more
+
     def apply(self, task_id: str, transition: Transition) -> Outcome:
         """One conditional write; on a failed condition the lifecycle says why."""
         condition, names, values = self._condition(transition)
@@ -125,4 +137,8 @@ class TaskStore:
             condition += " AND #cell = :c_cell"
             names["#cell"] = "cell_id"
             values["cell"] = transition.cell_id
+        if transition.updated_at is not None:
+            condition += " AND #updated = :c_updated"
+            names["#updated"] = "updated_at"
+            values["updated"] = transition.updated_at
         return condition, names, values

@@ -1,0 +1,138 @@
+"""Convergence (reference/bbs.md), steps 1-3: what fixes tasks that nobody else will.
+
+A pass reads the open tasks through the sparse open index (keys), then the tasks themselves
+(BatchGetItem), decides one step per task from its state and times alone (`step_for`, pure),
+and applies the steps in BBS's order. Every change is a conditional write, so a pass racing a
+cell, another pass or a user never undoes their work: a lost race is counted, not an error.
+
+Steps 4-6 (Resolving demotion, Completed expiry, callbacks again) wait for the callback
+machinery.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+from taskfn import lifecycle, wiring
+from taskfn.errors import InvalidStateTransition, NotFound, RunningOnDifferentCell
+from taskfn.lifecycle import State
+from taskfn.models import BUILT_IN_CELL_PREFIX, TaskRecord, now_ns
+from taskfn.settings import Settings, get_settings
+from taskfn.stores.queue import TaskQueue
+from taskfn.stores.tasks import TaskStore
+
+logger = logging.getLogger(__name__)
+
+SECOND_NS = 1_000_000_000
+# What a decision needs; the rest of a task (its input above all) stays in the table.
+READ_ATTRIBUTES = (
+    "task_guid", "owner", "state", "created_at", "updated_at", "placement_tags", "cell_id",
+)
+
+
+class Step(StrEnum):
+    """The steps in the order a pass applies them."""
+
+    EXPIRE = "expired"
+    DISPATCH = "dispatched"
+    CELL_LOST = "cell_lost"
+
+
+ORDER = (Step.EXPIRE, Step.DISPATCH, Step.CELL_LOST)
+
+
+def step_for(task: TaskRecord, now: int, settings: Settings) -> Step | None:
+    """The one step convergence takes for `task` at `now` (ns), or None."""
+    if task.state == State.PENDING:
+        if now - task.created_at > settings.pending_expiry_s * SECOND_NS:
+            return Step.EXPIRE
+        waited = now - task.updated_at > settings.dispatch_grace_s * SECOND_NS
+        # Tagged tasks are for external cells, which list their domain themselves.
+        if waited and not task.placement_tags:
+            return Step.DISPATCH
+        return None
+    stale = now - task.updated_at > settings.cell_timeout_s * SECOND_NS
+    # Only the built-in executor heartbeats yet: an external cell's long task is not "lost".
+    heartbeats = task.cell_id.startswith(BUILT_IN_CELL_PREFIX)
+    if task.state == State.RUNNING and stale and heartbeats:
+        return Step.CELL_LOST
+    return None
+
+
+@dataclass
+class Report:
+    """Counts of one pass: `lost_races` are writes whose condition no longer held (the task
+    moved on meanwhile); `truncated` says open tasks were left for the next pass."""
+
+    open: int = 0
+    expired: int = 0
+    dispatched: int = 0
+    cell_lost: int = 0
+    lost_races: int = 0
+    dispatch_failures: int = 0
+    truncated: bool = False
+
+    def as_dict(self) -> dict[str, int | bool]:
+        return asdict(self)
+
+
+class Converger:
+    def __init__(
+        self,
+        tasks: TaskStore,
+        queue: TaskQueue,
+        settings: Settings,
+        now: Callable[[], int] = now_ns,
+    ):
+        self.tasks = tasks
+        self.queue = queue
+        self.settings = settings
+        self.now = now
+
+    @classmethod
+    def from_env(cls) -> Converger:
+        return cls(wiring.tasks(), wiring.task_queue(), get_settings())
+
+    def run(self) -> Report:
+        """One pass over at most `converger_max_tasks` open tasks, oldest first."""
+        report = Report()
+        open_tasks, report.truncated = self.tasks.open_tasks(
+            bound=self.settings.converger_max_tasks, attributes=READ_ATTRIBUTES
+        )
+        report.open = len(open_tasks)
+        now = self.now()
+        chosen: dict[Step, list[TaskRecord]] = {step: [] for step in ORDER}
+        for task in open_tasks:
+            step = step_for(task, now, self.settings)
+            if step is not None:
+                chosen[step].append(task)
+        for task in chosen[Step.EXPIRE]:
+            if self._write(task.task_guid, lifecycle.expire(now)):
+                report.expired += 1
+            else:
+                report.lost_races += 1
+        to_send = [task.task_guid for task in chosen[Step.DISPATCH]]
+        failed = self.queue.send_many(to_send) if to_send else []
+        report.dispatched, report.dispatch_failures = len(to_send) - len(failed), len(failed)
+        if failed:
+            logger.warning("converger could not send %d tasks, e.g. %s", len(failed), failed[0])
+        for task in chosen[Step.CELL_LOST]:
+            if self._write(task.task_guid, lifecycle.cell_lost(task.updated_at, now)):
+                report.cell_lost += 1
+            else:
+                report.lost_races += 1
+        if report.truncated:
+            logger.warning("converger stopped at %d open tasks", report.open)
+        logger.info("converger pass: %s", report.as_dict())
+        return report
+
+    def _write(self, task_id: str, transition: lifecycle.Transition) -> bool:
+        """Apply one convergence write; False when the task moved on since it was read."""
+        try:
+            return self.tasks.apply(task_id, transition).changed
+        except (InvalidStateTransition, RunningOnDifferentCell, NotFound) as error:
+            logger.info("converger left task %s: %s", task_id, error.message)
+            return False

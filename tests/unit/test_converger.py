@@ -1,0 +1,133 @@
+"""Convergence decided without AWS: which step applies to which task at which time, the
+conditional transitions it writes, the settings' guard, and the local schedule runner."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from pydantic import ValidationError
+
+from taskfn import lifecycle
+from taskfn.errors import InvalidStateTransition
+from taskfn.local.schedules import Schedules, build_schedule_event
+from taskfn.local.template import ScheduleSource, load_template, parse_rate
+from taskfn.models import TaskRecord
+from taskfn.services.converger import SECOND_NS, Step, step_for
+from taskfn.settings import Settings
+
+S = SECOND_NS
+SETTINGS = Settings()  # expiry 1800 s, grace 30 s, heartbeat 30 s, cell timeout 90 s
+T0 = 1_000_000 * S
+
+
+def task(state: str = "Pending", *, created: int = T0, updated: int | None = None,
+         tags: tuple[str, ...] = (), cell: str = "") -> TaskRecord:
+    if state == "Running" and not cell:
+        cell = "executor-1"
+    return TaskRecord(task_guid="t", owner="o", state=state, created_at=created,
+                      updated_at=created if updated is None else updated,
+                      placement_tags=list(tags), cell_id=cell)
+
+
+@pytest.mark.parametrize(("record", "age_s", "expected"), [
+    (task(), 0, None),                                   # just created: the queue has it
+    (task(), 30, None),                                  # grace is "longer than"
+    (task(), 31, Step.DISPATCH),
+    (task(tags=("gpu",)), 31, None),                     # for an external cell
+    (task(), 1800, Step.DISPATCH),
+    (task(), 1801, Step.EXPIRE),
+    (task(tags=("gpu",)), 1801, Step.EXPIRE),            # tags do not save it from expiry
+    (task(updated=T0 + 100 * S), 1801, Step.EXPIRE),     # expiry counts from creation
+    (task(updated=T0 + 1780 * S), 1800, None),           # rejected lately: grace again
+    (task("Running"), 90, None),
+    (task("Running"), 91, Step.CELL_LOST),
+    (task("Running", updated=T0 + 60 * S), 91, None),    # heartbeated a minute in
+    (task("Running"), 5000, Step.CELL_LOST),             # not expired: it did start
+    (task("Running", cell="gpu-cell-1"), 5000, None),    # external cells: no heartbeat yet
+    (task("Completed"), 5000, None),
+    (task("Resolving"), 5000, None),
+])
+def test_step_for(record, age_s, expected):
+    assert step_for(record, T0 + age_s * S, SETTINGS) == expected
+
+
+def test_steps_follow_the_settings():
+    quick = Settings(pending_expiry_s=10, dispatch_grace_s=0, cell_heartbeat_s=1,
+                     cell_timeout_s=2)
+    assert step_for(task(), T0 + 1, quick) == Step.DISPATCH
+    assert step_for(task(), T0 + 11 * S, quick) == Step.EXPIRE
+    assert step_for(task("Running"), T0 + 3 * S, quick) == Step.CELL_LOST
+
+
+def test_the_cell_timeout_must_exceed_the_heartbeat():
+    with pytest.raises(ValidationError):
+        Settings(cell_heartbeat_s=90, cell_timeout_s=90)
+
+
+def test_convergence_transitions_in_memory():
+    pending, running = task().model_dump(), task("Running").model_dump() | {"cell_id": "c"}
+    expired = lifecycle.apply(lifecycle.expire(5), pending).task
+    assert (expired["state"], expired["failed"]) == ("Completed", True)
+    assert expired["failure_reason"] == "not started within time limit"
+    with pytest.raises(InvalidStateTransition):
+        lifecycle.apply(lifecycle.expire(5), running)  # started meanwhile
+    lost = lifecycle.apply(lifecycle.cell_lost(T0, 5), running).task
+    assert lost["failure_reason"] == "cell disappeared before completion"
+    assert lost["cell_id"] == ""
+    beat = lifecycle.apply(lifecycle.heartbeat("c", T0 + 7), running).task
+    assert (beat["state"], beat["updated_at"]) == ("Running", T0 + 7)
+    with pytest.raises(InvalidStateTransition):
+        lifecycle.apply(lifecycle.cell_lost(T0, 5), beat)  # it heartbeated since
+
+
+def test_rate_expressions():
+    assert parse_rate("rate(1 minute)") == 60
+    assert parse_rate("rate(5 minutes)") == 300
+    assert parse_rate("rate(2 hours)") == 7200
+    assert parse_rate("rate(1 day)") == 86400
+    for bad in ("cron(0 * * * ? *)", "rate(0 minutes)", "rate(x minutes)", "rate(1 week)"):
+        with pytest.raises(ValueError):
+            parse_rate(bad)
+
+
+def test_the_template_schedules_the_converger_every_minute():
+    assert load_template().schedules == [ScheduleSource("ConvergerFunction", 60.0)]
+
+
+class FakeInvoker:
+    def __init__(self, fail_first: bool = False):
+        self.calls: list[tuple[str, dict]] = []
+        self.fail_first = fail_first
+        self.fired = threading.Event()
+
+    def invoke(self, function_id: str, event: dict) -> None:
+        self.calls.append((function_id, event))
+        if len(self.calls) >= 3:
+            self.fired.set()
+        if self.fail_first and len(self.calls) == 1:
+            raise RuntimeError("boom")
+
+
+def test_a_schedule_fires_every_period_even_after_a_failure():
+    invoker = FakeInvoker(fail_first=True)
+    schedules = Schedules([ScheduleSource("F", 0.02)], invoker)
+    schedules.start()
+    try:
+        assert invoker.fired.wait(5)
+    finally:
+        schedules.stop()
+    count = len(invoker.calls)
+    assert {function_id for function_id, _ in invoker.calls} == {"F"}
+    assert invoker.calls[0][1]["detail-type"] == "Scheduled Event"
+    schedules.stop_event.wait(0.1)
+    assert len(invoker.calls) == count  # stopped means stopped
+
+
+def test_the_first_run_waits_one_period():
+    invoker = FakeInvoker()
+    schedules = Schedules([ScheduleSource("F", 60)], invoker)
+    schedules.start()
+    schedules.stop()
+    assert invoker.calls == []
+    assert build_schedule_event("F")["source"] == "aws.events"
