@@ -76,6 +76,17 @@ class FunctionRecord(Record):
     code_key: str = ""
     paused: bool = False
 
+    def run_fields(self) -> dict[str, Any]:
+        """What a task copies from its function when it is created: the code it will run
+        (so a later build changes nothing for it) and the limits it runs under."""
+        return {
+            "function_id": self.id,
+            "build_id": self.build_id,
+            "code_key": self.code_key,
+            "timeout": self.capabilities.timeout,
+            "capabilities": self.capabilities,
+        }
+
 
 class BuildStatus(StrEnum):
     PENDING = "PENDING"

@@ -104,13 +104,7 @@ class CellService:
             raise InvalidRequest("task_definition.function_id: function is paused")
         if not function.build_id:
             raise InvalidRequest("task_definition.function_id: function has no code yet")
-        return task.model_copy(update={
-            "function_id": function.id,
-            "build_id": function.build_id,
-            "code_key": function.code_key,
-            "timeout": function.capabilities.timeout,
-            "capabilities": function.capabilities,
-        })
+        return task.model_copy(update=function.run_fields())
 
     def _input(self, value: Any) -> dict[str, Any]:
         """The function's event body. Kept in the record, so bounded by the inline size."""

@@ -81,13 +81,9 @@ class TaskService:
         task = TaskRecord(
             task_guid=task_id,
             owner=caller.user,
-            function_id=function.id,
             created_at=now,
             updated_at=now,
-            build_id=function.build_id,
-            code_key=function.code_key,
-            timeout=function.capabilities.timeout,
-            capabilities=function.capabilities,
+            **function.run_fields(),
         )
         if len(encoded) > self.settings.inline_input_bytes:
             key = task_key(task_id, "input.json")
