@@ -1,4 +1,4 @@
-"""EventBridge schedule → one convergence pass (steps 1-3 of reference/bbs.md)."""
+"""EventBridge schedule → one convergence pass (the six steps of reference/bbs.md)."""
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext

@@ -3,9 +3,11 @@ one completes; a task without placement tags runs by itself in the built-in exec
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -124,3 +126,47 @@ def test_bad_requests_answer_200_with_an_error_and_scopes_are_enforced(user, cel
     anonymous = user.as_user("tfn_no-such-token-0000000000").request(
         "POST", "/v1/tasks/list.r3", {"domain": "d"})
     assert (anonymous.status, anonymous.json()["error"]["type"]) == (401, "Unauthorized")
+
+
+def test_a_completed_task_calls_its_callback_and_is_deleted(user, cells):
+    """The callback goes through the callback queue and its Lambda, after the API answered;
+    the local stack allows the 127.0.0.1 server the SSRF guard refuses in AWS."""
+    received: list[dict] = []
+    arrived = threading.Event()
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+            arrived.set()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cell, _ = cells
+        task_guid, domain = guid(), f"e2e-{uuid.uuid4().hex[:8]}"
+        url = f"http://127.0.0.1:{server.server_address[1]}/done"
+        definition = {"placement_tags": ["cb"], "annotation": "ping",
+                      "completion_callback_url": url}
+        assert bbs(user, "desire.r2", {"task_guid": task_guid, "domain": domain,
+                                       "task_definition": definition}) == {"error": None}
+        assert bbs(cell, "start", {"task_guid": task_guid, "cell_id": "cell-1"})["should_start"]
+        assert bbs(cell, "complete", {"task_guid": task_guid, "cell_id": "cell-1",
+                                      "failed": False, "result": "7"}) == {"error": None}
+        assert arrived.wait(30), "no callback"
+        deadline = time.monotonic() + 10
+        while True:
+            gone = bbs(user, "get_by_task_guid.r3", {"task_guid": task_guid})
+            if gone.get("error") or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [(r["task_guid"], r["result"], r["annotation"], r["failed"]) for r in received] == [
+        (task_guid, "7", "ping", False)]
+    assert gone["error"]["type"] == "ResourceNotFound"

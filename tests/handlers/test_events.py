@@ -7,6 +7,8 @@ import base64
 import copy
 import importlib.util
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +170,41 @@ def test_converger_runs_a_pass_on_its_scheduled_event(seeded):
     task = wiring.tasks().get(TID)
     assert (task.state, task.failure_reason) == ("Completed", "not started within time limit")
     assert invoke("ConvergerFunction", load_event("ConvergerFunction"))["open"] == 0
+
+
+def test_callback_function_delivers_the_sample_message(seeded, monkeypatch):
+    """The sample task, with a callback to a 127.0.0.1 server (allowed as in the local stack):
+    Resolving, one POST, deleted; the same message again is dropped, not failed."""
+    bodies: list[dict] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("ALLOW_PRIVATE_CALLBACKS", "true")
+    wiring.reset()
+    try:
+        tasks = wiring.tasks()
+        url = f"http://127.0.0.1:{server.server_address[1]}/done"
+        tasks.table.update(f"TASK#{TID}", "TASK", set_values={"completion_callback_url": url},
+                           condition="attribute_exists(PK)")
+        finish_sample_task()
+        answer = invoke("CallbackFunction", load_event("CallbackFunction"))
+        assert answer == {"batchItemFailures": []}
+        assert [body["task_guid"] for body in bodies] == [TID]
+        assert wiring.tasks().get(TID) is None
+        again = invoke("CallbackFunction", load_event("CallbackFunction"))
+        assert again == {"batchItemFailures": []} and len(bodies) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def error_of(answer: dict) -> tuple[int, dict]:

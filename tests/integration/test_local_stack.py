@@ -94,6 +94,7 @@ def test_provision_creates_the_template_resources(aws):
         "TABLE_NAME": "itest-table",
         "BUCKET_NAME": "itest-bucket",
         "TASK_QUEUE_URL": provisioned.refs["TaskQueue"],
+        "CALLBACK_QUEUE_URL": provisioned.refs["CallbackQueue"],
         "POWERTOOLS_SERVICE_NAME": "taskfn",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }

@@ -60,8 +60,7 @@ def test_every_route_but_none_listed_is_authenticated():
 
 
 def test_the_executor_reports_batch_item_failures_and_the_queue_has_a_dlq():
-    (source,) = TEMPLATE.sqs_sources
-    assert source.function_id == "ExecutorFunction"
+    (source,) = [s for s in TEMPLATE.sqs_sources if s.function_id == "ExecutorFunction"]
     assert source.report_batch_item_failures
     queue = TEMPLATE.resources[source.queue_id]["Properties"]
     assert queue["RedrivePolicy"]["maxReceiveCount"] >= 1
@@ -69,3 +68,19 @@ def test_the_executor_reports_batch_item_failures_and_the_queue_has_a_dlq():
     assert queue["VisibilityTimeout"] >= executor_timeout
     # A whole batch of tasks at the longest timeout (120 s) fits in one invocation.
     assert source.batch_size * 120 < executor_timeout
+
+
+def test_callbacks_have_their_own_queue_function_and_dlq():
+    (source,) = [s for s in TEMPLATE.sqs_sources if s.function_id == "CallbackFunction"]
+    assert source.queue_id == "CallbackQueue"
+    assert source.report_batch_item_failures
+    assert source.batch_size == 10
+    queue = TEMPLATE.resources["CallbackQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["maxReceiveCount"] >= 1
+    timeout = TEMPLATE.functions["CallbackFunction"].timeout
+    assert queue["VisibilityTimeout"] >= timeout
+    # Ten callbacks at three attempts of the default 5 s timeout fit in one invocation.
+    assert source.batch_size * 3 * 5 < timeout
+    # Private callback URLs are only for the local stack, never in the deployed environment.
+    assert "ALLOW_PRIVATE_CALLBACKS" not in TEMPLATE.globals["Function"]["Environment"][
+        "Variables"]

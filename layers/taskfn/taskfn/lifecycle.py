@@ -40,13 +40,15 @@ class State(StrEnum):
 
 # The only moves of the state machine (reference/bbs.md); fail and cancel may also complete a
 # task that never started, as BBS's FailTask does, and a rejection puts a task back to Pending.
-# DeleteTask is not a move: it removes a Resolving task.
+# Convergence demotes a Resolving task whose callback stalled back to Completed. DeleteTask is
+# not a move: it removes a Resolving task (or convergence an expired Completed one).
 ALLOWED: frozenset[tuple[State, State]] = frozenset(
     {
         (State.PENDING, State.RUNNING),
         (State.RUNNING, State.COMPLETED),
         (State.PENDING, State.COMPLETED),
         (State.COMPLETED, State.RESOLVING),
+        (State.RESOLVING, State.COMPLETED),
         (State.PENDING, State.PENDING),
         (State.RUNNING, State.PENDING),
     }
@@ -183,6 +185,23 @@ def resolving(now_ns: int) -> Transition:
     return Transition(
         "resolving", frozenset({State.COMPLETED}), State.RESOLVING, {"updated_at": now_ns}
     )
+
+
+def demote(seen_updated_at: int, now_ns: int) -> Transition:
+    """Convergence: Resolving → Completed when the callback stalled (its Lambda gave up or
+    died), only if nobody touched the task since it was read; the callback is then sent again."""
+    return Transition(
+        "demote",
+        frozenset({State.RESOLVING}),
+        State.COMPLETED,
+        {"updated_at": now_ns},
+        updated_at=seen_updated_at,
+    )
+
+
+def expire_completed() -> Transition:
+    """Convergence: a Completed task past the completed expiry is removed (BBS step 5)."""
+    return Transition("delete", frozenset({State.COMPLETED}), State.COMPLETED, removes=True)
 
 
 def reject(reason: str, now_ns: int, max_retries: int = MAX_TASK_RETRIES) -> Transition:

@@ -14,6 +14,13 @@ class Settings(BaseModel):
     table_name: str = "taskfn"
     bucket_name: str = "taskfn"
     task_queue_url: str = ""
+    # Completion callbacks (reference/bbs.md): a queue of task guids for the callback Lambda;
+    # each POST waits at most callback_timeout_s. Callback URLs that resolve to private,
+    # loopback or link-local addresses are refused (SSRF) unless allowed: only the local stack
+    # and tests, whose callback servers listen on 127.0.0.1, allow them.
+    callback_queue_url: str = ""
+    callback_timeout_s: float = Field(5, gt=0, le=30)
+    allow_private_callbacks: bool = False
     # Payloads above these sizes live in S3 with a pointer in the record (DynamoDB items stop
     # at 400 KB; keeping records small keeps reads and writes at one capacity unit or few).
     inline_input_bytes: int = 32 * 1024
@@ -42,6 +49,11 @@ class Settings(BaseModel):
     cell_heartbeat_s: float = Field(30, gt=0)
     cell_timeout_s: float = Field(90, gt=0)
     converger_max_tasks: int = Field(10_000, ge=1)
+    # Convergence of tasks with a callback: Resolving this long without an update goes back
+    # to Completed, Completed this long gets its callback sent again (BBS's kick duration),
+    # and Completed this long after first completion is deleted (BBS's completed expiry).
+    kick_duration_s: float = Field(30, gt=0)
+    completed_expiry_s: float = Field(120, gt=0)
 
     @model_validator(mode="after")
     def _timeout_exceeds_heartbeat(self) -> Settings:

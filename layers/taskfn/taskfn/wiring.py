@@ -34,7 +34,7 @@ def builds() -> BuildStore:
 
 
 def tasks() -> TaskStore:
-    return TaskStore(table())
+    return TaskStore(table(), callback_queue())
 
 
 @cache
@@ -47,9 +47,16 @@ def task_queue() -> TaskQueue:
     return TaskQueue(aws.LazyClient("sqs"), get_settings().task_queue_url)
 
 
+@cache
+def callback_queue() -> TaskQueue | None:
+    """The completion callback queue, or None where none is configured."""
+    url = get_settings().callback_queue_url
+    return TaskQueue(aws.LazyClient("sqs"), url) if url else None
+
+
 def reset() -> None:
     """Forget built stores and clients (tests that start a fresh backend)."""
-    for built in (table, blobs, task_queue):
+    for built in (table, blobs, task_queue, callback_queue):
         built.cache_clear()
     get_settings.cache_clear()
     aws.reset_clients()

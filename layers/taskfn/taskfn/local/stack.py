@@ -93,6 +93,9 @@ class LocalStack:
                 self._set_environ({name: None})
         self.provisioned = provision(self.template, prefix=self.prefix)
         self._set_environ(function_environment(self.template, self.provisioned))
+        # Callback servers of local users and tests listen on 127.0.0.1; in AWS the SSRF guard
+        # refuses private addresses (the template never sets this).
+        self._set_environ({"ALLOW_PRIVATE_CALLBACKS": "true"})
         wiring.reset()  # clients cached by the layer may point at a previous moto
 
         self.invoker = Invoker(self.template, prefix=self.prefix)

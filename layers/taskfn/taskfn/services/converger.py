@@ -1,12 +1,13 @@
-"""Convergence (reference/bbs.md), steps 1-3: what fixes tasks that nobody else will.
+"""Convergence (reference/bbs.md), steps 1-6: what fixes tasks that nobody else will.
 
 A pass reads the open tasks through the sparse open index (keys), then the tasks themselves
 (BatchGetItem), decides one step per task from its state and times alone (`step_for`, pure),
 and applies the steps in BBS's order. Every change is a conditional write, so a pass racing a
 cell, another pass or a user never undoes their work: a lost race is counted, not an error.
 
-Steps 4-6 (Resolving demotion, Completed expiry, callbacks again) wait for the callback
-machinery.
+Steps 4-6 concern only tasks with a completion callback: they stay on the open index until
+deleted. Tasks without one (GreenCloud's) leave it at completion and are never deleted here:
+their results must stay readable.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ SECOND_NS = 1_000_000_000
 # What a decision needs; the rest of a task (its input above all) stays in the table.
 READ_ATTRIBUTES = (
     "task_guid", "owner", "state", "created_at", "updated_at", "placement_tags", "cell_id",
+    "first_completed_at", "completion_callback_url",
 )
 
 
@@ -39,9 +41,12 @@ class Step(StrEnum):
     EXPIRE = "expired"
     DISPATCH = "dispatched"
     CELL_LOST = "cell_lost"
+    DEMOTE = "demoted"
+    DELETE = "deleted"
+    KICK = "kicked"
 
 
-ORDER = (Step.EXPIRE, Step.DISPATCH, Step.CELL_LOST)
+ORDER = (Step.EXPIRE, Step.DISPATCH, Step.CELL_LOST, Step.DEMOTE, Step.DELETE, Step.KICK)
 
 
 def step_for(task: TaskRecord, now: int, settings: Settings) -> Step | None:
@@ -59,6 +64,16 @@ def step_for(task: TaskRecord, now: int, settings: Settings) -> Step | None:
     heartbeats = task.cell_id.startswith(BUILT_IN_CELL_PREFIX)
     if task.state == State.RUNNING and stale and heartbeats:
         return Step.CELL_LOST
+    if not task.completion_callback_url:
+        return None
+    kicked = now - task.updated_at > settings.kick_duration_s * SECOND_NS
+    if task.state == State.RESOLVING and kicked:
+        return Step.DEMOTE
+    if task.state == State.COMPLETED:
+        if now - task.first_completed_at > settings.completed_expiry_s * SECOND_NS:
+            return Step.DELETE
+        if kicked:
+            return Step.KICK
     return None
 
 
@@ -71,8 +86,12 @@ class Report:
     expired: int = 0
     dispatched: int = 0
     cell_lost: int = 0
+    demoted: int = 0
+    deleted: int = 0
+    kicked: int = 0
     lost_races: int = 0
     dispatch_failures: int = 0
+    kick_failures: int = 0
     truncated: bool = False
 
     def as_dict(self) -> dict[str, int | bool]:
@@ -86,11 +105,14 @@ class Converger:
         queue: TaskQueue,
         settings: Settings,
         now: Callable[[], int] = now_ns,
+        callbacks: TaskQueue | None = None,
     ):
         self.tasks = tasks
         self.queue = queue
         self.settings = settings
         self.now = now
+        # The callback queue; by default the one the store sends to.
+        self.callbacks = callbacks
 
     @classmethod
     def from_env(cls) -> Converger:
@@ -124,10 +146,42 @@ class Converger:
                 report.cell_lost += 1
             else:
                 report.lost_races += 1
+        # A demoted task is Completed again: the store queues its callback with the write.
+        for task in chosen[Step.DEMOTE]:
+            if self._write(task.task_guid, lifecycle.demote(task.updated_at, now)):
+                report.demoted += 1
+            else:
+                report.lost_races += 1
+        for task in chosen[Step.DELETE]:
+            if self._remove(task.task_guid):
+                report.deleted += 1
+            else:
+                report.lost_races += 1
+        self._kick([task.task_guid for task in chosen[Step.KICK]], report)
         if report.truncated:
             logger.warning("converger stopped at %d open tasks", report.open)
         logger.info("converger pass: %s", report.as_dict())
         return report
+
+    def _kick(self, task_ids: list[str], report: Report) -> None:
+        """Step 6: callbacks of Completed tasks nobody resolved, queued again."""
+        callbacks = self.callbacks or self.tasks.callbacks
+        if not task_ids:
+            return
+        if callbacks is None:
+            logger.warning("no callback queue: %d callbacks not sent again", len(task_ids))
+            report.kick_failures += len(task_ids)
+            return
+        failed = callbacks.send_many(task_ids)
+        report.kicked, report.kick_failures = len(task_ids) - len(failed), len(failed)
+
+    def _remove(self, task_id: str) -> bool:
+        """Step 5: delete an expired Completed task; False when it moved on (Resolving)."""
+        try:
+            return self.tasks.remove(task_id, lifecycle.expire_completed()).changed
+        except (InvalidStateTransition, NotFound) as error:
+            logger.info("converger left task %s: %s", task_id, error.message)
+            return False
 
     def _write(self, task_id: str, transition: lifecycle.Transition) -> bool:
         """Apply one convergence write; False when the task moved on since it was read."""

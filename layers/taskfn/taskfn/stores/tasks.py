@@ -9,11 +9,13 @@ from typing import Any
 from taskfn import lifecycle
 from taskfn.lifecycle import Outcome, State, Transition
 from taskfn.models import TaskRecord, TaskSummary
+from taskfn.stores.queue import TaskQueue
 from taskfn.stores.table import Table, time_key
 
 logger = logging.getLogger(__name__)
 
 OPEN = "OPEN"
+CALLBACK_URL = "completion_callback_url"
 
 
 def domain_partition(domain: str) -> str:
@@ -21,8 +23,9 @@ def domain_partition(domain: str) -> str:
 
 
 class TaskStore:
-    def __init__(self, table: Table):
+    def __init__(self, table: Table, callbacks: TaskQueue | None = None):
         self.table = table
+        self.callbacks = callbacks
 
     def put_new(self, task: TaskRecord) -> bool:
         """The create write: False when the id is taken (BBS ResourceExists)."""
@@ -73,9 +76,10 @@ class TaskStore:
     def open_tasks(
         self, *, bound: int, attributes: tuple[str, ...] = ()
     ) -> tuple[list[TaskRecord], bool]:
-        """Unfinished tasks, oldest first: the sparse open index (keys only, paged Query),
-        then BatchGetItem of those keys. Never a Scan. Also says whether more exist beyond
-        `bound`. A task finished in between is read as it is now (callers check its state)."""
+        """Unfinished tasks (and finished ones with a callback, until deleted), oldest first:
+        the sparse open index (keys only, paged Query), then BatchGetItem of those keys. Never
+        a Scan. Also says whether more exist beyond `bound`. A task finished in between is
+        read as it is now (callers check its state)."""
         keys, more = self.table.query_all("GSI3", OPEN, bound=bound)
         order = {key["PK"]: position for position, key in enumerate(keys)}
         items = self.table.get_many([(k["PK"], k["SK"]) for k in keys], attributes=attributes)
@@ -83,7 +87,13 @@ class TaskStore:
         return [TaskRecord.model_validate(item) for item in items], more
 
     def apply(self, task_id: str, transition: Transition) -> Outcome:
-        """One conditional write; on a failed condition the lifecycle says why."""
+        """One conditional write; on a failed condition the lifecycle says why.
+
+        Completing a task takes it off the open index, unless it has a completion callback:
+        convergence must still find it Completed or Resolving until it is deleted. The write
+        does not know which, so it first assumes no callback (the common case, one write) and
+        writes again keeping the index when the task turns out to have one. A write that
+        leaves a task Completed with a callback sends its guid to the callback queue."""
         condition, names, values = self._condition(transition)
         if transition.max_rejections is not None:
             # A count never written is 0 (records leave defaults out): below any limit but 0.
@@ -93,20 +103,52 @@ class TaskStore:
             condition += f" AND {below}"
             names["#rejections"] = "rejection_count"
             values["rejections"] = transition.max_rejections
-        finishing = transition.to_state is State.COMPLETED
-        ok, item = self.table.update(
+        finishing = transition.to_state is State.COMPLETED and bool(
+            transition.from_states & lifecycle.UNFINISHED
+        )
+        ok, item = self._update(task_id, transition, condition, names, values, finishing)
+        if not ok and finishing and item is not None and item.get(CALLBACK_URL):
+            ok, item = self._update(task_id, transition, condition, names, values, False)
+        if not ok:
+            return lifecycle.explain(transition, item)
+        if transition.to_state is State.COMPLETED and item and item.get(CALLBACK_URL):
+            self.send_callback(task_id)
+        return Outcome(True, item)
+
+    def _update(
+        self,
+        task_id: str,
+        transition: Transition,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+        leave_open_index: bool,
+    ) -> tuple[bool, dict[str, Any] | None]:
+        if leave_open_index:
+            condition += " AND (attribute_not_exists(#callback) OR #callback = :c_nocallback)"
+            names = {**names, "#callback": CALLBACK_URL}
+            values = {**values, "nocallback": ""}
+        return self.table.update(
             f"TASK#{task_id}",
             "TASK",
             set_values={**transition.updates, "state": transition.to_state.value},
-            remove=("GSI3PK", "GSI3SK") if finishing else (),
+            remove=("GSI3PK", "GSI3SK") if leave_open_index else (),
             add_values=transition.increments,
             condition=condition,
             condition_values=values,
             condition_names=names,
         )
-        if ok:
-            return Outcome(True, item)
-        return lifecycle.explain(transition, item)
+
+    def send_callback(self, task_id: str) -> None:
+        """Queue a completion callback. The write it follows has happened: a failed send is
+        logged, not raised, and convergence (step 6) sends it again after the kick duration."""
+        if self.callbacks is None:
+            logger.warning("no callback queue configured; task %s waits for convergence", task_id)
+            return
+        try:
+            self.callbacks.send(task_id)
+        except Exception:  # convergence is the retry
+            logger.exception("could not queue the callback of task %s", task_id)
 
     def remove(self, task_id: str, transition: Transition) -> Outcome:
         """A removing transition (DeleteTask) as one conditional DeleteItem."""

@@ -1,0 +1,157 @@
+"""Completion callbacks (reference/bbs.md), delivered by the callback Lambda from its queue,
+never inside an API request.
+
+Per task guid: Completed → Resolving (conditional, so two deliveries of one message cannot
+both post), POST the BBS payload, then delete the task on any answer but a timeout, a
+connection error or 503/504, which are retried up to three attempts. A delivery that gives up
+leaves the task Resolving; convergence demotes it and sends the callback again.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from taskfn import lifecycle, wiring
+from taskfn.errors import InvalidStateTransition, NotFound
+from taskfn.lifecycle import State
+from taskfn.models import TaskRecord, now_ns
+from taskfn.settings import Settings, get_settings
+from taskfn.stores.tasks import TaskStore
+
+logger = logging.getLogger(__name__)
+
+ATTEMPTS = 3  # BBS's callback attempts
+RETRY_STATUSES = frozenset({503, 504})
+PAYLOAD_FIELDS = ("task_guid", "failed", "failure_reason", "result", "annotation", "created_at")
+
+# (url, JSON body, timeout in seconds) → HTTP status; raises OSError (URLError, timeouts)
+# when no answer came.
+Poster = Callable[[str, bytes, float], int]
+Resolver = Callable[[str], list[str]]
+
+
+class RefusedURL(ValueError):
+    """A callback URL the platform will not call (bad scheme, or a private address)."""
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not an instruction: following it could reach an address the
+    SSRF check never saw."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def post_json(url: str, body: bytes, timeout: float) -> int:
+    """POST with urllib; an HTTP error status is an answer, returned like a success."""
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def resolve(host: str) -> list[str]:
+    return [info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)]
+
+
+def check_url(url: str, *, allow_private: bool, resolver: Resolver = resolve) -> None:
+    """Raise RefusedURL unless `url` is http(s) to public addresses only (SSRF guard; the
+    local stack and tests allow private ones for their 127.0.0.1 servers)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RefusedURL(f"not an http(s) URL: {url!r}")
+    if allow_private:
+        return
+    try:
+        addresses = resolver(parts.hostname)
+    except OSError as error:
+        raise RefusedURL(f"cannot resolve {parts.hostname}: {error}") from error
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not ip.is_global or ip.is_multicast:
+            raise RefusedURL(f"{parts.hostname} resolves to non-public address {ip}")
+
+
+def payload(task: TaskRecord) -> bytes:
+    """BBS's callback body."""
+    body = {name: getattr(task, name) for name in PAYLOAD_FIELDS}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+class CallbackDelivery:
+    def __init__(
+        self,
+        tasks: TaskStore,
+        settings: Settings,
+        *,
+        post: Poster = post_json,
+        resolver: Resolver = resolve,
+        now: Callable[[], int] = now_ns,
+    ):
+        self.tasks = tasks
+        self.settings = settings
+        self.post = post
+        self.resolver = resolver
+        self.now = now
+
+    @classmethod
+    def from_env(cls) -> CallbackDelivery:
+        return cls(wiring.tasks(), get_settings())
+
+    def deliver(self, task_guid: str) -> str:
+        """One message: "dropped" (not a Completed task with a callback any more),
+        "delivered" / "refused" (task deleted) or "gave_up" (left Resolving)."""
+        task = self.tasks.get(task_guid)
+        url = task.completion_callback_url if task else ""
+        if task is None or task.state != State.COMPLETED or not url:
+            logger.info("callback of task %s dropped: not a Completed task with one", task_guid)
+            return "dropped"
+        try:
+            self.tasks.apply(task_guid, lifecycle.resolving(self.now()))
+        except (InvalidStateTransition, NotFound) as error:
+            logger.info("callback of task %s dropped: %s", task_guid, error.message)
+            return "dropped"
+        try:
+            check_url(url, allow_private=self.settings.allow_private_callbacks,
+                      resolver=self.resolver)
+        except RefusedURL as error:
+            logger.warning("callback of task %s refused: %s", task_guid, error)
+            self._delete(task_guid)
+            return "refused"
+        body = payload(task)
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                status = self.post(url, body, self.settings.callback_timeout_s)
+            except OSError as error:  # timeouts and connection errors (URLError is one)
+                logger.info("callback of task %s attempt %d: %s", task_guid, attempt, error)
+                continue
+            if status in RETRY_STATUSES:
+                logger.info("callback of task %s attempt %d: %d", task_guid, attempt, status)
+                continue
+            logger.info("callback of task %s answered %d", task_guid, status)
+            self._delete(task_guid)
+            return "delivered"
+        logger.warning("callback of task %s gave up after %d attempts", task_guid, ATTEMPTS)
+        return "gave_up"
+
+    def _delete(self, task_guid: str) -> None:
+        """Resolving → removed; a task demoted meanwhile is left to convergence."""
+        try:
+            self.tasks.remove(task_guid, lifecycle.delete())
+        except (InvalidStateTransition, NotFound) as error:
+            logger.info("task %s not deleted after its callback: %s", task_guid, error.message)
