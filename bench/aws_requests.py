@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import tempfile
 import zipfile
 from collections import Counter
@@ -30,7 +29,7 @@ def moto_backend() -> Iterator[str]:
 
     from moto.server import ThreadedMotoServer
 
-    from taskfn.local.provision import function_environment, provision
+    from taskfn.local import environment
     from taskfn.local.template import load_template
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request lines
@@ -41,22 +40,13 @@ def moto_backend() -> Iterator[str]:
     urllib.request.urlopen(
         urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10
     ).close()
-    saved = dict(os.environ)
     try:
-        os.environ.update(
-            AWS_ENDPOINT_URL=endpoint,
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_DEFAULT_REGION="us-east-1",
-        )
-        os.environ.pop("AWS_PROFILE", None)
-        template = load_template()
-        os.environ.update(function_environment(template, provision(template)))
-        wiring.reset()
-        yield endpoint
+        with environment.patched(environment.pointed_at(endpoint)):
+            provisioned = environment.provisioned_environment(load_template())
+            with environment.patched(provisioned):
+                wiring.reset()
+                yield endpoint
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
         wiring.reset()
         server.stop()
 

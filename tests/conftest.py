@@ -26,6 +26,7 @@ class Backend:
 def moto_endpoint() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
+    from taskfn.local import environment
     from taskfn.local.atomic import make_dynamodb_writes_atomic
 
     make_dynamodb_writes_atomic()  # conditional writes race as they do in DynamoDB
@@ -33,34 +34,9 @@ def moto_endpoint() -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    saved = {k: os.environ.get(k) for k in _AWS_ENV}
-    os.environ.update(
-        {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-    )
-    os.environ.pop("AWS_SESSION_TOKEN", None)
-    os.environ.pop("AWS_PROFILE", None)
-    yield endpoint
+    with environment.patched(environment.pointed_at(endpoint)):
+        yield endpoint
     server.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-_AWS_ENV = (
-    "AWS_ENDPOINT_URL",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_DEFAULT_REGION",
-    "AWS_SESSION_TOKEN",
-    "AWS_PROFILE",
-)
 
 
 @pytest.fixture
@@ -68,23 +44,16 @@ def backend(moto_endpoint: str, tmp_path: Path) -> Iterator[Backend]:
     """Empty DynamoDB/S3/SQS resources as template.yaml defines them, and the environment
     every function gets (TABLE_NAME, BUCKET_NAME, TASK_QUEUE_URL, ...)."""
     from taskfn import wiring
-    from taskfn.local.provision import function_environment, provision
+    from taskfn.local import environment
     from taskfn.local.template import load_template
 
     request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
     urllib.request.urlopen(request).read()
     os.environ["AWS_ENDPOINT_URL"] = moto_endpoint
     wiring.reset()
-    template = load_template(ROOT / "template.yaml")
-    env = function_environment(template, provision(template))
+    env = environment.provisioned_environment(load_template(ROOT / "template.yaml"))
     env["CODE_CACHE_DIR"] = str(tmp_path / "code")
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    wiring.reset()
-    yield Backend(moto_endpoint, env)
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with environment.patched(env):
+        wiring.reset()
+        yield Backend(moto_endpoint, env)
     wiring.reset()

@@ -12,23 +12,14 @@ from pathlib import Path
 from typing import Self
 
 from taskfn import wiring
+from taskfn.local.environment import apply, pointed_at
 from taskfn.local.gateway import Gateway
 from taskfn.local.invoke import Invoker
 from taskfn.local.motoserver import MotoProcess
 from taskfn.local.pollers import Pollers
-from taskfn.local.provision import REGION, Provisioned, function_environment, provision
+from taskfn.local.provision import Provisioned, function_environment, provision
 from taskfn.local.schedules import Schedules
 from taskfn.local.template import Template, load_template
-
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
-}
-# Settings that would send boto3 elsewhere than moto, or to a real profile.
-UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
 
 
 class LocalStack:
@@ -87,10 +78,7 @@ class LocalStack:
         self._moto = MotoProcess()
         self.moto_endpoint = self._moto.endpoint
 
-        self._set_environ({"AWS_ENDPOINT_URL": self.moto_endpoint, **FAKE_CREDENTIALS})
-        for name in list(os.environ):
-            if name.startswith("AWS_ENDPOINT_URL_") or name in UNSET:
-                self._set_environ({name: None})
+        self._set_environ(pointed_at(self.moto_endpoint))
         self.provisioned = provision(self.template, prefix=self.prefix)
         self._set_environ(function_environment(self.template, self.provisioned))
         # Callback servers of local users and tests listen on 127.0.0.1; in AWS the SSRF guard
@@ -137,22 +125,15 @@ class LocalStack:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
-        for name, value in self._saved_environ.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        apply(self._saved_environ)
         if self._saved_environ:
             self._saved_environ = {}
             wiring.reset()
 
     def _set_environ(self, values: dict[str, str | None]) -> None:
-        for name, value in values.items():
+        for name in values:
             self._saved_environ.setdefault(name, os.environ.get(name))
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        apply(values)
 
     def __enter__(self) -> Self:
         return self.start()
