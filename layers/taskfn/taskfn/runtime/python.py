@@ -112,7 +112,7 @@ def run_python(
         remove_tree(workdir)
         reason = f"could not start the Python runtime: {error}"
         logger.error("taskfn runtime: %s", reason)
-        return _failure(500, "Runtime.StartError", reason, reason=reason, started=started)
+        return failure(500, "Runtime.StartError", reason, reason=reason, started=started)
     return run_child(process, payload, read_fd, workdir, limits, timeout_s, deadline, started,
                      on_progress)
 
@@ -266,15 +266,15 @@ def _supervise(
         message = str(error.get("message") or "")
         reason = str(error.get("reason") or (f"{error_type}: {message}" if message
                                               else error_type))
-        return _failure(500, error_type, message, reason=reason, **common)
+        return failure(500, error_type, message, reason=reason, **common)
     if results.oversized:
         reason = f"result larger than {limits.max_result_bytes} bytes"
-        return _failure(500, "Runtime.InvalidResult", reason, reason=reason, **common)
+        return failure(500, "Runtime.InvalidResult", reason, reason=reason, **common)
     if not exited:
         reason = f"timed out after {timeout_s:g} s"
-        return _failure(504, "TimeoutError", reason, reason=reason, timed_out=True, **common)
+        return failure(504, "TimeoutError", reason, reason=reason, timed_out=True, **common)
     reason = _exit_reason(process.returncode)
-    return _failure(500, "Runtime.ExitError", reason, reason=reason, **common)
+    return failure(500, "Runtime.ExitError", reason, reason=reason, **common)
 
 
 def _success(result: object, limits: Limits, common: dict) -> Execution:
@@ -294,7 +294,7 @@ def _success(result: object, limits: Limits, common: dict) -> Execution:
             headers["Content-Type"] = "application/octet-stream"
     except (KeyError, TypeError, ValueError) as error:
         reason = f"malformed result from the runtime: {error}"
-        return _failure(500, "Runtime.InvalidResult", reason, reason=reason, **common)
+        return failure(500, "Runtime.InvalidResult", reason, reason=reason, **common)
     return Execution(
         succeeded=True,
         timed_out=False,
@@ -307,7 +307,7 @@ def _success(result: object, limits: Limits, common: dict) -> Execution:
     )
 
 
-def _failure(status: int, error_type: str, message: str, *, reason: str | None = None,
+def failure(status: int, error_type: str, message: str, *, reason: str | None = None,
              timed_out: bool = False, started: float | None = None, **common) -> Execution:
     """A failed run: JSON error body {"errorType", "errorMessage"} like Lambda's."""
     if started is not None:

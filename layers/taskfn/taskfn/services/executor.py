@@ -19,7 +19,7 @@ from taskfn import lifecycle, wiring
 from taskfn.errors import InvalidStateTransition, NotFound, RunningOnDifferentCell
 from taskfn.models import BUILT_IN_CELL_PREFIX, TaskRecord, now_ns
 from taskfn.runtime.codecache import CodeCache
-from taskfn.runtime.python import DEFAULT_MEMORY_MB, Execution, Limits, run_python
+from taskfn.runtime.python import DEFAULT_MEMORY_MB, Execution, Limits, failure, run_python
 from taskfn.settings import Settings, get_settings
 from taskfn.stores.blobs import BlobStore, task_key
 from taskfn.stores.records import FunctionStore
@@ -135,7 +135,8 @@ class Executor:
         if not code_key:  # created without its code fixed: the function's current code
             function = self.functions.get(task.function_id)
             if function is None or not function.code_key:
-                return _failed_execution("FunctionNotFound", "the function was deleted")
+                return failure(500, "FunctionNotFound", "the function was deleted",
+                               reason="the function was deleted")
             code_key, build_id = function.code_key, function.build_id
         code_dir = self.code.get(build_id, lambda: self.blobs.get(code_key))
         payload = (
@@ -256,19 +257,4 @@ def _error_response(error_type: str, message: str) -> dict[str, Any]:
     }
 
 
-def _failed_execution(error_type: str, message: str) -> Execution:
-    return Execution(
-        succeeded=False,
-        timed_out=False,
-        status_code=500,
-        headers={"Content-Type": "application/json"},
-        body=json.dumps({"errorType": error_type, "errorMessage": message}),
-        is_base64=False,
-        stdout="",
-        stderr="",
-        stdout_dropped=0,
-        stderr_dropped=0,
-        failure_reason=message,
-        duration_ms=0.0,
-    )
 
