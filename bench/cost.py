@@ -196,14 +196,28 @@ def step_functions_lines(d: Durations) -> list[tuple[str, float, str]]:
     ]
 
 
+def per_million(lines: list[tuple[str, float, str]]) -> float:
+    """Dollars per million tasks: the sum of the per-task lines."""
+    return sum(dollars for _, dollars, _ in lines) * 1e6
+
+
+def breakdown(lines: list[tuple[str, float, str]]) -> list[dict[str, Any]]:
+    """The lines as the report shows them, per million tasks."""
+    return [
+        {"item": item, "dollars": round(dollars * 1e6, 4), "formula": formula}
+        for item, dollars, formula in lines
+    ]
+
+
 def measure(quick: bool = False, sections: list[Section] | None = None) -> Section:
     durations = measure_durations(samples=20 if quick else 60)
     lines = cost_lines(durations)
-    total = sum(dollars for _, dollars, _ in lines) * 1e6
-    with_latency = sum(d for _, d, _ in cost_lines(durations, AWS_LATENCY_MS)) * 1e6
-    sfn = sum(dollars for _, dollars, _ in step_functions_lines(durations)) * 1e6
+    sfn_lines = step_functions_lines(durations)
+    total = per_million(lines)
+    with_latency = per_million(cost_lines(durations, AWS_LATENCY_MS))
+    sfn = per_million(sfn_lines)
     provisioned_prices = {**PRICES, "dynamodb_wru": PROVISIONED_WRU}
-    provisioned = sum(d for _, d, _ in cost_lines(durations, 0.0, provisioned_prices)) * 1e6
+    provisioned = per_million(cost_lines(durations, 0.0, provisioned_prices))
     figures = [
         Figure(
             name="cost per million no-op tasks",
@@ -253,14 +267,8 @@ def measure(quick: bool = False, sections: list[Section] | None = None) -> Secti
                 "executor per task": round(durations.executor_per_task_ms, 2),
                 "log bytes per task": round(durations.log_bytes_per_task),
             },
-            "breakdown_per_million": [
-                {"item": item, "dollars": round(d * 1e6, 4), "formula": formula}
-                for item, d, formula in lines
-            ],
-            "step_functions_per_million": [
-                {"item": item, "dollars": round(d * 1e6, 4), "formula": formula}
-                for item, d, formula in step_functions_lines(durations)
-            ],
+            "breakdown_per_million": breakdown(lines),
+            "step_functions_per_million": breakdown(sfn_lines),
             "not_counted": (
                 "fixed monthly costs independent of volume: the SQS event-source mapping's "
                 "idle long polls, PITR backup storage, DynamoDB/S3 storage of retained records"
