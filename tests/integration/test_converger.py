@@ -11,9 +11,9 @@ from pathlib import Path
 from taskfn import aws, lifecycle, wiring
 from taskfn.models import TaskRecord, now_ns
 from taskfn.runtime.codecache import CodeCache
-from taskfn.runtime.python import run_python
+from taskfn.runtime.python import failure, run_python
 from taskfn.services.converger import SECOND_NS, Converger
-from taskfn.services.executor import Executor, _failed_execution
+from taskfn.services.executor import Executor
 from taskfn.services.functions import FunctionService, NewFunction
 from taskfn.settings import get_settings
 from taskfn.stores.queue import decode
@@ -179,7 +179,7 @@ def test_the_executor_heartbeats_a_long_task(backend, tmp_path: Path):
         seen["started"] = state("t").updated_at
         time.sleep(0.5)
         seen["later"] = state("t").updated_at
-        return _failed_execution("Stub", "stub runner")
+        return failure(500, "Stub", "stub runner", reason="stub runner")
 
     settings = get_settings().model_copy(update={"cell_heartbeat_s": 0.1})
     executor = Executor(wiring.tasks(), wiring.functions(), wiring.blobs(),
