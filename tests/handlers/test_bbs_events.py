@@ -62,6 +62,8 @@ SAMPLES = {
     "CellResolvingTaskFunction": (COMPLETED, {"state": "Resolving"}),
     "CellDeleteTaskFunction": (RESOLVING, {}),
     "CellStartTaskFunction": ((), {"state": "Running", "cell_id": "cell-1"}),
+    "CellHeartbeatTaskFunction": ((lifecycle.start("cell-1", 2),),
+                                  {"state": "Running", "cell_id": "cell-1"}),
     "CellFailTaskFunction": ((), {"state": "Completed", "failure_reason": "out of disk"}),
     "CellRejectTaskFunction": ((), {"state": "Pending", "rejection_count": 1,
                                     "rejection_reason": "not enough memory"}),
@@ -150,6 +152,12 @@ def bbs_error(status_body: tuple[int, dict]) -> tuple[int, str]:
                                                           "x": "y" * (200 * 1024)}},
     {"task_guid": "g", "domain": "d", "task_definition": {"placement_tags": ["a"],
                                                           "env": [{"": "empty name"}]}},
+    {"task_guid": "g", "domain": "d", "task_definition": {"placement_tags": ["a"],
+                                                          "retries": 9}},
+    {"task_guid": "g", "domain": "d", "task_definition": {"placement_tags": ["a"],
+                                                          "retries": -1}},
+    {"task_guid": "g", "domain": "d", "task_definition": {"placement_tags": ["a"],
+                                                          "source": 42}},
 ])
 def test_a_bad_desire_is_200_invalid_request(sample, body):
     assert bbs_error(call("CellDesireTaskFunction", body)) == (200, "InvalidRequest")
@@ -191,6 +199,27 @@ def test_state_machine_errors_are_200_with_bbs_types(sample):
         200, "ResourceNotFound")
 
 
+def test_a_heartbeat_refreshes_a_task_running_on_its_cell_and_errors_otherwise(sample):
+    """The heartbeat route answers BBS's errors when the task is not Running on the caller's
+    cell; that error is what tells an external cell to stop the task."""
+    assert bbs_error(call("CellHeartbeatTaskFunction")) == (200, "InvalidStateTransition")
+    to(lifecycle.start("cell-1", 2))
+    assert call("CellHeartbeatTaskFunction") == (200, {"error": None})
+    assert task()["updated_at"] > 2
+    status, body = call("CellHeartbeatTaskFunction", {"task_guid": GUID, "cell_id": "cell-2"})
+    assert (status, body["error"]) == (200, {"type": "RunningOnDifferentCell",
+                                             "message": "Running on cell cell-1 not cell-2"})
+    assert bbs_error(call("CellHeartbeatTaskFunction", {"task_guid": "nope",
+                                                        "cell_id": "cell-1"})) == (
+        200, "ResourceNotFound")
+    assert bbs_error(call("CellHeartbeatTaskFunction", {"task_guid": GUID})) == (
+        200, "InvalidRequest")
+    assert call("CellCancelTaskFunction")[1] == {"error": None}
+    status, body = call("CellHeartbeatTaskFunction")
+    assert (status, body["error"]["type"]) == (200, "InvalidStateTransition")
+    assert "from Completed" in body["error"]["message"]
+
+
 def test_another_users_guid_is_200_resource_not_found(sample):
     for function_id in ("CellGetTaskFunction", "CellCancelTaskFunction",
                         "CellResolvingTaskFunction", "CellDeleteTaskFunction"):
@@ -201,7 +230,8 @@ def test_another_users_guid_is_200_resource_not_found(sample):
 
 
 @pytest.mark.parametrize("function_id", ["CellStartTaskFunction", "CellCompleteTaskFunction",
-                                         "CellFailTaskFunction", "CellRejectTaskFunction"])
+                                         "CellFailTaskFunction", "CellRejectTaskFunction",
+                                         "CellHeartbeatTaskFunction"])
 def test_cell_routes_need_a_cell_or_admin_token(sample, function_id):
     assert bbs_error(call(function_id, user="alice", scope="user")) == (403, "Forbidden")
     status, _ = call(function_id, user="root", scope="admin")

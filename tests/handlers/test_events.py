@@ -44,7 +44,9 @@ def event_path(function_id: str) -> Path:
     return ROOT / "events" / spec.code_uri.name / f"{module}.json"
 
 
-def invoke(function_id: str, event: dict) -> dict:
+def handler_module(function_id: str) -> Any:
+    """The handler's module, imported once per session as Lambda imports it once per
+    instance."""
     spec = TEMPLATE.functions[function_id]
     if function_id not in _modules:
         module_name, _ = spec.handler.split(".")
@@ -54,7 +56,13 @@ def invoke(function_id: str, event: dict) -> dict:
         module = importlib.util.module_from_spec(loader)
         loader.loader.exec_module(module)
         _modules[function_id] = module
-    return getattr(_modules[function_id], spec.handler.split(".")[1])(event, Context())
+    return _modules[function_id]
+
+
+def invoke(function_id: str, event: dict) -> dict:
+    handler = getattr(handler_module(function_id), TEMPLATE.functions[function_id].handler
+                      .split(".")[1])
+    return handler(event, Context())
 
 
 def load_event(function_id: str) -> dict:

@@ -17,3 +17,17 @@ def make_zip(files: dict[str, str | bytes]) -> bytes:
         for name, content in files.items():
             archive.writestr(name, content)
     return buffer.getvalue()
+
+
+def parse_sse(text: str) -> list[dict]:
+    """Server-sent events as an EventSource sees them: fields until a blank line."""
+    events, current = [], {}
+    for line in text.split("\n"):
+        if not line:
+            if current:
+                events.append(current)
+            current = {}
+            continue
+        name, _, value = line.partition(":")
+        current[name] = value.removeprefix(" ")
+    return events

@@ -396,3 +396,30 @@ def test_a_result_is_text_of_at_most_10_kb_from_a_successful_run(backend, tmp_pa
     assert state("broken").failed and "no" in state("broken").failure_reason
     # the whole response stays readable through the platform API
     assert TaskService.from_env().result(ALICE, state("big").task_guid).body == b"x" * 20000
+
+
+def test_a_failed_attempt_with_retries_left_waits_its_back_off_then_runs_again(backend):
+    service = cells()
+    desire(service, retries=1)
+    assert service.start("task-1", "cell-1")
+    service.complete("task-1", "cell-1", failed=True, failure_reason="disk full", result="")
+    waiting = state()
+    assert (waiting.state, waiting.retried, waiting.failed) == ("Pending", 1, False)
+    assert waiting.attempts == [{"attempt": 1, "cell_id": "cell-1",
+                                 "started_at": waiting.attempts[0]["started_at"],
+                                 "finished_at": waiting.updated_at,
+                                 "failure_reason": "disk full"}]
+    with pytest.raises(InvalidStateTransition, match="backs off"):
+        service.start("task-1", "cell-2")
+    view = bbs.task_view(waiting)
+    assert (view["retries"], view["retry_at"], len(view["attempts"])) == (
+        1, waiting.retry_at, 1)
+
+    wiring.table().update("TASK#task-1", "TASK", set_values={"retry_at": 1},
+                          condition="attribute_exists(PK)")  # the back-off has passed
+    assert service.start("task-1", "cell-2")
+    service.complete("task-1", "cell-2", failed=True, failure_reason="again", result="")
+    final = state()
+    assert (final.state, final.failed, final.failure_reason) == ("Completed", True, "again")
+    assert len(final.attempts) == 1  # the earlier attempt; the last is the task's own fields
+

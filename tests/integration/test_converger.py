@@ -160,6 +160,22 @@ def test_an_executor_that_died_mid_task_is_failed(backend):
         raise AssertionError("a completion from the lost cell was accepted")
 
 
+def test_an_external_cell_that_heartbeats_keeps_its_task_and_a_silent_one_loses_it(backend):
+    """External cells heartbeat through the Cell API's heartbeat route, so their tasks are
+    judged like the built-in executor's: silence past the cell timeout fails them."""
+    tasks = wiring.tasks()
+    for guid in ("beating", "silent"):
+        put(guid, created=T0, tags=("gpu",))
+        tasks.apply(guid, lifecycle.start(f"gpu-cell-{guid}", T0))
+    tasks.apply("beating", lifecycle.heartbeat("gpu-cell-beating", T0 + 60 * S))
+    report = converger(T0 + 120 * S).run()
+    assert report.cell_lost == 1
+    assert state("beating").state == "Running"
+    silent = state("silent")
+    assert (silent.state, silent.failure_reason) == (
+        "Completed", "cell disappeared before completion")
+
+
 class NoCode:
     """A code cache that has nothing to unpack: the stub runner needs no code."""
 
@@ -197,3 +213,24 @@ def test_a_pass_is_bounded_and_reads_oldest_first(backend):
     assert open_keys() == ["TASK#t3", "TASK#t4"]
     report = converger(T0, converger_max_tasks=3).run()
     assert (report.open, report.expired, report.truncated) == (2, 2, False)
+
+
+def test_a_lost_task_with_retries_left_is_pending_again_and_then_dispatched(backend):
+    put("retry-me", retries=1)
+    wiring.tasks().apply("retry-me", lifecycle.start("executor-gone", T0))
+    report = converger(T0 + 91 * S).run()
+    assert (report.retried, report.cell_lost) == (1, 0)
+    again = state("retry-me")
+    assert (again.state, again.retried, again.cell_id) == ("Pending", 1, "")
+    assert again.attempts[0]["failure_reason"] == lifecycle.CELL_LOST_REASON
+    assert again.attempts[0]["cell_id"] == "executor-gone"
+    assert again.retry_at == T0 + 93 * S  # 2^1 s after the pass
+    # While it backs off, a later pass leaves it alone; after, it dispatches it again.
+    assert converger(T0 + 92 * S, dispatch_grace_s=0).run().dispatched == 0
+    assert converger(T0 + 94 * S, dispatch_grace_s=0).run().dispatched == 1
+
+    wiring.tasks().apply("retry-me", lifecycle.start("executor-gone-too", T0 + 95 * S))
+    final = converger(T0 + 200 * S).run()
+    assert (final.retried, final.cell_lost) == (0, 1)
+    done = state("retry-me")
+    assert (done.state, done.failed, len(done.attempts)) == ("Completed", True, 1)

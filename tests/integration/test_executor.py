@@ -116,3 +116,39 @@ def test_a_task_failed_elsewhere_while_running_keeps_that_outcome(backend, tmp_p
     task = wiring.tasks().get(task_id)
     assert task.failure_reason == "cell disappeared" and task.response_status == 0
     assert TaskService.from_env().result(ALICE, task_id).status == 500
+
+
+def test_a_failing_task_with_retries_runs_again_after_its_back_off_keeping_every_attempt(
+        backend, tmp_path):
+    function_id = function_with("def handler(event, context):\n    raise ValueError('no')\n")
+    task_id = new_task(function_id)
+    table = wiring.table()
+    table.update(f"TASK#{task_id}", "TASK", set_values={"retries": 2}, condition="#s = :c_s",
+                 condition_names={"#s": "state"}, condition_values={"s": "Pending"})
+    queue = wiring.task_queue()
+    cell = executor(tmp_path, "cell-a")
+    cell.queue = queue
+
+    assert cell.run(task_id) == "retrying"
+    waiting = wiring.tasks().get(task_id)
+    assert (waiting.state, waiting.retried, len(waiting.attempts)) == ("Pending", 1, 1)
+    assert waiting.retry_at - waiting.updated_at == 2 * lifecycle.SECOND_NS
+    assert "ValueError" in waiting.attempts[0]["failure_reason"]
+    assert cell.run(task_id) == "skipped"  # still backing off: it may not start yet
+
+    def back_off_over() -> None:
+        table.update(f"TASK#{task_id}", "TASK", set_values={"retry_at": 1},
+                     condition="attribute_exists(PK)")
+
+    back_off_over()
+    assert cell.run(task_id) == "retrying"
+    back_off_over()
+    assert cell.run(task_id) == "failed"
+    final = wiring.tasks().get(task_id)
+    assert (final.state, final.failed, final.retried) == ("Completed", True, 2)
+    assert [a["attempt"] for a in final.attempts] == [1, 2]
+    # Each retry was sent to the queue with its back-off as the message delay.
+    client = queue.client
+    attributes = client.get_queue_attributes(
+        QueueUrl=queue.url, AttributeNames=["ApproximateNumberOfMessagesDelayed"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "2"

@@ -95,9 +95,12 @@ def test_provision_creates_the_template_resources(aws):
         "BUCKET_NAME": "itest-bucket",
         "TASK_QUEUE_URL": provisioned.refs["TaskQueue"],
         "CALLBACK_QUEUE_URL": provisioned.refs["CallbackQueue"],
+        "EVENT_BUS_NAME": provisioned.refs["TaskEventBus"],
         "POWERTOOLS_SERVICE_NAME": "taskfn",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
+    bus = boto3.client("events").describe_event_bus(Name=provisioned.refs["TaskEventBus"])
+    assert bus["Arn"] == provisioned.attrs[("TaskEventBus", "Arn")]
     again = provision(template, prefix="itest")  # idempotent: everything is reused
     assert (again.refs, again.attrs) == (provisioned.refs, provisioned.attrs)
 

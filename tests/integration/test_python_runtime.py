@@ -6,12 +6,13 @@ import base64
 import json
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from taskfn.runtime.python import Execution, Limits, run_python
+from taskfn.runtime.python import CANCELLED_REASON, Execution, Limits, run_python
 
 FAST = Limits(timeout_s=5)
 ONE_SECOND = Limits(timeout_s=1)
@@ -309,6 +310,28 @@ def test_grandchild_that_left_the_group_is_killed_too(tmp_path):
     result = run(tmp_path, source.format(after="return 'done'"))
     assert result.succeeded and result.body == "done"
     assert _wait_dead(int(result.stdout.split()[0]))
+
+
+def test_cancel_kills_the_process_group_and_fails_the_run(tmp_path):
+    """An external cell whose task was cancelled sets the event: the child and its own
+    children die long before the timeout, and the run says it was cancelled."""
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    started = time.monotonic()
+    result = run(tmp_path, SPAWN.format(after="time.sleep(60)"), limits=Limits(timeout_s=60),
+                 cancel=cancel)
+    assert time.monotonic() - started < 5
+    body = assert_failed(result)
+    assert body["errorType"] == "Runtime.Cancelled" and not result.timed_out
+    assert result.failure_reason == CANCELLED_REASON
+    assert _wait_dead(int(result.stdout.split()[0]))
+
+
+def test_a_run_that_finished_is_not_cancelled_afterwards(tmp_path):
+    cancel = threading.Event()
+    result = run(tmp_path, returning("'done'"), cancel=cancel)
+    cancel.set()
+    assert result.succeeded and result.body == "done"
 
 
 def test_lingering_thread_does_not_delay_the_result(tmp_path):

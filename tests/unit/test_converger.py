@@ -44,7 +44,8 @@ def task(state: str = "Pending", *, created: int = T0, updated: int | None = Non
     (task("Running"), 91, Step.CELL_LOST),
     (task("Running", updated=T0 + 60 * S), 91, None),    # heartbeated a minute in
     (task("Running"), 5000, Step.CELL_LOST),             # not expired: it did start
-    (task("Running", cell="gpu-cell-1"), 5000, None),    # external cells: no heartbeat yet
+    (task("Running", cell="gpu-cell-1"), 91, Step.CELL_LOST),  # external cells heartbeat too
+    (task("Running", cell="gpu-cell-1", updated=T0 + 60 * S), 91, None),
     (task("Completed"), 5000, None),
     (task("Resolving"), 5000, None),
 ])

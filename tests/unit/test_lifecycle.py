@@ -218,3 +218,36 @@ def test_explain_of_a_race_lost_after_the_condition_failed():
     """The write failed, yet the task as read allows the move: it changed in between."""
     with pytest.raises(InvalidStateTransition, match="concurrently"):
         lifecycle.explain(lifecycle.resolving(1), task(State.COMPLETED))
+
+
+def running_with_retries(retries: int, retried: int = 0) -> dict:
+    return task(State.RUNNING, "cell-a") | {"retries": retries, "retried": retried,
+                                            "started_at": 3}
+
+
+def test_a_failed_attempt_with_retries_left_goes_back_to_pending_after_two_to_the_n():
+    current = running_with_retries(3, retried=1)
+    assert lifecycle.retries_left(current)
+    outcome = lifecycle.apply(lifecycle.retry(current, "boom", 10, cell_id="cell-a"), current)
+    after = outcome.task
+    assert (after["state"], after["cell_id"], after["retried"]) == ("Pending", "", 2)
+    assert after["retry_at"] == 10 + 4 * lifecycle.SECOND_NS  # attempt 2 failed: 2^2 s
+    assert after["attempts"] == [{"attempt": 2, "cell_id": "cell-a", "started_at": 3,
+                                  "finished_at": 10, "failure_reason": "boom"}]
+    assert not lifecycle.retries_left(running_with_retries(2, retried=2))
+
+
+def test_a_retry_is_taken_once_and_only_from_the_running_cell():
+    current = running_with_retries(3)
+    decided = lifecycle.retry(current, "boom", 10, cell_id="cell-a")
+    with pytest.raises(InvalidStateTransition):  # someone retried it meanwhile
+        lifecycle.apply(decided, current | {"retried": 1})
+    with pytest.raises(RunningOnDifferentCell):
+        lifecycle.apply(lifecycle.retry(current, "boom", 10, cell_id="cell-b"), current)
+
+
+def test_a_task_backing_off_cannot_start_before_its_retry_at():
+    waiting = task(State.PENDING) | {"retry_at": 100}
+    with pytest.raises(InvalidStateTransition, match="backs off"):
+        lifecycle.apply(lifecycle.start("cell-a", 99), waiting)
+    assert lifecycle.apply(lifecycle.start("cell-a", 100), waiting).changed

@@ -36,6 +36,35 @@ def _local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cell(args: argparse.Namespace) -> int:
+    """Run an external cell until Ctrl-C or SIGTERM; a running task is abandoned (killed, not
+    completed) and convergence fails it, as for a cell that died."""
+    import logging
+
+    from taskfn.cell import Cell, CellClient, parse_tags
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        stopping.set()
+
+    previous = {
+        signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    tags = parse_tags(args.tags)
+    cell = Cell(CellClient(args.api, args.token), args.id, tags, args.domain,
+                poll_s=args.poll, heartbeat_s=args.heartbeat, timeout_s=args.timeout)
+    try:
+        print(f"taskfn cell {args.id}: domain {args.domain}, tags {sorted(tags)}, "
+              f"polling {args.api}", flush=True)
+        cell.run_forever(stopping)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every subcommand; each sets ``func``."""
     parser = argparse.ArgumentParser(prog="taskfn", description="taskfn platform tools")
@@ -48,6 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--admin-token", default=None, help="admin token to create (default: a random one)"
     )
     local.set_defaults(func=_local)
+
+    cell = commands.add_parser("cell", help="run an external cell: take tagged tasks over HTTP")
+    cell.add_argument("--api", required=True, help="the platform's URL")
+    cell.add_argument("--token", required=True, help="a token of scope cell")
+    cell.add_argument("--id", required=True, help="this cell's id (unique among cells)")
+    cell.add_argument("--domain", required=True, help="the task domain to list")
+    cell.add_argument("--tags", default="", help="placement tags this cell offers: a,b")
+    cell.add_argument("--poll", type=float, default=1.0, help="seconds between polls (1.0)")
+    cell.add_argument("--heartbeat", type=float, default=5.0,
+                      help="seconds between heartbeats of a running task (5)")
+    cell.add_argument("--timeout", type=float, default=600.0,
+                      help="seconds a task may run before it fails (600)")
+    cell.set_defaults(func=_cell)
     return parser
 
 

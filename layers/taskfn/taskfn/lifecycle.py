@@ -29,6 +29,10 @@ EXPIRED_REASON = "not started within time limit"
 CELL_LOST_REASON = "cell disappeared before completion"
 # diego-release's bbs.max_task_retries: rejections a task survives before it fails.
 MAX_TASK_RETRIES = 3
+# Retries a task may ask for (taskfn's): after failed attempt n it waits 2^n seconds, and
+# 2^8 = 256 s keeps every wait within one SQS message delay (900 s).
+MAX_RETRIES = 8
+SECOND_NS = 1_000_000_000
 
 
 class State(StrEnum):
@@ -83,6 +87,13 @@ class Transition:
     # When set, the task's updated_at must equal it: the converger fails a task only if it
     # has not heartbeated since it was read.
     updated_at: int | None = None
+    # When set, the task's count of retried attempts must equal it: a retry decided on what
+    # was read cannot be taken twice.
+    retried: int | None = None
+    # When set, a task backing off (retry_at later than this) cannot start yet.
+    not_before: int | None = None
+    # Lists the write appends to (an attempt to `attempts`).
+    appends: Mapping[str, list[Any]] = field(default_factory=dict)
 
 
 class RetryLimitReached(Exception):
@@ -99,12 +110,60 @@ class Outcome:
 
 
 def start(cell_id: str, now_ns: int) -> Transition:
-    """Pending → Running on a cell; the cell is also kept as the task's `node`."""
+    """Pending → Running on a cell; the cell is also kept as the task's `node`. A task
+    backing off after a failed attempt starts only once its retry_at has passed."""
     return Transition(
         "start",
         frozenset({State.PENDING}),
         State.RUNNING,
         {"cell_id": cell_id, "node": cell_id, "started_at": now_ns, "updated_at": now_ns},
+        not_before=now_ns,
+    )
+
+
+def backoff_s(failed_attempts: int) -> int:
+    """Seconds before the next attempt once `failed_attempts` (1, 2, …) have failed."""
+    return 2 ** max(1, failed_attempts)
+
+
+def retries_left(task: Mapping[str, Any]) -> bool:
+    return int(task.get("retried", 0)) < int(task.get("retries", 0))
+
+
+def retry(
+    task: Mapping[str, Any],
+    failure_reason: str,
+    now_ns: int,
+    *,
+    cell_id: str | None,
+    seen_updated_at: int | None = None,
+) -> Transition:
+    """Running → Pending: a failed attempt of a task with retries left. The attempt is kept in
+    `attempts`; the task runs again as a new execution after 2^n seconds (n: attempts failed
+    so far). Only from the running cell (or, for convergence, unchanged since it was read),
+    and only once per attempt (the retried count must be the one read)."""
+    retried = int(task.get("retried", 0))
+    attempt = {
+        "attempt": retried + 1,
+        "cell_id": task.get("cell_id", ""),
+        "started_at": task.get("started_at", 0),
+        "finished_at": now_ns,
+        "failure_reason": cap_reason(failure_reason),
+    }
+    return Transition(
+        "retry",
+        frozenset({State.RUNNING}),
+        State.PENDING,
+        {
+            "cell_id": "",
+            "retry_at": now_ns + backoff_s(retried + 1) * SECOND_NS,
+            "updated_at": now_ns,
+        },
+        cell_id=cell_id,
+        increments={"retried": 1},
+        updated_at=seen_updated_at,
+        retried=retried,
+        appends={"attempts": [attempt]},
     )
 
 
@@ -254,6 +313,11 @@ def check(transition: Transition, task: Mapping[str, Any]) -> None:
         raise RunningOnDifferentCell(f"Running on cell {on_cell} not {transition.cell_id}")
     if transition.updated_at is not None and task.get("updated_at") != transition.updated_at:
         raise InvalidStateTransition("the task changed concurrently; try again")
+    if transition.retried is not None and task.get("retried", 0) != transition.retried:
+        raise InvalidStateTransition("the task changed concurrently; try again")
+    waits_until = task.get("retry_at", 0)
+    if transition.not_before is not None and waits_until > transition.not_before:
+        raise InvalidStateTransition(f"the task backs off until {waits_until} (retry_at)")
     limit = transition.max_rejections
     if limit is not None and task.get("rejection_count", 0) >= limit:
         raise RetryLimitReached(f"rejected {task.get('rejection_count', 0)} times, limit {limit}")
@@ -283,6 +347,8 @@ def apply(transition: Transition, task: Mapping[str, Any]) -> Outcome:
     if transition.removes:
         return Outcome(True, None)
     added = {k: task.get(k, 0) + v for k, v in transition.increments.items()}
+    appended = {k: [*task.get(k, []), *v] for k, v in transition.appends.items()}
     return Outcome(
-        True, {**task, **transition.updates, **added, "state": transition.to_state.value}
+        True,
+        {**task, **transition.updates, **added, **appended, "state": transition.to_state.value},
     )

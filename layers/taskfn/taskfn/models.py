@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from taskfn.lifecycle import State
 
-# The built-in executor's cells; they heartbeat while a task runs, so convergence may fail
-# their silent tasks. External cells have no heartbeat yet and are left alone.
+# The built-in executor's cell ids start with this; external cells choose their own. Every
+# cell heartbeats while a task runs, so convergence fails any silent Running task alike.
 BUILT_IN_CELL_PREFIX = "executor-"
 
 
@@ -151,6 +151,12 @@ class TaskRecord(Record):
     result: str = ""
     rejection_count: int = 0
     rejection_reason: str = ""
+    # Retries the task asked for, how many it used, when the next attempt may start, and the
+    # attempts that failed before the current one (the task's own fields are the latest).
+    retries: int = 0
+    retried: int = 0
+    retry_at: int = 0
+    attempts: list[dict[str, Any]] = []
     progress: int = 0
     timeout: int = 10
     capabilities: Capabilities = Capabilities()

@@ -54,6 +54,16 @@ class Settings(BaseModel):
     # and Completed this long after first completion is deleted (BBS's completed expiry).
     kick_duration_s: float = Field(30, gt=0)
     completed_expiry_s: float = Field(120, gt=0)
+    # Task events: published on this EventBridge bus (none: kept for readers only) and kept
+    # for replay this long. A reader sees an event once it is settle seconds old (writers from
+    # several stream shards may commit out of order by that much), waits at most wait seconds
+    # for the first one, checking every poll seconds, and gets about page_max at a time.
+    event_bus_name: str = ""
+    events_retention_s: int = Field(24 * 3600, ge=60)
+    events_settle_s: float = Field(2, ge=0, le=10)
+    events_wait_s: float = Field(20, ge=0, le=25)
+    events_poll_s: float = Field(1, gt=0)
+    events_page_max: int = Field(1000, ge=1, le=5000)
 
     @model_validator(mode="after")
     def _timeout_exceeds_heartbeat(self) -> Settings:

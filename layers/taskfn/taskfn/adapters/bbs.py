@@ -7,12 +7,14 @@ routes do, and an internal fault answers 500 so that it shows as one."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from taskfn.adapters.bbs_view import task_view as task_view  # the Cell API's task view
 from taskfn.api import json_response, raw_body
 from taskfn.errors import (
     Forbidden,
@@ -22,8 +24,9 @@ from taskfn.errors import (
     Unauthenticated,
 )
 from taskfn.ids import GUID_MAX_LENGTH, GUID_PATTERN
-from taskfn.models import TaskRecord
+from taskfn.lifecycle import MAX_RETRIES
 from taskfn.services.cells import DesiredTask
+from taskfn.services.events import EventsPage
 
 # BBS's error types; any other domain error is reported as a bad request.
 BBS_ERROR_TYPES = frozenset(
@@ -31,6 +34,7 @@ BBS_ERROR_TYPES = frozenset(
      "RunningOnDifferentCell"}
 )
 ANNOTATION_MAX_BYTES = 10 * 1024  # BBS's maximumAnnotationLength
+SOURCE_MAX_BYTES = 64 * 1024
 # Request bodies: a desire carries a definition (annotation ≤ 10 KiB, input ≤ 32 KiB); the
 # other calls a guid, a cell id, a reason or a result.
 DESIRE_MAX_BYTES = 128 * 1024
@@ -84,6 +88,10 @@ class TaskDefinition(BaseModel):
     # taskfn's extension: one of the caller's functions, and its event body.
     function_id: str = ""
     input: Any = None
+    # taskfn's extensions: attempts after a failed one (each after 2^n s), and the Python
+    # source (a main.py with `handler`) an external `taskfn cell` runs.
+    retries: int = Field(0, ge=0, le=MAX_RETRIES)
+    source: str = Field("", max_length=SOURCE_MAX_BYTES)
     rootfs: str = ""
     env: list[dict[str, Any]] = Field(default_factory=list)
     action: dict[str, Any] | None = None
@@ -117,7 +125,8 @@ class TaskDefinition(BaseModel):
         return self
 
 
-PROMOTED = ("placement_tags", "completion_callback_url", "annotation", "function_id", "input")
+PROMOTED = ("placement_tags", "completion_callback_url", "annotation", "function_id", "input",
+            "retries")
 
 
 class DesireTaskRequest(_Request):
@@ -138,6 +147,13 @@ class TaskGuidRequest(_Request):
 
 
 class StartTaskRequest(_Request):
+    task_guid: Guid
+    cell_id: CellId
+
+
+class HeartbeatTaskRequest(_Request):
+    """taskfn's extension: a cell says the task still runs on it."""
+
     task_guid: Guid
     cell_id: CellId
 
@@ -191,6 +207,7 @@ def parse_desire(app: APIGatewayHttpResolver) -> DesiredTask:
         completion_callback_url=definition.completion_callback_url,
         annotation=definition.annotation,
         function_id=definition.function_id,
+        retries=definition.retries,
         input=definition.input,
     )
 
@@ -223,33 +240,49 @@ def _check_shape(value: Any) -> None:
 
 
 # --- views ------------------------------------------------------------------------------
+# Task views are in bbs_view.py (the events Lambda uses them without this module).
+
+EVENTS_RETRY_MS = 1000
 
 
-def task_view(task: TaskRecord) -> dict[str, Any]:
-    """BBS's Task: the definition's fields inlined, then the task's own. Times are
-    nanoseconds since the epoch, as BBS keeps them."""
-    view: dict[str, Any] = dict(task.task_definition or {})
-    view.update(
-        placement_tags=task.placement_tags,
-        completion_callback_url=task.completion_callback_url,
-        annotation=task.annotation,
+@dataclass(frozen=True)
+class EventsRequest:
+    last_event_id: str | None
+    wait_s: float
+
+
+def events_request(app: APIGatewayHttpResolver, *, default_wait_s: float) -> EventsRequest:
+    """Where to resume: the Last-Event-ID header (what EventSource sends on reconnect), or a
+    `last_event_id` query parameter for clients that cannot set headers; `wait` caps the
+    seconds to wait for a first event (0 answers at once)."""
+    event = app.current_event
+    params = event.query_string_parameters or {}
+    last = event.headers.get("last-event-id") or params.get("last_event_id") or None
+    wait = params.get("wait")
+    if wait is None:
+        return EventsRequest(last, default_wait_s)
+    try:
+        seconds = float(wait)
+    except ValueError:
+        raise InvalidRequest("wait: a number of seconds") from None
+    if not 0 <= seconds <= default_wait_s:
+        raise InvalidRequest(f"wait: between 0 and {default_wait_s:g} seconds")
+    return EventsRequest(last, seconds)
+
+
+def event_stream(page: EventsPage) -> Response:
+    """BBS's event stream: `id:`, `event:` and `data:` lines per event. With no event, an
+    `id:` alone moves the client's Last-Event-ID forward, so its next request resumes where
+    this one looked, not from the time it reconnects."""
+    lines = [f"retry: {EVENTS_RETRY_MS}\n\n"]
+    for event in page.events:
+        data = json.dumps(event.data, separators=(",", ":"))
+        lines.append(f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n")
+    if not page.events:
+        lines.append(f"id: {page.resume_id}\n\n")
+    return Response(
+        status_code=200,
+        content_type="text/event-stream",
+        body="".join(lines),
+        headers={"Cache-Control": "no-cache"},
     )
-    if task.function_id:
-        view["function_id"] = task.function_id
-    if task.desired and task.input is not None:
-        view["input"] = task.input.get("body")
-    view.update(
-        task_guid=task.task_guid,
-        domain=task.domain,
-        created_at=task.created_at,
-        updated_at=task.updated_at,
-        first_completed_at=task.first_completed_at,
-        state=task.state.value,
-        cell_id=task.cell_id,
-        result=task.result,
-        failed=task.failed,
-        failure_reason=task.failure_reason,
-        rejection_count=task.rejection_count,
-        rejection_reason=task.rejection_reason,
-    )
-    return view

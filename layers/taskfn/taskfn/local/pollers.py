@@ -1,7 +1,9 @@
-"""SQS event-source mappings: receive batches, invoke the function, delete what succeeded.
-
-Failed records are left alone, so the queue's own visibility timeout and redrive policy
-bring them back or move them to the dead-letter queue, as with Lambda in AWS.
+"""Event-source mappings. SQS: receive batches, invoke the function, delete what succeeded;
+failed records are left alone, so the queue's own visibility timeout and redrive policy bring
+them back or move them to the dead-letter queue, as with Lambda in AWS. DynamoDB streams: read
+each shard in order, keep the records the mapping's filters let through, invoke the function
+with them, and retry a failing batch a few times before giving it up (in AWS it would go to
+the mapping's on-failure destination).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import base64
 import sys
 import threading
+import time
 import traceback
 from typing import Any
 
@@ -16,7 +19,7 @@ import boto3
 
 from taskfn.local.invoke import Invoker
 from taskfn.local.provision import REGION, Provisioned
-from taskfn.local.template import SqsSource, Template
+from taskfn.local.template import SqsSource, StreamSource, Template
 
 RECEIVE_LIMIT = 10  # ReceiveMessage never returns more
 
@@ -166,8 +169,133 @@ class SqsPoller:
             client.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
 
 
+def matches(pattern: Any, value: Any) -> bool:
+    """An EventBridge-style filter pattern of exact values (what the template uses): every
+    key of a mapping must match, a list is the values allowed."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(
+            key in value and matches(inner, value[key]) for key, inner in pattern.items()
+        )
+    if isinstance(pattern, list):
+        return any(not isinstance(option, dict) and option == value for option in pattern)
+    return pattern == value
+
+
+def build_stream_record(record: dict, stream_arn: str) -> dict[str, Any]:
+    """A GetRecords record in the shape of a Lambda DynamoDB stream event record."""
+    change = dict(record["dynamodb"])
+    moment = change.get("ApproximateCreationDateTime")
+    if hasattr(moment, "timestamp"):
+        change["ApproximateCreationDateTime"] = int(moment.timestamp())
+    return {
+        "eventID": record.get("eventID"),
+        "eventName": record.get("eventName"),
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": REGION,
+        "dynamodb": change,
+        "eventSourceARN": stream_arn,
+    }
+
+
+class StreamPoller:
+    """One thread reading every shard of a table's stream into one function."""
+
+    ATTEMPTS = 3
+
+    def __init__(
+        self,
+        source: StreamSource,
+        stream_arn: str,
+        invoker: Invoker,
+        *,
+        stop_event: threading.Event | None = None,
+        idle_s: float = 0.2,
+    ) -> None:
+        self.source = source
+        self.stream_arn = stream_arn
+        self.invoker = invoker
+        self.stop_event = stop_event or threading.Event()
+        self.idle_s = idle_s
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        client = boto3.session.Session().client("dynamodbstreams")
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(client,),
+            name=f"taskfn-stream-{self.source.function_id}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self, client: Any) -> None:
+        iterators: dict[str, str | None] = {}
+        while not self.stop_event.is_set():
+            try:
+                delivered = self.poll(client, iterators)
+            except Exception:
+                if self.stop_event.is_set():
+                    return
+                traceback.print_exc(file=sys.stderr)
+                self.stop_event.wait(1)
+                continue
+            if not delivered:
+                self.stop_event.wait(self.idle_s)
+
+    def poll(self, client: Any, iterators: dict[str, str | None]) -> int:
+        """One round over the shards; returns how many records went to the function."""
+        description = client.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
+        for shard in description.get("Shards", []):
+            if shard["ShardId"] not in iterators:
+                iterators[shard["ShardId"]] = client.get_shard_iterator(
+                    StreamArn=self.stream_arn,
+                    ShardId=shard["ShardId"],
+                    ShardIteratorType=self.source.starting_position,
+                )["ShardIterator"]
+        delivered = 0
+        for shard_id, iterator in list(iterators.items()):
+            if iterator is None:  # a closed shard, read to its end
+                continue
+            answer = client.get_records(ShardIterator=iterator, Limit=1000)
+            records = [
+                build_stream_record(record, self.stream_arn)
+                for record in answer.get("Records", [])
+            ]
+            if self.source.filters:
+                records = [r for r in records if any(matches(f, r) for f in self.source.filters)]
+            for start in range(0, len(records), self.source.batch_size):
+                self.deliver(records[start : start + self.source.batch_size])
+            delivered += len(records)
+            iterators[shard_id] = answer.get("NextShardIterator")
+        return delivered
+
+    def deliver(self, records: list[dict]) -> None:
+        """Invoke the function with one batch, retrying a failure; the stream moves on after
+        the last attempt, as a mapping with an on-failure destination does."""
+        function_id = self.source.function_id
+        for attempt in range(self.ATTEMPTS):
+            try:
+                self.invoker.invoke(function_id, {"Records": records})
+                return
+            except Exception:
+                sys.stderr.write(f"taskfn local: {function_id} failed a stream batch\n")
+                traceback.print_exc(file=sys.stderr)
+                time.sleep(0.2 * 2**attempt)
+        sys.stderr.write(
+            f"taskfn local: {function_id}: gave up on {len(records)} stream records\n"
+        )
+
+
 class Pollers:
-    """One SqsPoller per SQS event source of the template, stopped by one Event."""
+    """The template's event-source mappings (SQS and DynamoDB streams), stopped by one
+    Event."""
 
     def __init__(
         self,
@@ -189,12 +317,21 @@ class Pollers:
             )
             for source in template.sqs_sources
         ]
+        self.streams = [
+            StreamPoller(
+                source,
+                provisioned.attrs[(source.table_id, "StreamArn")],
+                invoker,
+                stop_event=self.stop_event,
+            )
+            for source in template.stream_sources
+        ]
 
     def start(self) -> None:
-        for poller in self.pollers:
+        for poller in [*self.pollers, *self.streams]:
             poller.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stop_event.set()
-        for poller in self.pollers:
+        for poller in [*self.pollers, *self.streams]:
             poller.stop(timeout)

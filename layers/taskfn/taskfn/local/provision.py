@@ -29,6 +29,7 @@ PSEUDO_PARAMETERS = {
     "AWS::NotificationARNs": "",
 }
 TABLE, BUCKET, QUEUE = "AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::SQS::Queue"
+EVENT_BUS = "AWS::Events::EventBus"
 
 
 class _NoValue:
@@ -303,6 +304,15 @@ def _create_queue(client: Any, name: str, props: dict) -> tuple[str, str]:
     return url, arn["Attributes"]["QueueArn"]
 
 
+def _create_event_bus(client: Any, name: str) -> str:
+    try:
+        return client.create_event_bus(Name=name)["EventBusArn"]
+    except ClientError as error:
+        if _error_code(error) != "ResourceAlreadyExistsException":
+            raise
+        return client.describe_event_bus(Name=name)["Arn"]
+
+
 def _placeholder(provisioned: Provisioned, logical_id: str, kind: str, name: str) -> None:
     """Refs and Arns of resources that are not created in moto (functions, APIs, layers)."""
     if kind == "AWS::Serverless::Function" or kind == "AWS::Lambda::Function":
@@ -327,7 +337,7 @@ def provision(template: Template, *, prefix: str = "taskfn-local") -> Provisione
         refs={}, attrs={}, parameters=dict(template.parameters), conditions=template.conditions
     )
     session = boto3.session.Session()
-    creatable = {TABLE, BUCKET, QUEUE}
+    creatable = {TABLE, BUCKET, QUEUE, EVENT_BUS}
     for logical_id, resource in template.resources.items():
         kind = resource.get("Type", "")
         if kind not in creatable:
@@ -376,6 +386,12 @@ def provision(template: Template, *, prefix: str = "taskfn-local") -> Provisione
                 provisioned.attrs[(logical_id, "Arn")] = arn
                 provisioned.attrs[(logical_id, "QueueName")] = name
                 provisioned.attrs[(logical_id, "QueueUrl")] = url
+            case "AWS::Events::EventBus":
+                name = props.get("Name", name)
+                arn = _create_event_bus(client("events"), name)
+                provisioned.refs[logical_id] = name
+                provisioned.attrs[(logical_id, "Name")] = name
+                provisioned.attrs[(logical_id, "Arn")] = arn
     return provisioned
 
 

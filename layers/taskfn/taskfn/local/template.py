@@ -6,6 +6,7 @@ knows the physical names.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,18 @@ class SqsSource:
     queue_id: str
     batch_size: int
     report_batch_item_failures: bool
+
+
+@dataclass(frozen=True)
+class StreamSource:
+    """One DynamoDB stream event source mapping of a function; `filters` are the event
+    patterns of its FilterCriteria (a record passes if any matches; none: all pass)."""
+
+    function_id: str
+    table_id: str
+    batch_size: int
+    starting_position: str
+    filters: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,7 @@ class Template:
     authorizers: dict[str, AuthorizerSpec]
     parameters: dict[str, str] = field(default_factory=dict)  # name -> default value
     schedules: list[ScheduleSource] = field(default_factory=list)
+    stream_sources: list[StreamSource] = field(default_factory=list)
     globals: dict = field(default_factory=dict)
     conditions: dict = field(default_factory=dict)
 
@@ -217,6 +231,17 @@ def _http_route(function_id: str, props: dict, defaults: dict[str, str | None]) 
     )
 
 
+def _stream_source(function_id: str, table_id: str, props: dict) -> StreamSource:
+    patterns = ((props.get("FilterCriteria") or {}).get("Filters") or [])
+    return StreamSource(
+        function_id=function_id,
+        table_id=table_id,
+        batch_size=int(props.get("BatchSize", 100)),
+        starting_position=str(props.get("StartingPosition", "LATEST")),
+        filters=tuple(json.loads(item["Pattern"]) for item in patterns if "Pattern" in item),
+    )
+
+
 def load_template(path: Path | None = None) -> Template:
     """Load template.yaml (default: the repository's, or ``$TASKFN_TEMPLATE``)."""
     path = _template_path(path).resolve()
@@ -234,6 +259,7 @@ def load_template(path: Path | None = None) -> Template:
     routes: list[HttpRoute] = []
     sqs_sources: list[SqsSource] = []
     schedules: list[ScheduleSource] = []
+    stream_sources: list[StreamSource] = []
     for logical_id, resource in resources.items():
         if resource.get("Type") != FUNCTION_TYPE:
             continue
@@ -256,6 +282,10 @@ def load_template(path: Path | None = None) -> Template:
                         in (event_props.get("FunctionResponseTypes") or ()),
                     )
                 )
+            elif event.get("Type") == "DynamoDB":
+                table_id = _ref_target(event_props.get("Stream"))
+                if table_id is not None:
+                    stream_sources.append(_stream_source(logical_id, table_id, event_props))
             elif event.get("Type") == "Schedule" and event_props.get("Enabled", True):
                 expression = event_props.get("Schedule")
                 if isinstance(expression, str) and expression.startswith("rate("):
@@ -269,6 +299,7 @@ def load_template(path: Path | None = None) -> Template:
         authorizers=authorizers,
         parameters=parameters,
         schedules=schedules,
+        stream_sources=stream_sources,
         globals=document.get("Globals") or {},
         conditions=document.get("Conditions") or {},
     )

@@ -39,6 +39,8 @@ _KILL_WAIT_S = 5.0  # SIGKILL is not instant for a process in uninterruptible sl
 _FIRST_JOIN_S = 0.5  # pipes normally close right after the group dies
 _JOIN_S = 2.0  # bound on joining the pipe threads after killing stray pipe holders
 _WAIT_SLICE_S = 0.1
+# The failure_reason of a run stopped through `cancel` (it sent no result before).
+CANCELLED_REASON = "cancelled while running"
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,12 @@ def run_python(
     function_id: str = "",
     on_progress: Callable[[int], None] | None = None,
     python: str = sys.executable,
+    cancel: threading.Event | None = None,
 ) -> Execution:
     """Run main.handler(event, context) from code_dir in a child process and collect the result.
+
+    Setting `cancel` kills the child's process group within a wait slice (an external cell
+    whose task was cancelled); the run then fails as Runtime.Cancelled.
 
     Never raises for anything the user's code does; raises ValueError only if the event itself
     is not JSON serializable (a caller bug).
@@ -114,7 +120,7 @@ def run_python(
         logger.error("taskfn runtime: %s", reason)
         return failure(500, "Runtime.StartError", reason, reason=reason, started=started)
     return run_child(process, payload, read_fd, workdir, limits, timeout_s, deadline, started,
-                     on_progress)
+                     on_progress, cancel=cancel)
 
 
 def check_run(event: dict, limits: Limits) -> tuple[bytes, float, int]:
@@ -193,11 +199,13 @@ def run_child(
     deadline: float,
     started: float,
     on_progress: Callable[[int], None] | None,
+    *,
+    cancel: threading.Event | None = None,
 ) -> Execution:
     """Supervise a started child to its end; whatever happens, no process or temp dir is left."""
     try:
         return _supervise(process, payload, read_fd, limits, timeout_s, deadline, started,
-                          on_progress)
+                          on_progress, cancel)
     except BaseException:
         if process.returncode is None:  # whatever went wrong here, leave no process behind
             kill_group(process.pid)
@@ -217,6 +225,7 @@ def _supervise(
     deadline: float,
     started: float,
     on_progress: Callable[[int], None] | None,
+    cancel: threading.Event | None = None,
 ) -> Execution:
     """Feed, drain, wait (bounded), kill the group, and build the Execution."""
     out = _Capture(process.stdout, limits.max_output_bytes)
@@ -233,7 +242,7 @@ def _supervise(
     ]
     for thread in threads:
         thread.start()
-    exited = _wait_for_exit(process, deadline, results)
+    exited = _wait_for_exit(process, deadline, results, cancel)
     # Kill the group either way: grandchildren may still hold the pipes (and burn CPU). The
     # leader is not reaped yet, so its pid still names this group and no other.
     kill_group(process.pid)
@@ -270,6 +279,9 @@ def _supervise(
     if results.oversized:
         reason = f"result larger than {limits.max_result_bytes} bytes"
         return failure(500, "Runtime.InvalidResult", reason, reason=reason, **common)
+    if cancel is not None and cancel.is_set():
+        return failure(500, "Runtime.Cancelled", CANCELLED_REASON, reason=CANCELLED_REASON,
+                       **common)
     if not exited:
         reason = f"timed out after {timeout_s:g} s"
         return failure(504, "TimeoutError", reason, reason=reason, timed_out=True, **common)
@@ -337,8 +349,10 @@ def _exit_reason(returncode: int | None) -> str:
     return f"process exited with code {returncode} before returning"
 
 
-def _wait_for_exit(process: subprocess.Popen, deadline: float, results: _ResultReader) -> bool:
-    """Wait, without reaping, until the child exits or time is up; True if it exited.
+def _wait_for_exit(process: subprocess.Popen, deadline: float, results: _ResultReader,
+                   cancel: threading.Event | None = None) -> bool:
+    """Wait, without reaping, until the child exits, time is up or `cancel` is set; True if it
+    exited.
 
     Not reaping keeps the leader's pid (= the group id) reserved, so the kill that follows
     cannot hit an unrelated group that reused the number.
@@ -353,7 +367,7 @@ def _wait_for_exit(process: subprocess.Popen, deadline: float, results: _ResultR
             if results.final_at is not None:
                 limit = min(limit, results.final_at + _RESULT_GRACE_S)
             left = limit - time.monotonic()
-            if left <= 0:
+            if left <= 0 or (cancel is not None and cancel.is_set()):
                 return has_exited(process, None)
             wait = min(left, _WAIT_SLICE_S)
             if pidfd is not None:

@@ -42,6 +42,8 @@ class DesiredTask:
     # taskfn's extension: the caller's function the built-in executor runs, and its input.
     function_id: str = ""
     input: Any = None
+    # Attempts after a failed one (taskfn's extension).
+    retries: int = 0
 
 
 def sees_all(caller: Caller) -> bool:
@@ -76,6 +78,7 @@ class CellService:
             placement_tags=list(desired.placement_tags),
             completion_callback_url=desired.completion_callback_url,
             annotation=desired.annotation,
+            retries=desired.retries,
             created_at=now,
             updated_at=now,
         )
@@ -169,10 +172,30 @@ class CellService:
     def complete(
         self, task_guid: str, cell_id: str, *, failed: bool, failure_reason: str, result: str
     ) -> None:
+        """Running → Completed from its cell; a failure of a task with retries left puts it
+        back to Pending as a new attempt instead (a read first, on failures only)."""
+        if failed:
+            task = self.tasks.get(task_guid)
+            if task is not None and task.retries > task.retried and task.cell_id == cell_id:
+                retry = lifecycle.retry(
+                    task.model_dump(include={"retried", "cell_id", "started_at"}),
+                    failure_reason,
+                    now_ns(),
+                    cell_id=cell_id,
+                )
+                self.tasks.apply(task_guid, retry)
+                if not task.placement_tags:
+                    self.queue.send(task_guid, delay_s=lifecycle.backoff_s(task.retried + 1))
+                return
         transition = lifecycle.complete(
             cell_id, now_ns(), failed=failed, failure_reason=failure_reason, result=result
         )
         self.tasks.apply(task_guid, transition)
+
+    def heartbeat(self, task_guid: str, cell_id: str) -> None:
+        """taskfn's extension: the task still runs on this cell, so convergence leaves it.
+        An error tells the cell to stop: the task was cancelled, failed or moved on."""
+        self.tasks.apply(task_guid, lifecycle.heartbeat(cell_id, now_ns()))
 
     def fail(self, task_guid: str, failure_reason: str) -> None:
         self.tasks.apply(task_guid, lifecycle.fail(failure_reason, now_ns()))

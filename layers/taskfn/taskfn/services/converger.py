@@ -20,7 +20,7 @@ from enum import StrEnum
 from taskfn import lifecycle, wiring
 from taskfn.errors import InvalidStateTransition, NotFound, RunningOnDifferentCell
 from taskfn.lifecycle import State
-from taskfn.models import BUILT_IN_CELL_PREFIX, TaskRecord, now_ns
+from taskfn.models import TaskRecord, now_ns
 from taskfn.settings import Settings, get_settings
 from taskfn.stores.queue import TaskQueue
 from taskfn.stores.tasks import TaskStore
@@ -31,7 +31,8 @@ SECOND_NS = 1_000_000_000
 # What a decision needs; the rest of a task (its input above all) stays in the table.
 READ_ATTRIBUTES = (
     "task_guid", "owner", "state", "created_at", "updated_at", "placement_tags", "cell_id",
-    "first_completed_at", "completion_callback_url",
+    "first_completed_at", "completion_callback_url", "started_at", "retries", "retried",
+    "retry_at",
 )
 
 
@@ -55,14 +56,15 @@ def step_for(task: TaskRecord, now: int, settings: Settings) -> Step | None:
         if now - task.created_at > settings.pending_expiry_s * SECOND_NS:
             return Step.EXPIRE
         waited = now - task.updated_at > settings.dispatch_grace_s * SECOND_NS
+        backing_off = task.retry_at > now
         # Tagged tasks are for external cells, which list their domain themselves.
-        if waited and not task.placement_tags:
+        if waited and not backing_off and not task.placement_tags:
             return Step.DISPATCH
         return None
     stale = now - task.updated_at > settings.cell_timeout_s * SECOND_NS
-    # Only the built-in executor heartbeats yet: an external cell's long task is not "lost".
-    heartbeats = task.cell_id.startswith(BUILT_IN_CELL_PREFIX)
-    if task.state == State.RUNNING and stale and heartbeats:
+    # Every cell heartbeats while it runs a task (the built-in executor by a write, an external
+    # cell through /v1/tasks/heartbeat): silence past the cell timeout means the cell is gone.
+    if task.state == State.RUNNING and stale:
         return Step.CELL_LOST
     if not task.completion_callback_url:
         return None
@@ -86,6 +88,7 @@ class Report:
     expired: int = 0
     dispatched: int = 0
     cell_lost: int = 0
+    retried: int = 0  # lost cells whose task had retries left: Pending again
     demoted: int = 0
     deleted: int = 0
     kicked: int = 0
@@ -142,10 +145,7 @@ class Converger:
         if failed:
             logger.warning("converger could not send %d tasks, e.g. %s", len(failed), failed[0])
         for task in chosen[Step.CELL_LOST]:
-            if self._write(task.task_guid, lifecycle.cell_lost(task.updated_at, now)):
-                report.cell_lost += 1
-            else:
-                report.lost_races += 1
+            self._lose_cell(task, now, report)
         # A demoted task is Completed again: the store queues its callback with the write.
         for task in chosen[Step.DEMOTE]:
             if self._write(task.task_guid, lifecycle.demote(task.updated_at, now)):
@@ -174,6 +174,32 @@ class Converger:
             return
         failed = callbacks.send_many(task_ids)
         report.kicked, report.kick_failures = len(task_ids) - len(failed), len(failed)
+
+    def _lose_cell(self, task: TaskRecord, now: int, report: Report) -> None:
+        """Step 3: the silent task fails, or, with retries left, goes back to Pending as a new
+        attempt after its back-off (sent to the queue with that delay when untagged)."""
+        if task.retries <= task.retried:
+            if self._write(task.task_guid, lifecycle.cell_lost(task.updated_at, now)):
+                report.cell_lost += 1
+            else:
+                report.lost_races += 1
+            return
+        retry = lifecycle.retry(
+            task.model_dump(include={"retried", "cell_id", "started_at"}),
+            lifecycle.CELL_LOST_REASON,
+            now,
+            cell_id=None,
+            seen_updated_at=task.updated_at,
+        )
+        if not self._write(task.task_guid, retry):
+            report.lost_races += 1
+            return
+        report.retried += 1
+        if not task.placement_tags:
+            try:
+                self.queue.send(task.task_guid, delay_s=lifecycle.backoff_s(task.retried + 1))
+            except Exception:  # the next passes dispatch it once its retry_at has passed
+                logger.exception("could not queue the retry of task %s", task.task_guid)
 
     def _remove(self, task_id: str) -> bool:
         """Step 5: delete an expired Completed task; False when it moved on (Resolving)."""

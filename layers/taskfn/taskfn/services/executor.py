@@ -22,6 +22,7 @@ from taskfn.runtime.codecache import CodeCache
 from taskfn.runtime.python import DEFAULT_MEMORY_MB, Execution, Limits, failure, run_python
 from taskfn.settings import Settings, get_settings
 from taskfn.stores.blobs import BlobStore, task_key
+from taskfn.stores.queue import TaskQueue
 from taskfn.stores.records import FunctionStore
 from taskfn.stores.tasks import TaskStore
 
@@ -52,8 +53,10 @@ class Executor:
         cell_id: str,
         settings: Settings,
         runner: Callable[..., Execution] = run_python,
+        queue: TaskQueue | None = None,
     ):
         self.tasks = tasks
+        self.queue = queue
         self.functions = functions
         self.blobs = blobs
         self.code = code
@@ -72,6 +75,7 @@ class Executor:
             executor_cell_id(),
             settings,
             runner,
+            wiring.task_queue(),
         )
 
     def run(self, task_id: str, remaining_ms: Callable[[], int] | None = None) -> str:
@@ -103,13 +107,34 @@ class Executor:
                 failure_reason=f"executor error: {type(error).__name__}: {error}",
                 extra=_error_response("ExecutorError", str(error)),
             )
+        failed = bool(transition.updates["failed"])
+        if failed and started.retries > started.retried:
+            transition = lifecycle.retry(
+                started.model_dump(include={"retried", "cell_id", "started_at"}),
+                transition.updates["failure_reason"],
+                now_ns(),
+                cell_id=self.cell_id,
+            )
         try:
             self.tasks.apply(task_id, transition)
         except (InvalidStateTransition, RunningOnDifferentCell, NotFound) as error:
             # Cancelled, failed by convergence or deleted while it ran: theirs is the truth.
             logger.info("task %s was not completed here: %s", task_id, error.message)
             return "superseded"
-        return "failed" if transition.updates["failed"] else "succeeded"
+        if transition.action == "retry":
+            self._dispatch_retry(task_id, lifecycle.backoff_s(started.retried + 1))
+            return "retrying"
+        return "failed" if failed else "succeeded"
+
+    def _dispatch_retry(self, task_id: str, delay_s: int) -> None:
+        """The next attempt, delivered by SQS once the back-off has passed. A lost send is
+        repaired by convergence, which dispatches Pending tasks whose retry_at has passed."""
+        if self.queue is None:
+            return
+        try:
+            self.queue.send(task_id, delay_s=delay_s)
+        except Exception:
+            logger.exception("could not queue the retry of task %s", task_id)
 
     def start(
         self, task_id: str, remaining_ms: Callable[[], int] | None = None

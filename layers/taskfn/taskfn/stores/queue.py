@@ -11,8 +11,10 @@ class TaskQueue:
         self.client = client
         self.url = url
 
-    def send(self, task_id: str) -> None:
-        self.client.send_message(QueueUrl=self.url, MessageBody=encode(task_id))
+    def send(self, task_id: str, *, delay_s: int = 0) -> None:
+        """One message; `delay_s` (at most SQS's 900) holds it back, for a retry's back-off."""
+        arguments = {"DelaySeconds": min(900, delay_s)} if delay_s else {}
+        self.client.send_message(QueueUrl=self.url, MessageBody=encode(task_id), **arguments)
 
     def send_many(self, task_ids: list[str]) -> list[str]:
         """SendMessageBatch, ten a call; returns the ids SQS did not take (to log and leave

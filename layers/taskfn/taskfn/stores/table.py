@@ -182,13 +182,14 @@ class Table:
         set_values: Mapping[str, Any],
         remove: tuple[str, ...] = (),
         add_values: Mapping[str, int] | None = None,
+        append_values: Mapping[str, list[Any]] | None = None,
         condition: str,
         condition_values: Mapping[str, Any] | None = None,
         condition_names: Mapping[str, str] | None = None,
     ) -> tuple[bool, dict[str, Any] | None]:
         """One conditional update. (True, new item) or (False, the item as it was).
         `add_values` are atomic increments (ADD), for counters whose value the writer does
-        not know."""
+        not know; `append_values` are added at the end of lists (created when missing)."""
         names = dict(condition_names or {})
         values = {f":c_{k}": v for k, v in (condition_values or {}).items()}
         sets = []
@@ -200,6 +201,12 @@ class Table:
                 continue
             values[f":u{index}"] = value
             sets.append(f"#u{index} = :u{index}")
+        for index, (attribute, items) in enumerate((append_values or {}).items()):
+            names[f"#l{index}"] = attribute
+            values[f":l{index}"] = list(items)
+            values[":empty_list"] = []
+            existing = f"if_not_exists(#l{index}, :empty_list)"
+            sets.append(f"#l{index} = list_append({existing}, :l{index})")
         expression = ("SET " + ", ".join(sets)) if sets else ""
         if remove:
             removes = []

@@ -29,6 +29,11 @@ class TaskStore:
 
     def put_new(self, task: TaskRecord) -> bool:
         """The create write: False when the id is taken (BBS ResourceExists)."""
+        return self.table.put_new(self.item_for(task))
+
+    @staticmethod
+    def item_for(task: TaskRecord) -> dict[str, Any]:
+        """The item a new task is written as: the record, its keys and its index keys."""
         created = time_key(task.created_at, task.task_guid)
         values: dict[str, Any] = {
             "PK": f"TASK#{task.task_guid}",
@@ -45,7 +50,7 @@ class TaskStore:
         if task.desired:
             # Sparse: only Cell API tasks are listed by domain (list.r3).
             values["GSI4PK"], values["GSI4SK"] = domain_partition(task.domain), created
-        return self.table.put_new(values)
+        return values
 
     def get(self, task_id: str) -> TaskRecord | None:
         item = self.table.get(f"TASK#{task_id}", "TASK")
@@ -134,6 +139,7 @@ class TaskStore:
             set_values={**transition.updates, "state": transition.to_state.value},
             remove=("GSI3PK", "GSI3SK") if leave_open_index else (),
             add_values=transition.increments,
+            append_values=transition.appends,
             condition=condition,
             condition_values=values,
             condition_names=names,
@@ -183,4 +189,16 @@ class TaskStore:
             condition += " AND #updated = :c_updated"
             names["#updated"] = "updated_at"
             values["updated"] = transition.updated_at
+        if transition.retried is not None:
+            # Records leave a zero count out.
+            same = "#retried = :c_retried"
+            if transition.retried == 0:
+                same = f"(attribute_not_exists(#retried) OR {same})"
+            condition += f" AND {same}"
+            names["#retried"] = "retried"
+            values["retried"] = transition.retried
+        if transition.not_before is not None:
+            condition += " AND (attribute_not_exists(#retry_at) OR #retry_at <= :c_not_before)"
+            names["#retry_at"] = "retry_at"
+            values["not_before"] = transition.not_before
         return condition, names, values

@@ -1,0 +1,28 @@
+"""GET or POST /v1/events/tasks.r1 (BBS task events): the caller's task events as server-sent
+events, from Last-Event-ID on. One answer per request: it returns as soon as events exist or
+after the wait, and the client reconnects with the last id it saw (EventSource does so)."""
+
+from taskfn import api
+from taskfn.adapters import bbs
+from taskfn.services.events import TaskEvents
+
+app = api.resolver(bbs.error_response)
+events = TaskEvents.from_env()
+
+
+@app.get("/v1/events/tasks.r1")
+@app.post("/v1/events/tasks.r1")
+def task_events():
+    caller = api.caller(app, scopes=api.ANY_SCOPE)
+    request = bbs.events_request(app, default_wait_s=events.settings.events_wait_s)
+    context = app.lambda_context
+    page = events.read(
+        caller,
+        request.last_event_id,
+        wait_s=request.wait_s,
+        time_left_s=lambda: context.get_remaining_time_in_millis() / 1000,
+    )
+    return bbs.event_stream(page)
+
+
+handler = api.entrypoint(app)

@@ -1,0 +1,48 @@
+"""`taskfn cell` as a user runs it: a separate process that reaches `taskfn local` only over
+HTTP, takes a tagged task, runs its source and completes it; SIGTERM stops it cleanly."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, Client
+from .test_cell_api import bbs
+
+pytestmark = pytest.mark.e2e
+
+TASKFN = Path(sys.executable).with_name("taskfn")  # the venv's console script
+
+
+def test_taskfn_cell_runs_a_tagged_task_to_completion(stack: Client, user: Client):
+    answer = stack.request("POST", "/v1/tokens", {"user": "e2e-cell", "scope": "cell"})
+    assert answer.status == 201, answer
+    domain, task_guid = f"e2e-{uuid.uuid4().hex[:8]}", f"e2e-{uuid.uuid4().hex}"
+    source = "def handler(event, context):\n    return f\"hello {event['body']['name']}\"\n"
+    assert bbs(user, "desire.r2", {"task_guid": task_guid, "domain": domain, "task_definition": {
+        "placement_tags": ["e2e"], "source": source, "input": {"name": "Ada"}}}) == {"error": None}
+    cell = subprocess.Popen(
+        [str(TASKFN), "cell", "--api", stack.url, "--token", answer.json()["token"],
+         "--id", "e2e-cell-1", "--tags", "e2e,spare", "--domain", domain, "--poll", "0.2"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            task = bbs(user, "get_by_task_guid.r3", {"task_guid": task_guid})["task"]
+            if task["state"] == "Completed" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        cell.send_signal(signal.SIGTERM)
+        out, errors = cell.communicate(timeout=20)
+    assert (task["state"], task["failed"], task["result"]) == ("Completed", False, "hello Ada")
+    assert cell.returncode == 0, errors
+    assert out.startswith("taskfn cell e2e-cell-1: domain ")
+    assert f"task {task_guid} succeeded" in errors
+    assert "Traceback" not in errors
