@@ -39,6 +39,8 @@ BENCHMARKS = (
     Benchmark("aws_requests", "bench.aws_requests", "AWS requests per operation"),
     Benchmark("executor", "bench.executor_overhead", "Executor overhead"),
     Benchmark("end_to_end", "bench.end_to_end", "End to end through the local stack"),
+    Benchmark("convergence", "bench.convergence", "One convergence pass over 10,000 tasks"),
+    Benchmark("contention", "bench.contention", "Start and complete under contention"),
     Benchmark("cost", "bench.cost", "Cost"),
 )
 
