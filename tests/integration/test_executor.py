@@ -3,15 +3,19 @@ duplicate deliveries, a deleted function, progress, and losing a task while it r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from taskfn import lifecycle, wiring
-from taskfn.models import TaskRecord
+from taskfn.models import TaskRecord, now_ns
 from taskfn.runtime.codecache import CodeCache
+from taskfn.runtime.pool import SandboxPool
 from taskfn.runtime.python import run_python
 from taskfn.services.builds import BuildService
 from taskfn.services.executor import Executor, NotEnoughTime
@@ -20,6 +24,7 @@ from taskfn.services.tasks import TaskService
 from taskfn.settings import get_settings
 
 from .helpers import ALICE, make_zip
+from .test_python_runtime import _wait_dead
 
 
 def executor(tmp_path: Path, cell: str, runner=run_python) -> Executor:
@@ -152,3 +157,80 @@ def test_a_failing_task_with_retries_runs_again_after_its_back_off_keeping_every
     attributes = client.get_queue_attributes(
         QueueUrl=queue.url, AttributeNames=["ApproximateNumberOfMessagesDelayed"])
     assert attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "2"
+
+
+# --- cancelled while it runs: the child is stopped ----------------------------------------
+
+SLEEPER = """\
+import os, pathlib, subprocess, sys, time
+
+def handler(event, context):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1000)"])
+    pathlib.Path(event["body"]["pids"]).write_text(f"{os.getpid()} {child.pid}")
+    time.sleep(60)
+    return "too late"
+"""
+
+
+def _wait_for_pids(path: Path, run: Future) -> list[int]:
+    """The pids the running function wrote (itself and a grandchild), once it is running."""
+    until = time.monotonic() + 20
+    while time.monotonic() < until and not run.done():
+        text = path.read_text() if path.exists() else ""
+        if len(text.split()) == 2:
+            return [int(pid) for pid in text.split()]
+        time.sleep(0.05)
+    raise AssertionError(f"the function never started: {run.result() if run.done() else ''}")
+
+
+@pytest.mark.parametrize("mode", ["run_python", "pool"])
+def test_a_task_cancelled_while_it_runs_stops_its_process_and_keeps_the_cancel(
+        backend, tmp_path, mode):
+    pids_file = tmp_path / "pids"
+    task_id = new_task(function_with(SLEEPER), {"pids": str(pids_file)})
+    wiring.table().update(f"TASK#{task_id}", "TASK", set_values={"timeout": 120},
+                          condition="attribute_exists(PK)")
+    settings = get_settings().model_copy(update={"cell_heartbeat_s": 0.3, "cell_timeout_s": 5})
+    with contextlib.ExitStack() as stack:
+        if mode == "pool":
+            pool = stack.enter_context(SandboxPool(1))
+            assert pool.wait_ready(10)
+            runner = pool.run
+        else:
+            runner = run_python
+        cell = Executor(wiring.tasks(), wiring.functions(), wiring.blobs(),
+                        CodeCache(tmp_path / "code"), "cell-a", settings, runner)
+        with ThreadPoolExecutor(1) as threads:
+            started = time.monotonic()
+            run = threads.submit(cell.run, task_id)
+            pids = _wait_for_pids(pids_file, run)
+            assert wiring.tasks().get(task_id).state == "Running"
+            wiring.tasks().apply(task_id, lifecycle.cancel(now_ns()))
+            assert run.result(timeout=20) == "superseded"
+            assert time.monotonic() - started < 20  # stopped, not run for its 60 s
+        if mode == "pool":
+            assert pool.stats["warm_hits"] == 1
+    assert all(_wait_dead(pid) for pid in pids)
+    task = wiring.tasks().get(task_id)
+    assert (task.state, task.failed) == ("Completed", True)
+    assert task.failure_reason == lifecycle.CANCELLED_REASON
+    assert task.response_status == 0 and task.cell_id == ""
+
+
+def test_a_run_that_ends_after_its_task_was_cancelled_writes_nothing(backend, tmp_path):
+    task_id = new_task(function_with("def handler(event, context):\n    return 1\n"))
+    settings = get_settings().model_copy(update={"cell_heartbeat_s": 0.1, "cell_timeout_s": 5})
+    calls = []
+
+    def runner(code_dir, event, *, limits, task_id, function_id, on_progress, cancel):
+        calls.append(task_id)  # a run that ignores the cancel and ends with a result
+        wiring.tasks().apply(task_id, lifecycle.cancel(now_ns()))
+        time.sleep(0.5)  # several heartbeats are refused meanwhile
+        return run_python(code_dir, event, limits=limits)
+
+    cell = Executor(wiring.tasks(), wiring.functions(), wiring.blobs(),
+                    CodeCache(tmp_path / "code"), "cell-a", settings, runner)
+    assert cell.run(task_id) == "superseded"
+    assert calls == [task_id]
+    task = wiring.tasks().get(task_id)
+    assert task.failure_reason == lifecycle.CANCELLED_REASON and task.response_status == 0

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from taskfn.runtime.pool import SandboxPool
-from taskfn.runtime.python import Execution, Limits, run_python
+from taskfn.runtime.python import CANCELLED_REASON, Execution, Limits, run_python
 from tests.integration.test_python_runtime import (
     FAST,
     ONE_SECOND,
@@ -144,6 +144,30 @@ def test_grandchild_is_killed_on_timeout(run):
     result = run(SPAWN.format(after="while True: time.sleep(0.01)"), limits=ONE_SECOND)
     assert result.timed_out and result.status_code == 504
     assert _wait_dead(int(result.stdout.split()[0]))
+
+
+def test_cancel_kills_the_process_group_and_fails_the_run(run):
+    """Setting `cancel` (the executor's task was cancelled) kills the child, warm or cold, and
+    its own children long before the timeout; the run says it was cancelled."""
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    started = time.monotonic()
+    result = run(SPAWN.format(after="print(os.getpid(), flush=True); time.sleep(60)")
+                 .replace("import subprocess", "import os, subprocess"),
+                 limits=Limits(timeout_s=60), cancel=cancel)
+    assert time.monotonic() - started < 20
+    body = assert_failed(result)
+    assert body == {"errorType": "Runtime.Cancelled", "errorMessage": CANCELLED_REASON}
+    assert result.failure_reason == CANCELLED_REASON and not result.timed_out
+    grandchild, child = (int(pid) for pid in result.stdout.split())
+    assert _wait_dead(child) and _wait_dead(grandchild)
+
+
+def test_a_run_that_finished_is_not_cancelled_afterwards(run):
+    cancel = threading.Event()
+    result = run(returning("'done'"), cancel=cancel)
+    cancel.set()
+    assert result.succeeded and result.body == "done"
 
 
 @pytest.mark.parametrize(
@@ -309,6 +333,28 @@ def test_size_zero_always_runs_cold(tmp_path):
         assert pool.run(code, {}, limits=FAST).body == "cold"
         assert pool.stats == {"warm_hits": 0, "cold_fallbacks": 1, "started": 0,
                               "start_failures": 0, "discarded": 0, "ready": 0}
+
+
+def test_cancel_reaches_a_cold_fallback(tmp_path):
+    code = _write_code(tmp_path, returning("__import__('time').sleep(60)"))
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    with SandboxPool(0) as pool:
+        result = pool.run(code, {}, limits=Limits(timeout_s=60), cancel=cancel)
+        assert pool.stats["cold_fallbacks"] == 1
+    assert result.failure_reason == CANCELLED_REASON and not result.timed_out
+
+
+def test_a_run_cancelled_before_it_begins_fails_at_once_and_the_pool_refills(tmp_path, pool):
+    """Already set when the run begins: the sandbox is killed at once, like run_python's child,
+    and a fresh one replaces it."""
+    code = _write_code(tmp_path, returning("__import__('time').sleep(60)"))
+    cancel = threading.Event()
+    cancel.set()
+    result = pool.run(code, {}, limits=Limits(timeout_s=60), cancel=cancel)
+    assert result.failure_reason == CANCELLED_REASON and not result.timed_out
+    assert pool.stats["warm_hits"] == 1
+    assert pool.wait_ready(10)
 
 
 def test_no_ready_sandbox_means_cold_start_not_waiting(tmp_path):

@@ -73,14 +73,18 @@ class SandboxPool:
         task_id: str = "",
         function_id: str = "",
         on_progress: Callable[[int], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> Execution:
-        """Same contract as run_python; the timeout starts when the job is sent."""
+        """Same contract as run_python; the timeout starts when the job is sent.
+
+        Setting `cancel` kills the sandbox's process group, as run_python does its child's;
+        the run then fails as Runtime.Cancelled."""
         payload, timeout_s, memory_mb = check_run(event, limits)  # a caller bug costs no sandbox
         sandbox = self._core.take()
         if sandbox is None:
             return run_python(code_dir, event, limits=limits, task_id=task_id,
                               function_id=function_id, on_progress=on_progress,
-                              python=self._core.python)
+                              python=self._core.python, cancel=cancel)
         started = time.monotonic()
         deadline = started + timeout_s
         try:
@@ -91,7 +95,7 @@ class SandboxPool:
             sandbox.discard()  # it is ours now: nothing else would ever clean it up
             raise
         return run_child(sandbox.process, data, sandbox.read_fd, sandbox.workdir, limits,
-                         timeout_s, deadline, started, on_progress)
+                         timeout_s, deadline, started, on_progress, cancel=cancel)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until all `size` sandboxes are ready (benchmarks, tests); False on timeout."""

@@ -86,10 +86,16 @@ class Executor:
         started = self.start(task_id, remaining_ms)
         if started is None:
             return "skipped"
+        # Set by the heartbeat when the task is no longer Running on this cell: the runner
+        # kills the child, and the outcome already written elsewhere stays (nothing is written).
+        cancelled = threading.Event()
         try:
-            with self._heartbeat(task_id):
-                execution = self.execute(started)
-                extra = self.keep_outputs(task_id, execution)
+            with self._heartbeat(task_id, cancelled):
+                execution = self.execute(started, cancel=cancelled)
+                if not cancelled.is_set():
+                    extra = self.keep_outputs(task_id, execution)
+            if cancelled.is_set():
+                return _superseded(task_id, "no longer Running on this cell")
             transition = lifecycle.complete(
                 self.cell_id,
                 now_ns(),
@@ -99,6 +105,10 @@ class Executor:
                 extra=extra,
             )
         except Exception as error:  # infrastructure fault: the task must not stay Running
+            if cancelled.is_set():  # not ours any more: nothing to keep from Running
+                logger.warning("task %s: executor error after it was taken away", task_id,
+                               exc_info=True)
+                return _superseded(task_id, "no longer Running on this cell")
             logger.exception("task %s failed in the executor", task_id)
             transition = lifecycle.complete(
                 self.cell_id,
@@ -119,8 +129,7 @@ class Executor:
             self.tasks.apply(task_id, transition)
         except (InvalidStateTransition, RunningOnDifferentCell, NotFound) as error:
             # Cancelled, failed by convergence or deleted while it ran: theirs is the truth.
-            logger.info("task %s was not completed here: %s", task_id, error.message)
-            return "superseded"
+            return _superseded(task_id, error.message)
         if transition.action == "retry":
             self._dispatch_retry(task_id, lifecycle.backoff_s(started.retried + 1))
             return "retrying"
@@ -155,7 +164,9 @@ class Executor:
             return None
         return TaskRecord.model_validate(outcome.task)
 
-    def execute(self, task: TaskRecord) -> Execution:
+    def execute(self, task: TaskRecord, cancel: threading.Event | None = None) -> Execution:
+        """Run the task's code; setting `cancel` stops the child. Runners take the
+        keywords of run_python."""
         code_key, build_id = task.code_key, task.build_id
         if not code_key:  # created without its code fixed: the function's current code
             function = self.functions.get(task.function_id)
@@ -182,13 +193,18 @@ class Executor:
             task_id=task.task_guid,
             function_id=task.function_id,
             on_progress=self._progress_reporter(task.task_guid),
+            cancel=cancel,
         )
 
     @contextmanager
-    def _heartbeat(self, task_id: str) -> Iterator[None]:
+    def _heartbeat(self, task_id: str, cancelled: threading.Event) -> Iterator[None]:
         """While a task runs, refresh its updated_at every `cell_heartbeat_s` (a conditional
         write from this cell), so convergence can tell a live cell from a dead one. The first
-        beat comes after one interval: a short task writes nothing more."""
+        beat comes after one interval: a short task writes nothing more.
+
+        A beat refused because the task is no longer Running on this cell (cancelled, failed
+        by convergence, deleted) sets `cancelled`, which stops the run. The write is the only
+        check: a cancel is noticed within one interval, with no extra reads."""
         stop = threading.Event()
         interval = self.settings.cell_heartbeat_s
 
@@ -197,7 +213,8 @@ class Executor:
                 try:
                     self.tasks.apply(task_id, lifecycle.heartbeat(self.cell_id, now_ns()))
                 except (InvalidStateTransition, RunningOnDifferentCell, NotFound) as error:
-                    logger.info("task %s: heartbeat stopped: %s", task_id, error.message)
+                    logger.info("task %s: stopping its run: %s", task_id, error.message)
+                    cancelled.set()
                     return
                 except Exception:
                     logger.warning("heartbeat of task %s not recorded", task_id, exc_info=True)
@@ -258,6 +275,11 @@ class Executor:
             else:
                 extra[stream] = text
         return extra
+
+
+def _superseded(task_id: str, why: str) -> str:
+    logger.info("task %s was not completed here: %s", task_id, why)
+    return "superseded"
 
 
 def bbs_result(execution: Execution) -> str:
