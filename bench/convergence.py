@@ -334,9 +334,10 @@ def bare_reads(client: Any, table: str, attributes: Sequence[str]) -> dict[str, 
 def minimum_requests(open_tasks: int, query_pages: int, expected: Counter) -> int:
     """The fewest requests a pass over these tasks can make: the index pages and BatchGetItem
     calls of the floor, one conditional write (or delete) per task that changes, and the
-    queue sends in tens (dispatches; callbacks of kicked and demoted tasks together)."""
+    queue sends in tens (dispatches; callbacks of kicked tasks: a demoted task's callback is
+    queued by the stream, not by the pass)."""
     writes = sum(expected[s] for s in (Step.EXPIRE, Step.CELL_LOST, Step.DEMOTE, Step.DELETE))
-    callbacks = expected[Step.KICK] + expected[Step.DEMOTE]
+    callbacks = expected[Step.KICK]
     return (
         query_pages
         + math.ceil(open_tasks / BATCH_GET)
@@ -434,7 +435,8 @@ def measure(quick: bool = False) -> Section:
             counter.attach(aws.client(service))
         store, read_phase = wiring.tasks(), _Timed()
         _timing(store, read_phase)
-        converger = Converger(store, wiring.task_queue(), settings, now=lambda: now)
+        converger = Converger(store, wiring.task_queue(), settings, now=lambda: now,
+                              callbacks=wiring.callback_queue())
         tally = ReadTally(full_sizes)
         tally.attach(client)
         with counter.counting() as calls:
@@ -494,9 +496,8 @@ def measure(quick: bool = False) -> Section:
             note=(
                 f"{total:,} requests in all: {by_op}"
                 + (
-                    f". Above the minimum: the {expected[Step.DEMOTE]} demoted tasks' "
-                    "callbacks go one SendMessage each (TaskStore.apply sends with the "
-                    "write), where the kicks are batched in tens"
+                    f". Above the minimum: {requests.get('sqs.SendMessage')} single "
+                    "SendMessage calls where batches of ten would do"
                     if total > minimum and requests.get("sqs.SendMessage")
                     else ""
                 )

@@ -42,3 +42,15 @@ def test_the_events_route_refuses_a_bad_wait_in_the_bbs_shape(backend):
     event["queryStringParameters"] = {"wait": "forever"}
     answer = invoke("TaskEventsFunction", event)
     assert (answer["statusCode"], '"InvalidRequest"' in answer["body"]) == (200, True)
+
+
+def test_the_enqueue_sample_queues_the_callback_of_the_task_it_completes(backend):
+    from taskfn import aws
+    from taskfn.settings import get_settings
+    from taskfn.stores.queue import decode
+
+    assert invoke("CallbackEnqueueFunction", load_event("CallbackEnqueueFunction")) == {
+        "queued": 1}
+    answer = aws.client("sqs").receive_message(QueueUrl=get_settings().callback_queue_url,
+                                               MaxNumberOfMessages=10)
+    assert [decode(m["Body"]) for m in answer["Messages"]] == ["sample-task-1"]

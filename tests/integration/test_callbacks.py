@@ -1,4 +1,5 @@
-"""Completion callbacks against moto: queued after every completing write, delivered by
+"""Completion callbacks against moto: queued from the table's stream (through the enqueue
+mapping's filter) after every completing write, whoever made it, delivered by
 CallbackDelivery (statuses, retries, SSRF guard, a real 127.0.0.1 server), and convergence
 steps 4-6. Clocks and the HTTP poster are injected: nothing waits on a real timeout."""
 
@@ -12,11 +13,12 @@ import pytest
 
 from taskfn import aws, lifecycle, wiring
 from taskfn.models import Caller, Scope, TaskRecord, now_ns
-from taskfn.services.callbacks import CallbackDelivery, RefusedURL, check_url
+from taskfn.services.callbacks import CallbackDelivery, RefusedURL, check_url, queue_callbacks
 from taskfn.services.cells import CellService
 from taskfn.services.converger import SECOND_NS, Converger, step_for
 from taskfn.settings import get_settings
 from taskfn.stores.queue import decode
+from tests.integration.helpers import StreamReader
 
 S = SECOND_NS
 T0 = now_ns()
@@ -36,8 +38,26 @@ def completed(guid: str, *, url: str = URL, at: int = T0) -> None:
     wiring.tasks().apply(guid, lifecycle.complete("cell-a", at, failed=False, result="42"))
 
 
+@pytest.fixture(autouse=True)
+def stream(request):
+    """The table's stream as CallbackEnqueueFunction's mapping reads it (tests on moto)."""
+    global _stream
+    _stream = None
+    if "backend" in request.fixturenames:
+        request.getfixturevalue("backend")  # the table must exist first
+        _stream = StreamReader()
+    yield
+    _stream = None
+
+
+_stream: StreamReader | None = None
+
+
 def callbacks_queued() -> list[str]:
-    """Drain the callback queue."""
+    """What the stream queued since the last call (the enqueue function's path), drained
+    from the callback queue."""
+    assert _stream is not None
+    queue_callbacks(_stream.records("CallbackEnqueueFunction"), wiring.callback_queue())
     found: list[str] = []
     while True:
         answer = aws.client("sqs").receive_message(
@@ -217,7 +237,8 @@ def test_a_real_server_on_localhost_gets_the_callback_after_a_503(backend):
 
 
 def converger(at: int) -> Converger:
-    return Converger(wiring.tasks(), wiring.task_queue(), get_settings(), now=lambda: at)
+    return Converger(wiring.tasks(), wiring.task_queue(), get_settings(), now=lambda: at,
+                     callbacks=wiring.callback_queue())
 
 
 def test_step_4_demotes_a_stalled_resolving_task_and_sends_its_callback(backend):

@@ -95,9 +95,9 @@ def test_a_task_that_just_heartbeated_is_not_failed(backend):
     # The converger read the task stale; the cell heartbeats before the failing write lands.
     real_apply = tasks.apply
 
-    def heartbeat_first(task_id, transition):
+    def heartbeat_first(task_id, transition, **hints):
         real_apply(task_id, lifecycle.heartbeat("executor-a", T0 + 199 * S))
-        return real_apply(task_id, transition)
+        return real_apply(task_id, transition, **hints)
 
     late.tasks.apply = heartbeat_first
     report = late.run()
@@ -113,9 +113,9 @@ def test_a_task_started_meanwhile_is_not_expired(backend):
     run = converger(T0)
     real_apply = tasks.apply
 
-    def start_first(task_id, transition):
+    def start_first(task_id, transition, **hints):
         real_apply(task_id, lifecycle.start("cell-a", T0))
-        return real_apply(task_id, transition)
+        return real_apply(task_id, transition, **hints)
 
     run.tasks.apply = start_first
     report = run.run()

@@ -14,11 +14,9 @@ import pytest
 from taskfn import lifecycle, wiring
 from taskfn.adapters.bbs_view import task_view
 from taskfn.errors import InvalidRequest
-from taskfn.local.pollers import build_stream_record
 from taskfn.models import Caller, Scope, TaskRecord
 from taskfn.services.events import CHANGED, CREATED, REMOVED, TaskEvents
-from taskfn.settings import get_settings
-from tests.integration.helpers import ALICE, BOB
+from tests.integration.helpers import ALICE, BOB, StreamReader
 
 
 class Clock:
@@ -29,31 +27,6 @@ class Clock:
 
     def ns(self) -> int:
         return self.ms * 1_000_000
-
-
-class StreamReader:
-    """Every record the table's stream holds since the last call (all shards, in order)."""
-
-    def __init__(self) -> None:
-        dynamodb = boto3.client("dynamodb")
-        self.arn = dynamodb.describe_table(TableName=get_settings().table_name)["Table"][
-            "LatestStreamArn"
-        ]
-        self.client = boto3.client("dynamodbstreams")
-        self.iterators: dict[str, str | None] = {}
-
-    def records(self) -> list[dict]:
-        shards = self.client.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
-        for shard in shards:
-            self.iterators.setdefault(shard["ShardId"], self.client.get_shard_iterator(
-                StreamArn=self.arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"])
-        found = []
-        for shard_id, iterator in self.iterators.items():
-            answer = self.client.get_records(ShardIterator=iterator)
-            found.extend(build_stream_record(r, self.arn) for r in answer["Records"])
-            self.iterators[shard_id] = answer["NextShardIterator"]
-        return found
 
 
 @pytest.fixture
@@ -71,7 +44,7 @@ def a_task(guid: str, owner: str = "alice") -> TaskRecord:
 
 
 def publish(service: TaskEvents, reader: StreamReader) -> int:
-    return service.publish(reader.records(), task_view)
+    return service.publish(reader.records("EventsFunction"), task_view)
 
 
 def read(service: TaskEvents, caller: Caller, last: str | None, wait_s: float = 0):

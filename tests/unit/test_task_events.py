@@ -10,6 +10,7 @@ from taskfn.adapters.bbs_view import task_view
 from taskfn.errors import InvalidRequest
 from taskfn.local.pollers import matches
 from taskfn.local.template import load_template
+from taskfn.services.callbacks import newly_completed
 from taskfn.services.events import CHANGED, event_of
 from taskfn.stores.events import Cursor, _chunks, position
 
@@ -57,19 +58,42 @@ def test_a_change_of_updated_at_alone_is_no_event_and_other_items_are_ignored():
     assert event_of(token, task_view) is None
 
 
-def test_filter_patterns_match_exact_values_only():
+def test_filter_patterns_match_exact_values_and_prefixes():
     pattern = {"dynamodb": {"Keys": {"SK": {"S": ["TASK"]}}}}
     assert matches(pattern, {"dynamodb": {"Keys": TASK_KEYS}})
     assert not matches(pattern, {"dynamodb": {"Keys": {"SK": {"S": "EVENTS"}}}})
     assert not matches(pattern, {"dynamodb": {}})
-    assert not matches({"a": [{"prefix": "x"}]}, {"a": "xy"})  # operators are not emulated
+    assert matches({"a": [{"prefix": "x"}]}, {"a": "xy"})
+    assert not matches({"a": [{"prefix": "x"}]}, {"a": "yx"})
+    assert not matches({"a": [{"anything-but": "x"}]}, {"a": "y"})  # not emulated: no match
 
 
 def test_the_template_maps_the_table_stream_to_the_events_function_for_tasks_only():
     template = load_template(ROOT / "template.yaml")
-    (source,) = template.stream_sources
-    assert (source.function_id, source.table_id) == ("EventsFunction", "Table")
+    (source,) = [s for s in template.stream_sources if s.function_id == "EventsFunction"]
+    assert source.table_id == "Table"
     assert source.starting_position == "TRIM_HORIZON"
     assert source.filters == ({"dynamodb": {"Keys": {"SK": {"S": ["TASK"]}}}},)
     routes = {(r.method, r.path) for r in template.routes if r.function_id == "TaskEventsFunction"}
     assert routes == {("GET", "/v1/events/tasks.r1"), ("POST", "/v1/events/tasks.r1")}
+
+
+def test_callbacks_are_queued_from_the_stream_only_for_tasks_entering_completed_with_a_url():
+    template = load_template(ROOT / "template.yaml")
+    (source,) = [s for s in template.stream_sources
+                 if s.function_id == "CallbackEnqueueFunction"]
+    url = {"completion_callback_url": {"S": "https://example.com/done"}}
+
+    def change(old: str, new: str, **extra) -> dict:
+        return {"eventName": "MODIFY", "dynamodb": {
+            "OldImage": image(state=old) | url, "NewImage": image(state=new) | url | extra}}
+
+    entering = change("Running", "Completed")
+    demoted = change("Resolving", "Completed")
+    passing = [r for r in (entering, demoted, change("Completed", "Resolving"),
+                           change("Pending", "Running"),
+                           change("Running", "Completed", completion_callback_url={"S": ""}))
+               if any(matches(f, r) for f in source.filters)]
+    assert passing == [entering, demoted]
+    # Past the filter, a change from Completed to Completed (none today) is not a new entry.
+    assert newly_completed([entering, change("Completed", "Completed"), demoted]) == ["job-1"]

@@ -34,7 +34,7 @@ def builds() -> BuildStore:
 
 
 def tasks() -> TaskStore:
-    return TaskStore(table(), callback_queue())
+    return TaskStore(table())
 
 
 @cache

@@ -170,15 +170,24 @@ class SqsPoller:
 
 
 def matches(pattern: Any, value: Any) -> bool:
-    """An EventBridge-style filter pattern of exact values (what the template uses): every
-    key of a mapping must match, a list is the values allowed."""
+    """An EventBridge-style filter pattern, for what the template uses: every key of a
+    mapping must match, a list is the values allowed, and `{"prefix": p}` matches strings
+    starting with p. Other operators never match (so a filter the template adds later fails
+    loudly in tests rather than passing everything)."""
     if isinstance(pattern, dict):
         return isinstance(value, dict) and all(
             key in value and matches(inner, value[key]) for key, inner in pattern.items()
         )
     if isinstance(pattern, list):
-        return any(not isinstance(option, dict) and option == value for option in pattern)
+        return any(_allows(option, value) for option in pattern)
     return pattern == value
+
+
+def _allows(option: Any, value: Any) -> bool:
+    if isinstance(option, dict):
+        prefix = option.get("prefix") if set(option) == {"prefix"} else None
+        return isinstance(prefix, str) and isinstance(value, str) and value.startswith(prefix)
+    return option == value
 
 
 def build_stream_record(record: dict, stream_arn: str) -> dict[str, Any]:

@@ -1,6 +1,11 @@
 """Completion callbacks (reference/bbs.md), delivered by the callback Lambda from its queue,
 never inside an API request.
 
+What queues a callback is the table's stream: a task entering Completed with a callback URL
+(completed, failed, cancelled, expired, or demoted back from Resolving), whoever wrote it. No
+writer sends anything beside its write, and the stream does not lose a change, so a callback
+is queued even when the writer dies right after its write.
+
 Per task guid: Completed → Resolving (conditional, so two deliveries of one message cannot
 both post), POST the BBS payload, then delete the task on any answer but a timeout, a
 connection error or 503/504, which are retried up to three attempts. A delivery that gives up
@@ -15,7 +20,7 @@ import logging
 import socket
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +29,8 @@ from taskfn.errors import InvalidStateTransition, NotFound
 from taskfn.lifecycle import State
 from taskfn.models import TaskRecord, now_ns
 from taskfn.settings import Settings, get_settings
+from taskfn.stores.queue import TaskQueue
+from taskfn.stores.table import from_item
 from taskfn.stores.tasks import TaskStore
 
 logger = logging.getLogger(__name__)
@@ -36,6 +43,33 @@ PAYLOAD_FIELDS = ("task_guid", "failed", "failure_reason", "result", "annotation
 # when no answer came.
 Poster = Callable[[str, bytes, float], int]
 Resolver = Callable[[str], list[str]]
+
+
+def newly_completed(records: list[Mapping[str, Any]]) -> list[str]:
+    """Guids of tasks that a stream batch shows entering Completed with a callback URL, in
+    order, each once."""
+    guids: list[str] = []
+    for record in records:
+        change = record.get("dynamodb") or {}
+        new = from_item(change.get("NewImage") or {})
+        old = from_item(change.get("OldImage") or {})
+        entered = new.get("state") == State.COMPLETED and old.get("state") != State.COMPLETED
+        is_task = new.get("SK") == "TASK"
+        if entered and is_task and new.get("completion_callback_url"):
+            guid = str(new.get("task_guid", ""))
+            if guid and guid not in guids:
+                guids.append(guid)
+    return guids
+
+
+def queue_callbacks(records: list[Mapping[str, Any]], queue: TaskQueue) -> list[str]:
+    """Queue the callbacks a stream batch calls for; raises when SQS refuses some, so the
+    batch comes again (a duplicate message is dropped by the Resolving write)."""
+    guids = newly_completed(records)
+    refused = queue.send_many(guids) if guids else []
+    if refused:
+        raise RuntimeError(f"could not queue {len(refused)} callbacks, e.g. {refused[0]}")
+    return guids
 
 
 class RefusedURL(ValueError):

@@ -114,12 +114,13 @@ class Converger:
         self.queue = queue
         self.settings = settings
         self.now = now
-        # The callback queue; by default the one the store sends to.
+        # The callback queue, for step 6 (a demoted task's callback comes from the stream).
         self.callbacks = callbacks
 
     @classmethod
     def from_env(cls) -> Converger:
-        return cls(wiring.tasks(), wiring.task_queue(), get_settings())
+        return cls(wiring.tasks(), wiring.task_queue(), get_settings(),
+                   callbacks=wiring.callback_queue())
 
     def run(self) -> Report:
         """One pass over at most `converger_max_tasks` open tasks, oldest first."""
@@ -135,7 +136,7 @@ class Converger:
             if step is not None:
                 chosen[step].append(task)
         for task in chosen[Step.EXPIRE]:
-            if self._write(task.task_guid, lifecycle.expire(now)):
+            if self._write(task, lifecycle.expire(now)):
                 report.expired += 1
             else:
                 report.lost_races += 1
@@ -146,9 +147,9 @@ class Converger:
             logger.warning("converger could not send %d tasks, e.g. %s", len(failed), failed[0])
         for task in chosen[Step.CELL_LOST]:
             self._lose_cell(task, now, report)
-        # A demoted task is Completed again: the store queues its callback with the write.
+        # A demoted task is Completed again: the stream queues its callback.
         for task in chosen[Step.DEMOTE]:
-            if self._write(task.task_guid, lifecycle.demote(task.updated_at, now)):
+            if self._write(task, lifecycle.demote(task.updated_at, now)):
                 report.demoted += 1
             else:
                 report.lost_races += 1
@@ -165,7 +166,7 @@ class Converger:
 
     def _kick(self, task_ids: list[str], report: Report) -> None:
         """Step 6: callbacks of Completed tasks nobody resolved, queued again."""
-        callbacks = self.callbacks or self.tasks.callbacks
+        callbacks = self.callbacks
         if not task_ids:
             return
         if callbacks is None:
@@ -179,7 +180,7 @@ class Converger:
         """Step 3: the silent task fails, or, with retries left, goes back to Pending as a new
         attempt after its back-off (sent to the queue with that delay when untagged)."""
         if task.retries <= task.retried:
-            if self._write(task.task_guid, lifecycle.cell_lost(task.updated_at, now)):
+            if self._write(task, lifecycle.cell_lost(task.updated_at, now)):
                 report.cell_lost += 1
             else:
                 report.lost_races += 1
@@ -191,7 +192,7 @@ class Converger:
             cell_id=None,
             seen_updated_at=task.updated_at,
         )
-        if not self._write(task.task_guid, retry):
+        if not self._write(task, retry):
             report.lost_races += 1
             return
         report.retried += 1
@@ -209,10 +210,11 @@ class Converger:
             logger.info("converger left task %s: %s", task_id, error.message)
             return False
 
-    def _write(self, task_id: str, transition: lifecycle.Transition) -> bool:
+    def _write(self, task: TaskRecord, transition: lifecycle.Transition) -> bool:
         """Apply one convergence write; False when the task moved on since it was read."""
+        has_callback = bool(task.completion_callback_url)
         try:
-            return self.tasks.apply(task_id, transition).changed
+            return self.tasks.apply(task.task_guid, transition, has_callback=has_callback).changed
         except (InvalidStateTransition, RunningOnDifferentCell, NotFound) as error:
-            logger.info("converger left task %s: %s", task_id, error.message)
+            logger.info("converger left task %s: %s", task.task_guid, error.message)
             return False

@@ -126,7 +126,9 @@ class Executor:
                 cell_id=self.cell_id,
             )
         try:
-            self.tasks.apply(task_id, transition)
+            self.tasks.apply(
+                task_id, transition, has_callback=bool(started.completion_callback_url)
+            )
         except (InvalidStateTransition, RunningOnDifferentCell, NotFound) as error:
             # Cancelled, failed by convergence or deleted while it ran: theirs is the truth.
             return _superseded(task_id, error.message)

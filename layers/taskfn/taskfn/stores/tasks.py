@@ -9,7 +9,6 @@ from typing import Any
 from taskfn import lifecycle
 from taskfn.lifecycle import Outcome, State, Transition
 from taskfn.models import TaskRecord, TaskSummary
-from taskfn.stores.queue import TaskQueue
 from taskfn.stores.table import Table, time_key
 
 logger = logging.getLogger(__name__)
@@ -23,9 +22,8 @@ def domain_partition(domain: str) -> str:
 
 
 class TaskStore:
-    def __init__(self, table: Table, callbacks: TaskQueue | None = None):
+    def __init__(self, table: Table):
         self.table = table
-        self.callbacks = callbacks
 
     def put_new(self, task: TaskRecord) -> bool:
         """The create write: False when the id is taken (BBS ResourceExists)."""
@@ -91,14 +89,16 @@ class TaskStore:
         items.sort(key=lambda item: order.get(f"TASK#{item.get('task_guid')}", 0))
         return [TaskRecord.model_validate(item) for item in items], more
 
-    def apply(self, task_id: str, transition: Transition) -> Outcome:
+    def apply(
+        self, task_id: str, transition: Transition, *, has_callback: bool | None = None
+    ) -> Outcome:
         """One conditional write; on a failed condition the lifecycle says why.
 
         Completing a task takes it off the open index, unless it has a completion callback:
-        convergence must still find it Completed or Resolving until it is deleted. The write
-        does not know which, so it first assumes no callback (the common case, one write) and
-        writes again keeping the index when the task turns out to have one. A write that
-        leaves a task Completed with a callback sends its guid to the callback queue."""
+        convergence must still find it Completed or Resolving until it is deleted. A caller
+        that read the task says which (`has_callback`); otherwise the write assumes none (the
+        common case, one write) and writes again keeping the index when the task turns out to
+        have one. Queuing the callback is not the writer's business: the stream does it."""
         condition, names, values = self._condition(transition)
         if transition.max_rejections is not None:
             # A count never written is 0 (records leave defaults out): below any limit but 0.
@@ -111,13 +111,12 @@ class TaskStore:
         finishing = transition.to_state is State.COMPLETED and bool(
             transition.from_states & lifecycle.UNFINISHED
         )
-        ok, item = self._update(task_id, transition, condition, names, values, finishing)
-        if not ok and finishing and item is not None and item.get(CALLBACK_URL):
+        leave_index = finishing and has_callback is not True
+        ok, item = self._update(task_id, transition, condition, names, values, leave_index)
+        if not ok and leave_index and item is not None and item.get(CALLBACK_URL):
             ok, item = self._update(task_id, transition, condition, names, values, False)
         if not ok:
             return lifecycle.explain(transition, item)
-        if transition.to_state is State.COMPLETED and item and item.get(CALLBACK_URL):
-            self.send_callback(task_id)
         return Outcome(True, item)
 
     def _update(
@@ -144,17 +143,6 @@ class TaskStore:
             condition_values=values,
             condition_names=names,
         )
-
-    def send_callback(self, task_id: str) -> None:
-        """Queue a completion callback. The write it follows has happened: a failed send is
-        logged, not raised, and convergence (step 6) sends it again after the kick duration."""
-        if self.callbacks is None:
-            logger.warning("no callback queue configured; task %s waits for convergence", task_id)
-            return
-        try:
-            self.callbacks.send(task_id)
-        except Exception:  # convergence is the retry
-            logger.exception("could not queue the callback of task %s", task_id)
 
     def remove(self, task_id: str, transition: Transition) -> Outcome:
         """A removing transition (DeleteTask) as one conditional DeleteItem."""
