@@ -39,12 +39,14 @@ PRICES = {
     "s3_put": 0.005 / 1e3,
     "s3_get": 0.0004 / 1e3,
     "logs_ingest_gb": 0.50,
+    "eventbridge_event": 1.00 / 1e6,
     "step_functions_transition": 0.025 / 1e3,
 }
 LIST_PAGE = 100          # tasks the client reads per list request
 BATCH = 4                # the executor's SQS batch size (template.yaml)
 AWS_LATENCY_MS = 6.0     # a DynamoDB/SQS request in-region, for the sensitivity line
 LOG_BYTES_PER_INVOCATION = 350   # START, END and REPORT lines
+EVENTS_BATCH = 100       # EventsFunction's stream batch size (template.yaml), reached under load
 
 
 @dataclass
@@ -53,6 +55,12 @@ class Durations:
     list_ms: float
     executor_per_task_ms: float
     log_bytes_per_task: float   # what the handlers themselves log, measured
+    # Task events, from the stream records these tasks made, through EventsFunction in
+    # batches of EVENTS_BATCH records: its time per batch, the events (PutEvents entries) and
+    # the write units of the items it kept, per task.
+    events_batch_ms: float = 0.0
+    events_per_task: float = 0.0
+    events_wru_per_task: float = 0.0
 
 
 class _Context:
@@ -121,6 +129,7 @@ def measure_durations(samples: int) -> Durations:
             answer = executor({"Records": records}, _Context())
             executor_times.append((time.perf_counter() - start) * 1000 / len(records))
             assert answer == {"batchItemFailures": []}, answer
+        events = _measure_events(samples + 2)
         list_event = _http_event("GET", "/v1/task/list")
         list_event["queryStringParameters"] = {"limit": str(LIST_PAGE)}
         for _ in range(max(3, samples // 4)):
@@ -133,7 +142,65 @@ def measure_durations(samples: int) -> Durations:
         statistics.median(list_times),
         statistics.median(executor_times),
         len(logged.getvalue().encode()) / tasks,
+        *events,
     )
+
+
+def _stream_records() -> list[dict[str, Any]]:
+    """Every record of the table's stream so far, as EventsFunction's mapping delivers them
+    (its filter applied)."""
+    import boto3
+
+    from taskfn.local.pollers import build_stream_record, matches
+    from taskfn.local.template import load_template
+    from taskfn.settings import get_settings
+
+    (source,) = [s for s in load_template().stream_sources if s.function_id == "EventsFunction"]
+    table = boto3.client("dynamodb").describe_table(TableName=get_settings().table_name)
+    arn = table["Table"]["LatestStreamArn"]
+    streams = boto3.client("dynamodbstreams")
+    records: list[dict[str, Any]] = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while iterator:
+            answer = streams.get_records(ShardIterator=iterator, Limit=1000)
+            if not answer["Records"]:
+                break
+            records.extend(build_stream_record(r, arn) for r in answer["Records"])
+            iterator = answer.get("NextShardIterator")
+    return [r for r in records if any(matches(f, r) for f in source.filters)]
+
+
+def _measure_events(tasks: int) -> tuple[float, float, float]:
+    """(ms per batch, events per task, write units per task) of EventsFunction over the stream
+    records the measured tasks made."""
+    from taskfn import wiring
+
+    publish = _handler(ROOT / "functions/events/publish.py")
+    records = _stream_records()
+    times, published = [], 0
+    for start in range(0, len(records), EVENTS_BATCH):
+        batch = records[start : start + EVENTS_BATCH]
+        began = time.perf_counter()
+        answer = publish({"Records": batch}, _Context())
+        times.append((time.perf_counter() - began) * 1000 * EVENTS_BATCH / len(batch))
+        published += answer["events"]
+    table = wiring.table()
+    items = table.client.query(
+        TableName=table.name, KeyConditionExpression="PK = :pk",
+        ExpressionAttributeValues={":pk": {"S": "EVENTS#bench"}})["Items"]
+    wru = sum(math.ceil(_item_bytes(item) / 1024) for item in items)
+    return statistics.median(times) if times else 0.0, published / tasks, wru / tasks
+
+
+def _item_bytes(item: dict[str, Any]) -> int:
+    """DynamoDB's item size: names plus values (strings and numbers as text, binary as is)."""
+    size = 0
+    for name, value in item.items():
+        (kind, data), = value.items()
+        size += len(name.encode()) + (len(data) if kind == "B" else len(str(data).encode()))
+    return size
 
 
 def _billed_gb_s(ms: float, memory_mb: int) -> float:
@@ -159,6 +226,7 @@ def cost_lines(
     wru = WRU_PER_TASK
     rru = 0.5 + 0.5 * 1 / LIST_PAGE * 4   # function read; a list page of 100 entries ≈ 16 KB
     invocations = 1 + 1 / BATCH + 1 / LIST_PAGE
+    events_invocations = d.events_per_task / EVENTS_BATCH
     logs_gb = (invocations * LOG_BYTES_PER_INVOCATION + d.log_bytes_per_task) / 1e9
     return [
         ("HTTP API requests", (1 + 1 / LIST_PAGE) * p["http_api_request"],
@@ -181,6 +249,16 @@ def cost_lines(
          f"({invocations:.2f} invocations × {LOG_BYTES_PER_INVOCATION} B of START/END/REPORT"
          f" + {d.log_bytes_per_task:.0f} B logged by the handlers, measured) × $0.50/GB"),
         ("S3", 0.0, "none for a no-op: code cached per executor, output inline"),
+        ("EventBridge events", d.events_per_task * prices.get("eventbridge_event", 0.0),
+         f"{d.events_per_task:.1f} task events (PutEvents entries) × $1.00/M"
+         + ("" if prices.get("eventbridge_event") else ": bus publishing off")),
+        ("events Lambda", events_invocations * p["lambda_request"]
+         + events_invocations * _billed_gb_s(d.events_batch_ms, 256) * p["lambda_gb_second"],
+         f"{d.events_per_task:.1f} stream records / {EVENTS_BATCH} a batch, each batch"
+         f" {d.events_batch_ms:.1f} ms × 256 MB (measured); stream reads by Lambda are free"),
+        ("DynamoDB writes (kept events)", d.events_wru_per_task * p["dynamodb_wru"],
+         f"{d.events_wru_per_task:.2f} WRU: one compressed item per stream batch and owner"
+         " (measured item sizes)"),
     ]
 
 
@@ -218,6 +296,7 @@ def measure(quick: bool = False, sections: list[Section] | None = None) -> Secti
     sfn = per_million(sfn_lines)
     provisioned_prices = {**PRICES, "dynamodb_wru": PROVISIONED_WRU}
     provisioned = per_million(cost_lines(durations, 0.0, provisioned_prices))
+    no_bus = per_million(cost_lines(durations, 0.0, {**PRICES, "eventbridge_event": 0.0}))
     figures = [
         Figure(
             name="cost per million no-op tasks",
@@ -244,6 +323,15 @@ def measure(quick: bool = False, sections: list[Section] | None = None) -> Secti
             note="steady load only: $0.00065 per WCU-hour; on-demand writes are ~5x that",
         ),
         Figure(
+            name="same, without publishing task events on the bus",
+            value=round(no_bus, 3),
+            unit="$",
+            target="<= $5",
+            met=no_bus <= 5,
+            note="template parameter PublishTaskEvents=false: events stay readable at "
+                 "/v1/events/tasks.r1",
+        ),
+        Figure(
             name="Step Functions Standard, same workload",
             value=round(sfn, 3),
             unit="$",
@@ -266,6 +354,9 @@ def measure(quick: bool = False, sections: list[Section] | None = None) -> Secti
                 "list_tasks page": round(durations.list_ms, 2),
                 "executor per task": round(durations.executor_per_task_ms, 2),
                 "log bytes per task": round(durations.log_bytes_per_task),
+                "events Lambda per batch of 100": round(durations.events_batch_ms, 2),
+                "events per task": round(durations.events_per_task, 2),
+                "event WRU per task": round(durations.events_wru_per_task, 3),
             },
             "breakdown_per_million": breakdown(lines),
             "step_functions_per_million": breakdown(sfn_lines),

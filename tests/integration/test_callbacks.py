@@ -83,9 +83,11 @@ class Poster:
     def __init__(self, *answers: int | Exception):
         self.answers = list(answers)
         self.calls: list[tuple[str, dict, float]] = []
+        self.addresses: list[str] = []
 
-    def __call__(self, url: str, body: bytes, timeout: float) -> int:
+    def __call__(self, url: str, body: bytes, timeout: float, address: str) -> int:
         self.calls.append((url, json.loads(body), timeout))
+        self.addresses.append(address)
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
@@ -182,7 +184,20 @@ def test_a_task_not_completed_any_more_drops_the_message(backend):
 def test_private_addresses_are_refused_unless_allowed(address):
     with pytest.raises(RefusedURL):
         check_url("http://h.example/x", allow_private=False, resolver=lambda host: [address])
-    check_url("http://h.example/x", allow_private=True, resolver=lambda host: [address])
+    assert check_url("http://h.example/x", allow_private=True,
+                     resolver=lambda host: [address]) == address
+
+
+def test_every_attempt_connects_to_the_address_that_was_checked(backend):
+    """DNS rebinding: the name is resolved once, checked, and that address is used; a
+    resolver answering a private address the second time is never asked again."""
+    completed("t")
+    answers = [["93.184.216.34"], ["169.254.169.254"]]
+    post = Poster(503, 200)
+    outcome = delivery(post, resolver=lambda host: answers.pop(0)).deliver("t")
+    assert outcome == "delivered"
+    assert post.addresses == ["93.184.216.34", "93.184.216.34"]
+    assert answers == [["169.254.169.254"]]
 
 
 def test_only_http_urls_are_called():
@@ -202,8 +217,10 @@ def test_a_refused_callback_is_never_posted_and_the_task_is_deleted(backend):
 class _Recorder(BaseHTTPRequestHandler):
     statuses: list[int] = []
     bodies: list[dict] = []
+    hosts: list[tuple[str, str]] = []
 
     def do_POST(self) -> None:
+        type(self).hosts.append((self.headers["Host"], self.path))
         length = int(self.headers["Content-Length"])
         type(self).bodies.append(json.loads(self.rfile.read(length)))
         self.send_response(type(self).statuses.pop(0))
@@ -231,6 +248,24 @@ def test_a_real_server_on_localhost_gets_the_callback_after_a_503(backend):
         server.server_close()
     assert [body["task_guid"] for body in _Recorder.bodies] == ["t", "t"]
     assert wiring.tasks().get("t") is None
+
+
+def test_the_post_goes_to_the_checked_address_with_the_url_s_host_name(backend):
+    _Recorder.statuses, _Recorder.bodies, _Recorder.hosts = [200], [], []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        # A name no DNS knows: only the pinned address can reach the server.
+        completed("t", url=f"http://callbacks.invalid:{port}/cb?x=1")
+        settings = get_settings().model_copy(update={"allow_private_callbacks": True})
+        pinned = CallbackDelivery(wiring.tasks(), settings, resolver=lambda host: ["127.0.0.1"])
+        assert pinned.deliver("t") == "delivered"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _Recorder.hosts == [(f"callbacks.invalid:{port}", "/cb?x=1")]
 
 
 # --- convergence steps 4-6 --------------------------------------------------------------
@@ -286,3 +321,19 @@ def test_step_6_sends_callbacks_of_completed_tasks_not_updated_for_the_kick(back
     assert (report.kicked, report.kick_failures, report.deleted) == (1, 0, 0)
     assert callbacks_queued() == ["stale"]
     assert wiring.tasks().get("stale").state == "Completed"
+
+
+def test_an_https_callback_that_fails_its_tls_handshake_is_retried_not_crashed(backend):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)  # plain HTTP: no TLS
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        completed("t", url=f"https://callbacks.invalid:{server.server_address[1]}/cb")
+        settings = get_settings().model_copy(update={"allow_private_callbacks": True,
+                                                     "callback_timeout_s": 2})
+        pinned = CallbackDelivery(wiring.tasks(), settings, resolver=lambda host: ["127.0.0.1"])
+        assert pinned.deliver("t") == "gave_up"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert wiring.tasks().get("t").state == "Resolving"

@@ -14,12 +14,12 @@ leaves the task Resolving; convergence demotes it and sends the callback again.
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import json
 import logging
 import socket
-import urllib.error
-import urllib.request
+import ssl
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,9 +39,9 @@ ATTEMPTS = 3  # BBS's callback attempts
 RETRY_STATUSES = frozenset({503, 504})
 PAYLOAD_FIELDS = ("task_guid", "failed", "failure_reason", "result", "annotation", "created_at")
 
-# (url, JSON body, timeout in seconds) → HTTP status; raises OSError (URLError, timeouts)
-# when no answer came.
-Poster = Callable[[str, bytes, float], int]
+# (url, JSON body, timeout in seconds, the address to connect to) → HTTP status; raises
+# OSError (timeouts, refused connections, TLS failures) when no answer came.
+Poster = Callable[[str, bytes, float, str], int]
 Resolver = Callable[[str], list[str]]
 
 
@@ -76,49 +76,67 @@ class RefusedURL(ValueError):
     """A callback URL the platform will not call (bad scheme, or a private address)."""
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer, not an instruction: following it could reach an address the
-    SSRF check never saw."""
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """HTTPS to a given address, with the URL's host name for SNI and certificate checks."""
 
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    def __init__(self, host: str, port: int, *, address: str, timeout: float):
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self.address = address
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
-def post_json(url: str, body: bytes, timeout: float) -> int:
-    """POST with urllib; an HTTP error status is an answer, returned like a success."""
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": "application/json"}
-    )
+def post_json(url: str, body: bytes, timeout: float, address: str) -> int:
+    """POST to `address`, the one the SSRF check approved, never to a fresh resolution of the
+    host (which DNS could point elsewhere in between). Any HTTP status is an answer; a
+    redirect is not followed (it could lead to an address nobody checked)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        connection = _PinnedHTTPS(host, port, address=address, timeout=timeout)
+    else:
+        connection = http.client.HTTPConnection(address, port, timeout=timeout)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
     try:
-        with _opener.open(request, timeout=timeout) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
+        connection.request("POST", target, body=body, headers={
+            "Host": netloc, "Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read(64 * 1024)
+        return response.status
+    except http.client.HTTPException as error:  # a malformed answer: no answer
+        raise OSError(f"bad HTTP answer: {error!r}") from error
+    finally:
+        connection.close()
 
 
 def resolve(host: str) -> list[str]:
     return [info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)]
 
 
-def check_url(url: str, *, allow_private: bool, resolver: Resolver = resolve) -> None:
-    """Raise RefusedURL unless `url` is http(s) to public addresses only (SSRF guard; the
-    local stack and tests allow private ones for their 127.0.0.1 servers)."""
+def check_url(url: str, *, allow_private: bool, resolver: Resolver = resolve) -> str:
+    """The address to POST `url` to, or RefusedURL unless it is http(s) to public addresses
+    only (SSRF guard; the local stack and tests allow private ones for their 127.0.0.1
+    servers). The caller connects to that address: resolving again could give another."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise RefusedURL(f"not an http(s) URL: {url!r}")
-    if allow_private:
-        return
     try:
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
         addresses = resolver(parts.hostname)
-    except OSError as error:
+    except (OSError, ValueError) as error:
         raise RefusedURL(f"cannot resolve {parts.hostname}: {error}") from error
+    if not addresses:
+        raise RefusedURL(f"{parts.hostname} has no address")
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global or ip.is_multicast:
+        if not allow_private and (not ip.is_global or ip.is_multicast):
             raise RefusedURL(f"{parts.hostname} resolves to non-public address {ip}")
+    return addresses[0]
 
 
 def payload(task: TaskRecord) -> bytes:
@@ -161,8 +179,8 @@ class CallbackDelivery:
             logger.info("callback of task %s dropped: %s", task_guid, error.message)
             return "dropped"
         try:
-            check_url(url, allow_private=self.settings.allow_private_callbacks,
-                      resolver=self.resolver)
+            address = check_url(url, allow_private=self.settings.allow_private_callbacks,
+                                resolver=self.resolver)
         except RefusedURL as error:
             logger.warning("callback of task %s refused: %s", task_guid, error)
             self._delete(task_guid)
@@ -170,7 +188,7 @@ class CallbackDelivery:
         body = payload(task)
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                status = self.post(url, body, self.settings.callback_timeout_s)
+                status = self.post(url, body, self.settings.callback_timeout_s, address)
             except OSError as error:  # timeouts and connection errors (URLError is one)
                 logger.info("callback of task %s attempt %d: %s", task_guid, attempt, error)
                 continue
