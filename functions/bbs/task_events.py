@@ -13,7 +13,7 @@ events = TaskEvents.from_env()
 @app.get("/v1/events/tasks.r1")
 @app.post("/v1/events/tasks.r1")
 def task_events():
-    caller = api.caller(app, scopes=api.ANY_SCOPE)
+    caller = api.caller(app)  # a user's (or admin's) own tasks' events
     request = bbs.events_request(app, default_wait_s=events.settings.events_wait_s)
     context = app.lambda_context
     page = events.read(

@@ -260,3 +260,10 @@ def test_an_internal_fault_is_500_unknown_error(sample, monkeypatch):
     status, body = call("CellGetTaskFunction")
     assert status == 500
     assert body == {"error": {"type": "UnknownError", "message": "internal error"}}
+
+
+def test_a_callback_url_is_kept_with_a_lower_case_scheme_for_the_stream_filter(sample):
+    body = {"task_guid": "upper", "domain": "d", "task_definition": {
+        "placement_tags": ["a"], "completion_callback_url": "HTTPS://Example.com/Done?x=Y"}}
+    assert call("CellDesireTaskFunction", body) == (200, {"error": None})
+    assert wiring.tasks().get("upper").completion_callback_url == "https://Example.com/Done?x=Y"

@@ -54,3 +54,11 @@ def test_the_enqueue_sample_queues_the_callback_of_the_task_it_completes(backend
     answer = aws.client("sqs").receive_message(QueueUrl=get_settings().callback_queue_url,
                                                MaxNumberOfMessages=10)
     assert [decode(m["Body"]) for m in answer["Messages"]] == ["sample-task-1"]
+
+
+def test_the_events_route_is_for_users_not_cells(backend):
+    TokenService.from_env().create("alice", "user", token=SAMPLE_TOKEN)
+    event = load_event("TaskEventsFunction")
+    event["requestContext"]["authorizer"]["lambda"]["scope"] = "cell"
+    answer = invoke("TaskEventsFunction", event)
+    assert answer["statusCode"] == 403 and '"Forbidden"' in answer["body"]

@@ -143,11 +143,17 @@ def test_a_large_batch_is_split_into_items_that_fit(events):
             "SequenceNumber": str(1000 + number),
             "NewImage": {"PK": {"S": f"TASK#{task.task_guid}"}, "SK": {"S": "TASK"},
                          **_image(task)}}})
+    published = []
+    service.bus = type("Bus", (), {"publish": lambda self, events: published.extend(events)})()
     assert service.publish(records, task_view) == 60
     clock.ms += 5_000
     page = read(service, ALICE, "0")
     assert [e.data["task"]["task_guid"] for e in page.events] == [f"job-{n}" for n in range(60)]
     assert len({e.id.rsplit(".", 1)[0] for e in page.events}) > 1
+    # The bus carries the very ids a reader resumes from.
+    assert [event["id"] for event in published] == [e.id for e in page.events]
+    resumed = read(service, ALICE, published[40]["id"]).events
+    assert [e.data["task"]["task_guid"] for e in resumed] == [f"job-{n}" for n in range(41, 60)]
 
 
 def _image(task: TaskRecord) -> dict:

@@ -132,3 +132,11 @@ def test_the_first_run_waits_one_period():
     schedules.stop()
     assert invoker.calls == []
     assert build_schedule_event("F")["source"] == "aws.events"
+
+
+def test_a_retried_task_backing_off_is_neither_dispatched_nor_expired_from_its_creation():
+    old = task(created=T0 - 2000 * S).model_copy(update={"retry_at": T0 + 4 * S,
+                                                         "updated_at": T0 - 60 * S})
+    assert step_for(old, T0, SETTINGS) is None  # backing off: not dispatched
+    assert step_for(old, T0 + 5 * S, SETTINGS) is Step.DISPATCH  # and not expired either
+    assert step_for(old, T0 + 1805 * S, SETTINGS) is Step.EXPIRE  # expiry from its retry_at

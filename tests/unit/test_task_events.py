@@ -97,3 +97,18 @@ def test_callbacks_are_queued_from_the_stream_only_for_tasks_entering_completed_
     assert passing == [entering, demoted]
     # Past the filter, a change from Completed to Completed (none today) is not a new entry.
     assert newly_completed([entering, change("Completed", "Completed"), demoted]) == ["job-1"]
+
+
+def test_putevents_calls_hold_at_most_ten_entries_and_stay_under_the_size_limit():
+    from taskfn.stores.bus import CALL_MAX_BYTES, _calls, entry_bytes
+
+    def entry(kb: int) -> dict:
+        return {"Source": "taskfn.tasks", "DetailType": "task_changed", "Detail": "x" * kb * 1024}
+
+    small = [entry(1) for _ in range(25)]
+    assert [len(call) for call in _calls(small)] == [10, 10, 5]
+    large = [entry(30) for _ in range(10)]  # 300 KB in all: more than one request takes
+    calls = _calls(large)
+    assert len(calls) == 2 and sum(len(c) for c in calls) == 10
+    assert all(sum(entry_bytes(e) for e in call) <= CALL_MAX_BYTES for call in calls)
+    assert [e for call in calls for e in call] == large  # order kept

@@ -88,3 +88,32 @@ def test_callbacks_have_their_own_queue_function_and_dlq():
     # Private callback URLs are only for the local stack, never in the deployed environment.
     assert "ALLOW_PRIVATE_CALLBACKS" not in TEMPLATE.globals["Function"]["Environment"][
         "Variables"]
+
+
+# Which queues each function sends to, from the code: a create or desire dispatches, the
+# executor and a cell's failed completion dispatch a retry, the converger dispatches and kicks
+# callbacks, and the stream queues callbacks. Least privilege: nobody else may send.
+SENDS = {
+    "CreateTaskFunction": {"TaskQueue"},
+    "CellDesireTaskFunction": {"TaskQueue"},
+    "CellCompleteTaskFunction": {"TaskQueue"},
+    "ExecutorFunction": {"TaskQueue"},
+    "ConvergerFunction": {"TaskQueue", "CallbackQueue"},
+    "CallbackEnqueueFunction": {"CallbackQueue", "StreamDeadLetterQueue"},
+    "EventsFunction": {"StreamDeadLetterQueue"},
+}
+
+
+def test_functions_may_send_to_exactly_the_queues_their_code_sends_to():
+    granted = {}
+    for logical_id, resource in TEMPLATE.resources.items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        queues = {
+            policy["SQSSendMessagePolicy"]["QueueName"]["Fn::GetAtt"][0]
+            for policy in resource["Properties"].get("Policies", [])
+            if isinstance(policy, dict) and "SQSSendMessagePolicy" in policy
+        }
+        if queues:
+            granted[logical_id] = queues
+    assert granted == SENDS

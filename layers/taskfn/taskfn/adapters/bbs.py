@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -120,8 +120,10 @@ class TaskDefinition(BaseModel):
         url = self.completion_callback_url
         if url:
             parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
+            if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
                 raise ValueError("completion_callback_url: an http(s) URL")
+            # Kept with a lower-case scheme: the stream's filter matches "http…".
+            self.completion_callback_url = urlunsplit(parts._replace(scheme=parts.scheme.lower()))
         return self
 
 

@@ -175,7 +175,9 @@ class CellService:
         """Running → Completed from its cell; a failure of a task with retries left puts it
         back to Pending as a new attempt instead (a read first, on failures only)."""
         if failed:
-            task = self.tasks.get(task_guid)
+            # Strongly consistent: a task that failed right after its start must be seen
+            # Running on this cell, or its retries would be lost.
+            task = self.tasks.get(task_guid, consistent=True)
             if task is not None and task.retries > task.retried and task.cell_id == cell_id:
                 retry = lifecycle.retry(
                     task.model_dump(include={"retried", "cell_id", "started_at"}),
@@ -185,7 +187,8 @@ class CellService:
                 )
                 self.tasks.apply(task_guid, retry)
                 if not task.placement_tags:
-                    self.queue.send(task_guid, delay_s=lifecycle.backoff_s(task.retried + 1))
+                    delay = lifecycle.backoff_s(task.retried + 1)
+                    self.queue.send_after_write(task_guid, delay_s=delay)
                 return
         transition = lifecycle.complete(
             cell_id, now_ns(), failed=failed, failure_reason=failure_reason, result=result

@@ -53,7 +53,8 @@ ORDER = (Step.EXPIRE, Step.DISPATCH, Step.CELL_LOST, Step.DEMOTE, Step.DELETE, S
 def step_for(task: TaskRecord, now: int, settings: Settings) -> Step | None:
     """The one step convergence takes for `task` at `now` (ns), or None."""
     if task.state == State.PENDING:
-        if now - task.created_at > settings.pending_expiry_s * SECOND_NS:
+        # A retried task waits from its retry_at: its attempts may have run longer than that.
+        if now - max(task.created_at, task.retry_at) > settings.pending_expiry_s * SECOND_NS:
             return Step.EXPIRE
         waited = now - task.updated_at > settings.dispatch_grace_s * SECOND_NS
         backing_off = task.retry_at > now
@@ -197,10 +198,9 @@ class Converger:
             return
         report.retried += 1
         if not task.placement_tags:
-            try:
-                self.queue.send(task.task_guid, delay_s=lifecycle.backoff_s(task.retried + 1))
-            except Exception:  # the next passes dispatch it once its retry_at has passed
-                logger.exception("could not queue the retry of task %s", task.task_guid)
+            self.queue.send_after_write(
+                task.task_guid, delay_s=lifecycle.backoff_s(task.retried + 1)
+            )
 
     def _remove(self, task_id: str) -> bool:
         """Step 5: delete an expired Completed task; False when it moved on (Resolving)."""

@@ -118,14 +118,13 @@ class TaskEvents:
             by_owner.setdefault(event.owner, []).append(event)
         published = []
         for owner, owned in by_owner.items():
-            now_ms = self._now_ms()
             stored = [{"kind": event.kind, "data": event.data} for event in owned]
-            self.store.append(owner, stored, sequence=owned[0].sequence, now_ms=now_ms)
-            first = f"{position(now_ms)}-{owned[0].sequence}"
+            ids = self.store.append(
+                owner, stored, sequence=owned[0].sequence, now_ms=self._now_ms()
+            )
             published.extend(
-                {"id": f"{first}.{index}", "owner": owner, "kind": event.kind,
-                 "data": event.data}
-                for index, event in enumerate(owned)
+                {"id": event_id, "owner": owner, "kind": event.kind, "data": event.data}
+                for event_id, event in zip(ids, owned, strict=True)
             )
         if self.bus is not None:
             self.bus.publish(published)

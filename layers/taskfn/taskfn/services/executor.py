@@ -133,19 +133,11 @@ class Executor:
             # Cancelled, failed by convergence or deleted while it ran: theirs is the truth.
             return _superseded(task_id, error.message)
         if transition.action == "retry":
-            self._dispatch_retry(task_id, lifecycle.backoff_s(started.retried + 1))
+            if self.queue is not None:  # the next attempt, once the back-off has passed
+                delay = lifecycle.backoff_s(started.retried + 1)
+                self.queue.send_after_write(task_id, delay_s=delay)
             return "retrying"
         return "failed" if failed else "succeeded"
-
-    def _dispatch_retry(self, task_id: str, delay_s: int) -> None:
-        """The next attempt, delivered by SQS once the back-off has passed. A lost send is
-        repaired by convergence, which dispatches Pending tasks whose retry_at has passed."""
-        if self.queue is None:
-            return
-        try:
-            self.queue.send(task_id, delay_s=delay_s)
-        except Exception:
-            logger.exception("could not queue the retry of task %s", task_id)
 
     def start(
         self, task_id: str, remaining_ms: Callable[[], int] | None = None

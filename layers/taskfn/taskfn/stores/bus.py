@@ -11,8 +11,10 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "taskfn.tasks"
 ENTRIES_PER_CALL = 10  # PutEvents takes at most ten entries
-# PutEvents entries stop at 256 KB; a larger event goes out as a reference to the task.
-DETAIL_MAX_BYTES = 240 * 1024
+# A PutEvents request stops at 256 KB in all; a larger event goes out as a reference to its
+# task, and a call carries entries up to CALL_MAX_BYTES together.
+DETAIL_MAX_BYTES = 200 * 1024
+CALL_MAX_BYTES = 240 * 1024
 ATTEMPTS = 3
 
 
@@ -25,9 +27,8 @@ class EventBus:
         """PutEvents for `events` ({id, kind, owner, data}), retrying entries EventBridge did
         not take; raises if some are still refused, so the stream batch is delivered again
         (events are at least once)."""
-        entries = [self._entry(event) for event in events]
-        for start in range(0, len(entries), ENTRIES_PER_CALL):
-            pending = entries[start : start + ENTRIES_PER_CALL]
+        for call in _calls([self._entry(event) for event in events]):
+            pending = call
             for attempt in range(ATTEMPTS):
                 answer = self.client.put_events(Entries=pending)
                 if not answer.get("FailedEntryCount"):
@@ -57,3 +58,24 @@ class EventBus:
             "DetailType": event["kind"],
             "Detail": detail,
         }
+
+
+def entry_bytes(entry: dict[str, Any]) -> int:
+    """EventBridge's size of an entry: its source, detail type and detail (plus 14 for the
+    time)."""
+    return 14 + sum(len(entry[k].encode()) for k in ("Source", "DetailType", "Detail"))
+
+
+def _calls(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The entries in order, grouped into PutEvents calls of at most ten entries and
+    CALL_MAX_BYTES."""
+    calls: list[list[dict[str, Any]]] = []
+    size = 0
+    for entry in entries:
+        bytes_ = entry_bytes(entry)
+        if not calls or len(calls[-1]) == ENTRIES_PER_CALL or size + bytes_ > CALL_MAX_BYTES:
+            calls.append([])
+            size = 0
+        calls[-1].append(entry)
+        size += bytes_
+    return calls

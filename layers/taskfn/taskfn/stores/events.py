@@ -91,20 +91,27 @@ class EventStore:
 
     def append(
         self, owner: str, events: list[dict[str, Any]], *, sequence: str, now_ms: int
-    ) -> None:
-        """Keep one owner's events of one stream batch. `events` are {kind, data} in stream
-        order; `sequence` is the stream sequence number of the first one (unique per item
-        written in the same millisecond). Expires with the retention through the TTL."""
-        for offset, packed in _chunks(events):
+    ) -> list[str]:
+        """Keep one owner's events of one stream batch; returns their ids, in order. `events`
+        are {kind, data} in stream order; `sequence` is the stream sequence number of the
+        first one (unique per item written in the same millisecond). Expires with the
+        retention through the TTL."""
+        ids: list[str] = []
+        pieces = list(_chunks(events))
+        for number, (offset, packed) in enumerate(pieces):
             suffix = sequence if offset == 0 else f"{sequence}{offset:06d}"
+            sort_key = f"{position(now_ms)}-{suffix}"
             self.table.put(
                 {
                     "PK": partition(owner),
-                    "SK": f"{position(now_ms)}-{suffix}",
+                    "SK": sort_key,
                     "events": packed,
                     "expires_at": now_ms // 1000 + self.retention_s,
                 }
             )
+            end = pieces[number + 1][0] if number + 1 < len(pieces) else len(events)
+            ids.extend(f"{sort_key}.{index}" for index in range(end - offset))
+        return ids
 
     def read(self, owner: str, cursor: Cursor, *, before_ms: int, limit: int) -> list[StoredEvent]:
         """Events from `cursor` on, written before `before_ms`, oldest first, at most about

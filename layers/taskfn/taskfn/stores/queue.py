@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 
 class TaskQueue:
@@ -15,6 +18,17 @@ class TaskQueue:
         """One message; `delay_s` (at most SQS's 900) holds it back, for a retry's back-off."""
         arguments = {"DelaySeconds": min(900, delay_s)} if delay_s else {}
         self.client.send_message(QueueUrl=self.url, MessageBody=encode(task_id), **arguments)
+
+    def send_after_write(self, task_id: str, *, delay_s: int = 0) -> bool:
+        """A send that follows a write already made (a retry going back to Pending): a failure
+        is logged, not raised, since convergence dispatches Pending tasks again (step 2, once
+        their retry_at has passed). False when it failed."""
+        try:
+            self.send(task_id, delay_s=delay_s)
+        except Exception:
+            logger.exception("could not queue task %s; convergence will", task_id)
+            return False
+        return True
 
     def send_many(self, task_ids: list[str]) -> list[str]:
         """SendMessageBatch, ten a call; returns the ids SQS did not take (to log and leave

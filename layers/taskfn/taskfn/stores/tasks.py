@@ -50,8 +50,9 @@ class TaskStore:
             values["GSI4PK"], values["GSI4SK"] = domain_partition(task.domain), created
         return values
 
-    def get(self, task_id: str) -> TaskRecord | None:
-        item = self.table.get(f"TASK#{task_id}", "TASK")
+    def get(self, task_id: str, *, consistent: bool = False) -> TaskRecord | None:
+        """The task; `consistent` for a decision that must see the latest write."""
+        item = self.table.get(f"TASK#{task_id}", "TASK", consistent=consistent)
         return TaskRecord.model_validate(item) if item else None
 
     def list_by_owner(
