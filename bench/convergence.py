@@ -97,10 +97,12 @@ def make_task(kind: Kind, index: int, spread: float, now: int, settings: Setting
     shape = kind.shape
     if shape == "young":
         created = updated = _ago(now, grace * 0.5 * spread)
-    elif shape in ("waiting", "tagged"):
+    elif shape == "waiting":  # just past the grace: the first pass that sends it again
+        period = min(settings.converger_period_s, grace)
+        created = updated = _ago(now, grace + period * (0.1 + 0.8 * spread))
+    elif shape == "tagged":
         created = updated = _ago(now, grace + (expiry - grace) * (0.1 + 0.8 * spread))
-        if shape == "tagged":  # an external cell's task: listed by domain, never dispatched
-            fields.update(placement_tags=["gpu"], **CELL_API)
+        fields.update(placement_tags=["gpu"], **CELL_API)  # listed by domain, not dispatched
     elif shape == "expired":
         created = updated = _ago(now, expiry * (1.1 + spread))
     elif shape in ("running", "silent"):

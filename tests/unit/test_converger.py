@@ -35,7 +35,8 @@ def task(state: str = "Pending", *, created: int = T0, updated: int | None = Non
     (task(), 30, None),                                  # grace is "longer than"
     (task(), 31, Step.DISPATCH),
     (task(tags=("gpu",)), 31, None),                     # for an external cell
-    (task(), 1800, Step.DISPATCH),
+    (task(), 961, Step.DISPATCH),                        # its wait just crossed 30·2^5
+    (task(), 1800, None),                                # still queued: not every pass
     (task(), 1801, Step.EXPIRE),
     (task(tags=("gpu",)), 1801, Step.EXPIRE),            # tags do not save it from expiry
     (task(updated=T0 + 100 * S), 1801, Step.EXPIRE),     # expiry counts from creation
@@ -140,3 +141,20 @@ def test_a_retried_task_backing_off_is_neither_dispatched_nor_expired_from_its_c
     assert step_for(old, T0, SETTINGS) is None  # backing off: not dispatched
     assert step_for(old, T0 + 5 * S, SETTINGS) is Step.DISPATCH  # and not expired either
     assert step_for(old, T0 + 1805 * S, SETTINGS) is Step.EXPIRE  # expiry from its retry_at
+
+
+def test_a_task_waiting_in_a_long_queue_is_sent_again_at_doubling_waits_not_every_pass():
+    from taskfn.services.converger import due_for_dispatch
+
+    passes = [1 + 60 * n for n in range(30)]  # a pass a minute, for half an hour
+    sent = [waited for waited in passes if due_for_dispatch(waited, 30, 60)]
+    assert sent == [61, 121, 241, 481, 961]  # when the wait crossed 30 (and 60), 120 … 960
+    assert due_for_dispatch(31, 30, 60)  # lost between write and send: the first pass after
+    assert not due_for_dispatch(30, 30, 60)  # the grace is "longer than"
+    assert all(due_for_dispatch(w, 0, 60) for w in (1, 500))  # no grace: every pass
+
+
+def test_the_converger_period_setting_is_the_template_s_schedule():
+    template = load_template()
+    (schedule,) = [s for s in template.schedules if s.function_id == "ConvergerFunction"]
+    assert schedule.period_s == Settings().converger_period_s

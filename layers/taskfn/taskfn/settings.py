@@ -49,6 +49,9 @@ class Settings(BaseModel):
     cell_heartbeat_s: float = Field(30, gt=0)
     cell_timeout_s: float = Field(90, gt=0)
     converger_max_tasks: int = Field(10_000, ge=1)
+    # The converger's schedule (template.yaml's rate): a task waiting in the queue is sent
+    # again only when its wait crosses grace·2^k during the last period.
+    converger_period_s: float = Field(60, gt=0)
     # Convergence of tasks with a callback: Resolving this long without an update goes back
     # to Completed, Completed this long gets its callback sent again (BBS's kick duration),
     # and Completed this long after first completion is deleted (BBS's completed expiry).

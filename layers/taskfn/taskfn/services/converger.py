@@ -13,6 +13,7 @@ their results must stay readable.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -50,16 +51,30 @@ class Step(StrEnum):
 ORDER = (Step.EXPIRE, Step.DISPATCH, Step.CELL_LOST, Step.DEMOTE, Step.DELETE, Step.KICK)
 
 
+def due_for_dispatch(waited_s: float, grace_s: float, period_s: float) -> bool:
+    """Whether a Pending task that has waited `waited_s` is sent to the queue again in this
+    pass: when its wait crossed grace·2^k (k = 0, 1, …) since the previous pass. A task lost
+    between its write and its send goes out one pass after the grace; a task merely waiting in
+    a long queue is sent again a few times (at 30, 60, 120, 240 … s), not at every pass."""
+    if waited_s <= grace_s:
+        return False
+    if grace_s <= 0:
+        return True
+    crossed = grace_s * 2 ** math.floor(math.log2(waited_s / grace_s))
+    return waited_s - period_s < crossed
+
+
 def step_for(task: TaskRecord, now: int, settings: Settings) -> Step | None:
     """The one step convergence takes for `task` at `now` (ns), or None."""
     if task.state == State.PENDING:
         # A retried task waits from its retry_at: its attempts may have run longer than that.
         if now - max(task.created_at, task.retry_at) > settings.pending_expiry_s * SECOND_NS:
             return Step.EXPIRE
-        waited = now - task.updated_at > settings.dispatch_grace_s * SECOND_NS
+        waited_s = (now - task.updated_at) / SECOND_NS
+        due = due_for_dispatch(waited_s, settings.dispatch_grace_s, settings.converger_period_s)
         backing_off = task.retry_at > now
         # Tagged tasks are for external cells, which list their domain themselves.
-        if waited and not backing_off and not task.placement_tags:
+        if due and not backing_off and not task.placement_tags:
             return Step.DISPATCH
         return None
     stale = now - task.updated_at > settings.cell_timeout_s * SECOND_NS
