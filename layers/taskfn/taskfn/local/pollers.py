@@ -211,6 +211,7 @@ class StreamPoller:
     """One thread reading every shard of a table's stream into one function."""
 
     ATTEMPTS = 3
+    SHARDS_EVERY_S = 10.0
 
     def __init__(
         self,
@@ -226,6 +227,7 @@ class StreamPoller:
         self.invoker = invoker
         self.stop_event = stop_event or threading.Event()
         self.idle_s = idle_s
+        self._shards_due = 0.0
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -259,15 +261,19 @@ class StreamPoller:
                 self.stop_event.wait(self.idle_s)
 
     def poll(self, client: Any, iterators: dict[str, str | None]) -> int:
-        """One round over the shards; returns how many records went to the function."""
-        description = client.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
-        for shard in description.get("Shards", []):
-            if shard["ShardId"] not in iterators:
-                iterators[shard["ShardId"]] = client.get_shard_iterator(
-                    StreamArn=self.stream_arn,
-                    ShardId=shard["ShardId"],
-                    ShardIteratorType=self.source.starting_position,
-                )["ShardIterator"]
+        """One round over the shards; returns how many records went to the function. New
+        shards are looked for every SHARDS_EVERY_S, not every round (an idle stack should not
+        keep moto busy)."""
+        if not iterators or time.monotonic() >= self._shards_due:
+            self._shards_due = time.monotonic() + self.SHARDS_EVERY_S
+            description = client.describe_stream(StreamArn=self.stream_arn)
+            for shard in description["StreamDescription"].get("Shards", []):
+                if shard["ShardId"] not in iterators:
+                    iterators[shard["ShardId"]] = client.get_shard_iterator(
+                        StreamArn=self.stream_arn,
+                        ShardId=shard["ShardId"],
+                        ShardIteratorType=self.source.starting_position,
+                    )["ShardIterator"]
         delivered = 0
         for shard_id, iterator in list(iterators.items()):
             if iterator is None:  # a closed shard, read to its end
