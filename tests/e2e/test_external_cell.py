@@ -46,3 +46,39 @@ def test_taskfn_cell_runs_a_tagged_task_to_completion(stack: Client, user: Clien
     assert out.startswith("taskfn cell e2e-cell-1: domain ")
     assert f"task {task_guid} succeeded" in errors
     assert "Traceback" not in errors
+
+
+def test_a_failing_task_with_a_retry_runs_twice_on_the_cell_after_its_back_off(
+        stack: Client, user: Client):
+    answer = stack.request("POST", "/v1/tokens", {"user": "e2e-retry-cell", "scope": "cell"})
+    assert answer.status == 201, answer
+    domain, task_guid = f"e2e-{uuid.uuid4().hex[:8]}", f"e2e-{uuid.uuid4().hex}"
+    source = "def handler(event, context):\n    raise RuntimeError('flaky disk')\n"
+    assert bbs(user, "desire.r2", {"task_guid": task_guid, "domain": domain, "task_definition": {
+        "placement_tags": ["e2e"], "source": source, "retries": 1}}) == {"error": None}
+    cell = subprocess.Popen(
+        [str(TASKFN), "cell", "--api", stack.url, "--token", answer.json()["token"],
+         "--id", "e2e-retry-cell", "--tags", "e2e", "--domain", domain, "--poll", "0.2"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    states = []
+    try:
+        deadline = time.monotonic() + 45
+        while True:
+            task = bbs(user, "get_by_task_guid.r3", {"task_guid": task_guid})["task"]
+            if not states or states[-1] != task["state"]:
+                states.append(task["state"])
+            if task["state"] == "Completed" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    finally:
+        cell.send_signal(signal.SIGTERM)
+        _, errors = cell.communicate(timeout=20)
+    assert (task["state"], task["failed"]) == ("Completed", True), errors
+    assert "flaky disk" in task["failure_reason"]
+    (first,) = task["attempts"]  # the earlier attempt, kept; the task's fields are the last
+    assert first["attempt"] == 1 and "flaky disk" in first["failure_reason"]
+    assert first["cell_id"] == "e2e-retry-cell"
+    # The second attempt started no earlier than 2 s (2^1) after the first one failed.
+    assert task["retry_at"] - first["finished_at"] == 2 * 10**9
+    assert errors.count(f"task {task_guid} failed") == 2  # it ran twice on the cell
+    assert states[0] == "Pending" and states[-1] == "Completed"
