@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -127,24 +128,21 @@ class SqsPoller:
         self._threads.clear()
 
     def _run(self, client: Any) -> None:
-        while not self.stop_event.is_set():
-            try:
-                answer = client.receive_message(
-                    QueueUrl=self.queue_url,
-                    MaxNumberOfMessages=max(1, min(self.source.batch_size, RECEIVE_LIMIT)),
-                    WaitTimeSeconds=1,
-                    MessageSystemAttributeNames=["All"],
-                    MessageAttributeNames=["All"],
-                )
-            except Exception:
-                if self.stop_event.is_set():
-                    return
-                traceback.print_exc(file=sys.stderr)
-                self.stop_event.wait(1)
-                continue
-            messages = answer.get("Messages") or []
-            if messages:
-                self.process(client, messages)
+        poll_until_stopped(self.stop_event, lambda: self.receive(client), idle_s=0)
+
+    def receive(self, client: Any) -> bool:
+        """One long poll (1 s) and the batch it got; False when the queue was empty."""
+        answer = client.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=max(1, min(self.source.batch_size, RECEIVE_LIMIT)),
+            WaitTimeSeconds=1,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages = answer.get("Messages") or []
+        if messages:
+            self.process(client, messages)
+        return bool(messages)
 
     def process(self, client: Any, messages: list[dict]) -> None:
         """Invoke the function with one batch and delete the records that succeeded."""
@@ -167,6 +165,22 @@ class SqsPoller:
                 for index, message in enumerate(done[start : start + RECEIVE_LIMIT])
             ]
             client.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+
+
+def poll_until_stopped(stop: threading.Event, step: Callable[[], bool], *, idle_s: float) -> None:
+    """Run `step` until `stop` is set, as an event-source mapping keeps polling: a failing
+    step is printed and tried again a second later; one that found nothing waits `idle_s`."""
+    while not stop.is_set():
+        try:
+            busy = step()
+        except Exception:
+            if stop.is_set():
+                return
+            traceback.print_exc(file=sys.stderr)
+            stop.wait(1)
+            continue
+        if not busy and idle_s:
+            stop.wait(idle_s)
 
 
 def matches(pattern: Any, value: Any) -> bool:
@@ -248,17 +262,9 @@ class StreamPoller:
 
     def _run(self, client: Any) -> None:
         iterators: dict[str, str | None] = {}
-        while not self.stop_event.is_set():
-            try:
-                delivered = self.poll(client, iterators)
-            except Exception:
-                if self.stop_event.is_set():
-                    return
-                traceback.print_exc(file=sys.stderr)
-                self.stop_event.wait(1)
-                continue
-            if not delivered:
-                self.stop_event.wait(self.idle_s)
+        poll_until_stopped(
+            self.stop_event, lambda: self.poll(client, iterators) > 0, idle_s=self.idle_s
+        )
 
     def poll(self, client: Any, iterators: dict[str, str | None]) -> int:
         """One round over the shards; returns how many records went to the function. New
