@@ -214,3 +214,31 @@ def test_events_are_published_on_the_bus(events):
     clock.ms += 5_000
     stored = read(service, ALICE, "0")
     assert [m["detail"]["id"] for m in received] == [e.id for e in stored.events]
+
+
+def test_a_write_slower_than_half_the_settle_time_is_written_again_later(events):
+    """A reader that moved past an item's stamp while its write was in flight would miss it:
+    such an item is written again with a fresh stamp (seen twice, never missed)."""
+    service, clock, reader = events
+    table = service.store.table
+    real_put, writes = table.put, []
+
+    def slow_first_put(values):
+        writes.append(values["SK"])
+        real_put(values)
+        if len(writes) == 1:
+            clock.ms += 1_500  # the first write took 1.5 s: more than half the 2 s settle
+
+    table.put = slow_first_put
+    try:
+        wiring.tasks().put_new(a_task("job-1"))
+        assert publish(service, reader) == 1
+    finally:
+        table.put = real_put
+    assert len(writes) == 2 and writes[0] < writes[1]
+    # A reader that read right before the slow write landed resumes past its stamp…
+    resume_after_first = writes[0].split("-")[0]
+    clock.ms += 5_000
+    later = read(service, ALICE, str(int(resume_after_first) + 1)).events
+    # …and still gets the event, from the second write.
+    assert [e.data["task"]["task_guid"] for e in later] == ["job-1"]

@@ -63,7 +63,7 @@ class Settings(BaseModel):
     # for the first one, checking every poll seconds, and gets about page_max at a time.
     event_bus_name: str = ""
     events_retention_s: int = Field(24 * 3600, ge=60)
-    events_settle_s: float = Field(2, ge=0, le=10)
+    events_settle_s: float = Field(2, ge=0.5, le=10)
     events_wait_s: float = Field(20, ge=0, le=25)
     events_poll_s: float = Field(1, gt=0)
     events_page_max: int = Field(1000, ge=1, le=5000)

@@ -120,7 +120,12 @@ class TaskEvents:
         for owner, owned in by_owner.items():
             stored = [{"kind": event.kind, "data": event.data} for event in owned]
             ids = self.store.append(
-                owner, stored, sequence=owned[0].sequence, now_ms=self._now_ms()
+                owner,
+                stored,
+                sequence=owned[0].sequence,
+                clock_ms=self._now_ms,
+                # Half the settle time: a reader never passes a stamp that is not yet written.
+                max_lag_ms=int(self.settings.events_settle_s * 500),
             )
             published.extend(
                 {"id": event_id, "owner": owner, "kind": event.kind, "data": event.data}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from taskfn.stores.table import Table, from_item, to_item
 # DynamoDB items stop at 400 KB; an item's compressed events stay well below.
 ITEM_MAX_BYTES = 300 * 1024
 STAMP_DIGITS = 13
+LATE_WRITE_ATTEMPTS = 3
 # "<ms>" (a position: every event written before that millisecond was seen), or
 # "<ms>-<sequence>.<index>" (an event).
 EVENT_ID = re.compile(r"^(\d{1,13})(?:-(\d{1,64})\.(\d{1,6}))?$")
@@ -90,25 +91,42 @@ class EventStore:
         self.retention_s = retention_s
 
     def append(
-        self, owner: str, events: list[dict[str, Any]], *, sequence: str, now_ms: int
+        self,
+        owner: str,
+        events: list[dict[str, Any]],
+        *,
+        sequence: str,
+        clock_ms: Callable[[], int],
+        max_lag_ms: int,
     ) -> list[str]:
         """Keep one owner's events of one stream batch; returns their ids, in order. `events`
         are {kind, data} in stream order; `sequence` is the stream sequence number of the
         first one (unique per item written in the same millisecond). Expires with the
-        retention through the TTL."""
+        retention through the TTL.
+
+        An item is stamped with the time just before its write. A write that took longer than
+        `max_lag_ms` (slow, retried) may land behind a reader that already moved past its
+        stamp, so it is written again with a fresh stamp: a reader may see those events twice,
+        never miss them."""
         ids: list[str] = []
         pieces = list(_chunks(events))
         for number, (offset, packed) in enumerate(pieces):
             suffix = sequence if offset == 0 else f"{sequence}{offset:06d}"
-            sort_key = f"{position(now_ms)}-{suffix}"
-            self.table.put(
-                {
-                    "PK": partition(owner),
-                    "SK": sort_key,
-                    "events": packed,
-                    "expires_at": now_ms // 1000 + self.retention_s,
-                }
-            )
+            for _ in range(LATE_WRITE_ATTEMPTS):
+                stamp = clock_ms()
+                sort_key = f"{position(stamp)}-{suffix}"
+                self.table.put(
+                    {
+                        "PK": partition(owner),
+                        "SK": sort_key,
+                        "events": packed,
+                        "expires_at": stamp // 1000 + self.retention_s,
+                    }
+                )
+                if clock_ms() - stamp <= max_lag_ms:
+                    break
+            else:
+                raise RuntimeError("task events: every write took longer than the settle time")
             end = pieces[number + 1][0] if number + 1 < len(pieces) else len(events)
             ids.extend(f"{sort_key}.{index}" for index in range(end - offset))
         return ids
