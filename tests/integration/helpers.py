@@ -8,7 +8,7 @@ from pathlib import Path
 
 import boto3
 
-from taskfn.local.pollers import build_stream_record, matches
+from taskfn.local.pollers import StreamShards, passes
 from taskfn.local.template import load_template
 from taskfn.models import Caller, Scope
 from taskfn.settings import get_settings
@@ -41,33 +41,19 @@ def parse_sse(text: str) -> list[dict]:
 
 
 class StreamReader:
-    """Every record the table's stream holds since the last call (all shards, in order)."""
+    """Every record the table's stream holds since the last call (all shards, in order), read
+    as the local stack's mappings read it."""
 
     def __init__(self) -> None:
-        dynamodb = boto3.client("dynamodb")
-        self.arn = dynamodb.describe_table(TableName=get_settings().table_name)["Table"][
-            "LatestStreamArn"
-        ]
-        self.client = boto3.client("dynamodbstreams")
-        self.iterators: dict[str, str | None] = {}
+        table = boto3.client("dynamodb").describe_table(TableName=get_settings().table_name)
+        self.shards = StreamShards(boto3.client("dynamodbstreams"),
+                                   table["Table"]["LatestStreamArn"])
 
     def records(self, for_function: str | None = None) -> list[dict]:
         """The new records; for a function, only those its mapping's filters let through."""
-        found = self._read()
+        self.shards.find()
+        found = [record for page in self.shards.read() for record in page]
         if for_function is None:
             return found
         (source,) = [s for s in TEMPLATE.stream_sources if s.function_id == for_function]
-        return [r for r in found if any(matches(f, r) for f in source.filters)]
-
-    def _read(self) -> list[dict]:
-        shards = self.client.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
-        for shard in shards:
-            self.iterators.setdefault(shard["ShardId"], self.client.get_shard_iterator(
-                StreamArn=self.arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"])
-        found = []
-        for shard_id, iterator in self.iterators.items():
-            answer = self.client.get_records(ShardIterator=iterator)
-            found.extend(build_stream_record(r, self.arn) for r in answer["Records"])
-            self.iterators[shard_id] = answer["NextShardIterator"]
-        return found
+        return [r for r in found if passes(r, source.filters)]

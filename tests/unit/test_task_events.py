@@ -8,7 +8,7 @@ import pytest
 
 from taskfn.adapters.bbs_view import task_view
 from taskfn.errors import InvalidRequest
-from taskfn.local.pollers import matches
+from taskfn.local.pollers import matches, passes
 from taskfn.local.template import load_template
 from taskfn.services.callbacks import newly_completed
 from taskfn.services.events import CHANGED, event_of
@@ -93,7 +93,7 @@ def test_callbacks_are_queued_from_the_stream_only_for_tasks_entering_completed_
     passing = [r for r in (entering, demoted, change("Completed", "Resolving"),
                            change("Pending", "Running"),
                            change("Running", "Completed", completion_callback_url={"S": ""}))
-               if any(matches(f, r) for f in source.filters)]
+               if passes(r, source.filters)]
     assert passing == [entering, demoted]
     # Past the filter, a change from Completed to Completed (none today) is not a new entry.
     assert newly_completed([entering, change("Completed", "Completed"), demoted]) == ["job-1"]

@@ -121,13 +121,17 @@ def start(cell_id: str, now_ns: int) -> Transition:
     )
 
 
-def backoff_s(failed_attempts: int) -> int:
-    """Seconds before the next attempt once `failed_attempts` (1, 2, …) have failed."""
-    return 2 ** max(1, failed_attempts)
+# What deciding and writing a retry reads of a task.
+RETRY_FIELDS = frozenset({"retries", "retried", "cell_id", "started_at"})
 
 
 def retries_left(task: Mapping[str, Any]) -> bool:
     return int(task.get("retried", 0)) < int(task.get("retries", 0))
+
+
+def retry_delay_s(task: Mapping[str, Any]) -> int:
+    """How long the task's next attempt waits: 2^n s once its n-th attempt failed."""
+    return 2 ** (int(task.get("retried", 0)) + 1)
 
 
 def retry(
@@ -156,7 +160,7 @@ def retry(
         State.PENDING,
         {
             "cell_id": "",
-            "retry_at": now_ns + backoff_s(retried + 1) * SECOND_NS,
+            "retry_at": now_ns + retry_delay_s(task) * SECOND_NS,
             "updated_at": now_ns,
         },
         cell_id=cell_id,

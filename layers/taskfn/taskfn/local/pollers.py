@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -221,6 +221,42 @@ def build_stream_record(record: dict, stream_arn: str) -> dict[str, Any]:
     }
 
 
+def passes(record: dict, filters: tuple[dict, ...]) -> bool:
+    """Whether a mapping with these FilterCriteria patterns hands `record` to its function."""
+    return not filters or any(matches(pattern, record) for pattern in filters)
+
+
+class StreamShards:
+    """A table's stream read shard by shard, in order, each from where its last read stopped,
+    as Lambda's mapping reads it; records come in the Lambda event's shape."""
+
+    def __init__(self, client: Any, stream_arn: str, starting_position: str = "TRIM_HORIZON"):
+        self.client = client
+        self.stream_arn = stream_arn
+        self.starting_position = starting_position
+        self.iterators: dict[str, str | None] = {}
+
+    def find(self) -> None:
+        """Start reading the shards not seen yet."""
+        description = self.client.describe_stream(StreamArn=self.stream_arn)
+        for shard in description["StreamDescription"].get("Shards", []):
+            if shard["ShardId"] not in self.iterators:
+                self.iterators[shard["ShardId"]] = self.client.get_shard_iterator(
+                    StreamArn=self.stream_arn,
+                    ShardId=shard["ShardId"],
+                    ShardIteratorType=self.starting_position,
+                )["ShardIterator"]
+
+    def read(self) -> Iterator[list[dict]]:
+        """One page of new records per open shard (a closed shard read to its end is left)."""
+        for shard_id, iterator in list(self.iterators.items()):
+            if iterator is None:
+                continue
+            answer = self.client.get_records(ShardIterator=iterator, Limit=1000)
+            self.iterators[shard_id] = answer.get("NextShardIterator")
+            yield [build_stream_record(r, self.stream_arn) for r in answer.get("Records", [])]
+
+
 class StreamPoller:
     """One thread reading every shard of a table's stream into one function."""
 
@@ -261,40 +297,22 @@ class StreamPoller:
             self._thread = None
 
     def _run(self, client: Any) -> None:
-        iterators: dict[str, str | None] = {}
-        poll_until_stopped(
-            self.stop_event, lambda: self.poll(client, iterators) > 0, idle_s=self.idle_s
-        )
+        shards = StreamShards(client, self.stream_arn, self.source.starting_position)
+        poll_until_stopped(self.stop_event, lambda: self.poll(shards) > 0, idle_s=self.idle_s)
 
-    def poll(self, client: Any, iterators: dict[str, str | None]) -> int:
+    def poll(self, shards: StreamShards) -> int:
         """One round over the shards; returns how many records went to the function. New
         shards are looked for every SHARDS_EVERY_S, not every round (an idle stack should not
         keep moto busy)."""
-        if not iterators or time.monotonic() >= self._shards_due:
+        if not shards.iterators or time.monotonic() >= self._shards_due:
             self._shards_due = time.monotonic() + self.SHARDS_EVERY_S
-            description = client.describe_stream(StreamArn=self.stream_arn)
-            for shard in description["StreamDescription"].get("Shards", []):
-                if shard["ShardId"] not in iterators:
-                    iterators[shard["ShardId"]] = client.get_shard_iterator(
-                        StreamArn=self.stream_arn,
-                        ShardId=shard["ShardId"],
-                        ShardIteratorType=self.source.starting_position,
-                    )["ShardIterator"]
+            shards.find()
         delivered = 0
-        for shard_id, iterator in list(iterators.items()):
-            if iterator is None:  # a closed shard, read to its end
-                continue
-            answer = client.get_records(ShardIterator=iterator, Limit=1000)
-            records = [
-                build_stream_record(record, self.stream_arn)
-                for record in answer.get("Records", [])
-            ]
-            if self.source.filters:
-                records = [r for r in records if any(matches(f, r) for f in self.source.filters)]
+        for page in shards.read():
+            records = [r for r in page if passes(r, self.source.filters)]
             for start in range(0, len(records), self.source.batch_size):
                 self.deliver(records[start : start + self.source.batch_size])
             delivered += len(records)
-            iterators[shard_id] = answer.get("NextShardIterator")
         return delivered
 
     def deliver(self, records: list[dict]) -> None:

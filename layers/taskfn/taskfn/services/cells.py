@@ -178,16 +178,17 @@ class CellService:
             # Strongly consistent: a task that failed right after its start must be seen
             # Running on this cell, or its retries would be lost.
             task = self.tasks.get(task_guid, consistent=True)
-            if task is not None and task.retries > task.retried and task.cell_id == cell_id:
+            attempt = task.model_dump(include=lifecycle.RETRY_FIELDS) if task else {}
+            if task is not None and lifecycle.retries_left(attempt) and task.cell_id == cell_id:
                 retry = lifecycle.retry(
-                    task.model_dump(include={"retried", "cell_id", "started_at"}),
+                    attempt,
                     failure_reason,
                     now_ns(),
                     cell_id=cell_id,
                 )
                 self.tasks.apply(task_guid, retry)
                 if not task.placement_tags:
-                    delay = lifecycle.backoff_s(task.retried + 1)
+                    delay = lifecycle.retry_delay_s(attempt)
                     self.queue.send_after_write(task_guid, delay_s=delay)
                 return
         transition = lifecycle.complete(

@@ -20,7 +20,7 @@ from enum import StrEnum
 
 from taskfn import lifecycle, wiring
 from taskfn.errors import InvalidStateTransition, NotFound, RunningOnDifferentCell
-from taskfn.lifecycle import State
+from taskfn.lifecycle import SECOND_NS, State
 from taskfn.models import TaskRecord, now_ns
 from taskfn.settings import Settings, get_settings
 from taskfn.stores.queue import TaskQueue
@@ -28,7 +28,6 @@ from taskfn.stores.tasks import TaskStore
 
 logger = logging.getLogger(__name__)
 
-SECOND_NS = 1_000_000_000
 # What a decision needs; the rest of a task (its input above all) stays in the table.
 READ_ATTRIBUTES = (
     "task_guid", "owner", "state", "created_at", "updated_at", "placement_tags", "cell_id",
@@ -195,14 +194,15 @@ class Converger:
     def _lose_cell(self, task: TaskRecord, now: int, report: Report) -> None:
         """Step 3: the silent task fails, or, with retries left, goes back to Pending as a new
         attempt after its back-off (sent to the queue with that delay when untagged)."""
-        if task.retries <= task.retried:
+        attempt = task.model_dump(include=lifecycle.RETRY_FIELDS)
+        if not lifecycle.retries_left(attempt):
             if self._write(task, lifecycle.cell_lost(task.updated_at, now)):
                 report.cell_lost += 1
             else:
                 report.lost_races += 1
             return
         retry = lifecycle.retry(
-            task.model_dump(include={"retried", "cell_id", "started_at"}),
+            attempt,
             lifecycle.CELL_LOST_REASON,
             now,
             cell_id=None,
@@ -213,9 +213,7 @@ class Converger:
             return
         report.retried += 1
         if not task.placement_tags:
-            self.queue.send_after_write(
-                task.task_guid, delay_s=lifecycle.backoff_s(task.retried + 1)
-            )
+            self.queue.send_after_write(task.task_guid, delay_s=lifecycle.retry_delay_s(attempt))
 
     def _remove(self, task_id: str) -> bool:
         """Step 5: delete an expired Completed task; False when it moved on (Resolving)."""

@@ -118,9 +118,10 @@ class Executor:
                 extra=_error_response("ExecutorError", str(error)),
             )
         failed = bool(transition.updates["failed"])
-        if failed and started.retries > started.retried:
+        attempt = started.model_dump(include=lifecycle.RETRY_FIELDS)
+        if failed and lifecycle.retries_left(attempt):
             transition = lifecycle.retry(
-                started.model_dump(include={"retried", "cell_id", "started_at"}),
+                attempt,
                 transition.updates["failure_reason"],
                 now_ns(),
                 cell_id=self.cell_id,
@@ -134,7 +135,7 @@ class Executor:
             return _superseded(task_id, error.message)
         if transition.action == "retry":
             if self.queue is not None:  # the next attempt, once the back-off has passed
-                delay = lifecycle.backoff_s(started.retried + 1)
+                delay = lifecycle.retry_delay_s(attempt)
                 self.queue.send_after_write(task_id, delay_s=delay)
             return "retrying"
         return "failed" if failed else "succeeded"
