@@ -63,13 +63,14 @@ def _clean_env() -> dict[str, str]:
 class Child:
     """A child process whose first stdout line says it is ready; stopped with SIGTERM."""
 
-    def __init__(self, argv: list[str], ready_prefix: str, wait_s: float = START_LIMIT_S) -> None:
+    def __init__(self, argv: list[str], ready_prefix: str, wait_s: float = START_LIMIT_S,
+                 env: dict[str, str] | None = None) -> None:
         # Closed in stop(): the child writes to it for its whole life.
         self.errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         self.process = subprocess.Popen(
             argv,
             cwd=ROOT,
-            env=_clean_env(),
+            env={**_clean_env(), **(env or {})},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.errors,
@@ -381,8 +382,9 @@ def _wait_for_build(admin: Http, function_id: str, deadline: float) -> None:
 def run_stack(tasks: int, threads: int, idle_tasks: int, limit_s: float) -> dict:
     """Drive the local stack; every timestamp is time.perf_counter() in this process."""
     stack = Child(
-        [sys.executable, "-m", "taskfn.cli", "local", "--port", "0", "--admin-token", ADMIN_TOKEN],
+        [sys.executable, "-m", "taskfn.cli", "local", "--port", "0"],
         "taskfn local: serving ",
+        env={"TASKFN_ADMIN_TOKEN": ADMIN_TOKEN},
     )
     url = stack.first_line.split()[-1]
     result: dict[str, Any] = {"url": url}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +38,19 @@ def moto_endpoint() -> Iterator[str]:
     with environment.patched(environment.pointed_at(endpoint)):
         yield endpoint
     server.stop()
+
+
+@pytest.fixture
+def drop_box() -> Iterator[Path]:
+    """A directory hostile or not, any sandbox may write to (a function's side channel to
+    the test, such as a count of its runs): sandboxes may run as users of their own, who
+    cannot reach pytest's temp dirs."""
+    from taskfn.runtime.confinement import remove_tree
+
+    path = Path(tempfile.mkdtemp(prefix="taskfn-test-drop-"))
+    path.chmod(0o1777)
+    yield path
+    remove_tree(path)
 
 
 @pytest.fixture

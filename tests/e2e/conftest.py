@@ -31,12 +31,13 @@ class Answer:
 
 
 class Client:
-    def __init__(self, url: str, token: str | None = None):
+    def __init__(self, url: str, token: str | None = None, pid: int = 0):
         self.url = url
         self.token = token
+        self.pid = pid  # the `taskfn local` process
 
     def as_user(self, token: str) -> Client:
-        return Client(self.url, token)
+        return Client(self.url, token, self.pid)
 
     def request(
         self,
@@ -80,8 +81,9 @@ class Client:
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Client]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TABLE_", "BUCKET_"))}
+    env["TASKFN_ADMIN_TOKEN"] = ADMIN_TOKEN  # not on the command line, which anyone can read
     process = subprocess.Popen(
-        [sys.executable, "-m", "taskfn.cli", "local", "--port", "0", "--admin-token", ADMIN_TOKEN],
+        [sys.executable, "-m", "taskfn.cli", "local", "--port", "0"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -92,7 +94,7 @@ def stack() -> Iterator[Client]:
     assert line.startswith("taskfn local: serving "), line
     url = line.split()[-1]
     try:
-        yield Client(url, ADMIN_TOKEN)
+        yield Client(url, ADMIN_TOKEN, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=20)

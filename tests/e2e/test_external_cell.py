@@ -3,6 +3,8 @@ HTTP, takes a tagged task, runs its source and completes it; SIGTERM stops it cl
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +13,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from tests import hostile
 
 from .conftest import ROOT, Client
 from .test_cell_api import bbs
@@ -28,9 +32,10 @@ def test_taskfn_cell_runs_a_tagged_task_to_completion(stack: Client, user: Clien
     assert bbs(user, "desire.r2", {"task_guid": task_guid, "domain": domain, "task_definition": {
         "placement_tags": ["e2e"], "source": source, "input": {"name": "Ada"}}}) == {"error": None}
     cell = subprocess.Popen(
-        [str(TASKFN), "cell", "--api", stack.url, "--token", answer.json()["token"],
+        [str(TASKFN), "cell", "--api", stack.url,
          "--id", "e2e-cell-1", "--tags", "e2e,spare", "--domain", domain, "--poll", "0.2"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TASKFN_CELL_TOKEN": answer.json()["token"]})
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -57,9 +62,10 @@ def test_a_failing_task_with_a_retry_runs_twice_on_the_cell_after_its_back_off(
     assert bbs(user, "desire.r2", {"task_guid": task_guid, "domain": domain, "task_definition": {
         "placement_tags": ["e2e"], "source": source, "retries": 1}}) == {"error": None}
     cell = subprocess.Popen(
-        [str(TASKFN), "cell", "--api", stack.url, "--token", answer.json()["token"],
+        [str(TASKFN), "cell", "--api", stack.url,
          "--id", "e2e-retry-cell", "--tags", "e2e", "--domain", domain, "--poll", "0.2"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TASKFN_CELL_TOKEN": answer.json()["token"]})
     states = []
     try:
         deadline = time.monotonic() + 45
@@ -82,3 +88,35 @@ def test_a_failing_task_with_a_retry_runs_twice_on_the_cell_after_its_back_off(
     assert task["retry_at"] - first["finished_at"] == 2 * 10**9
     assert errors.count(f"task {task_guid} failed") == 2  # it ran twice on the cell
     assert states[0] == "Pending" and states[-1] == "Completed"
+
+
+def test_a_task_on_a_cell_cannot_read_the_cells_token(stack: Client, user: Client):
+    """The cell's token gives the Cell API for every task; its code must not find it in the
+    cell's environment, memory or command line."""
+    answer = stack.request("POST", "/v1/tokens", {"user": "e2e-attacked-cell", "scope": "cell"})
+    assert answer.status == 201, answer
+    cell_token = answer.json()["token"]
+    domain, task_guid = f"e2e-{uuid.uuid4().hex[:8]}", f"e2e-{uuid.uuid4().hex}"
+    assert bbs(user, "desire.r2", {"task_guid": task_guid, "domain": domain, "task_definition": {
+        "placement_tags": ["e2e"], "source": hostile.READ_PARENT}}) == {"error": None}
+    cell = subprocess.Popen(
+        [str(TASKFN), "cell", "--api", stack.url,
+         "--id", "e2e-attacked-cell", "--tags", "e2e", "--domain", domain, "--poll", "0.2"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TASKFN_CELL_TOKEN": cell_token})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            task = bbs(user, "get_by_task_guid.r3", {"task_guid": task_guid})["task"]
+            if task["state"] == "Completed" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        cell.send_signal(signal.SIGTERM)
+        _, errors = cell.communicate(timeout=20)
+    assert (task["state"], task["failed"]) == ("Completed", False), errors
+    seen = json.loads(task["result"])
+    assert seen["parent"] == cell.pid
+    for attempt in ("environ", "mem", "ptrace"):
+        assert hostile.failed(seen[attempt]), seen[attempt]
+    assert cell_token not in task["result"]

@@ -165,7 +165,7 @@ SLEEPER = """\
 import os, pathlib, subprocess, sys, time
 
 def handler(event, context):
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1000)"])
+    child = subprocess.Popen(["sleep", "1000"])
     pathlib.Path(event["body"]["pids"]).write_text(f"{os.getpid()} {child.pid}")
     time.sleep(60)
     return "too late"
@@ -185,8 +185,8 @@ def _wait_for_pids(path: Path, run: Future) -> list[int]:
 
 @pytest.mark.parametrize("mode", ["run_python", "pool"])
 def test_a_task_cancelled_while_it_runs_stops_its_process_and_keeps_the_cancel(
-        backend, tmp_path, mode):
-    pids_file = tmp_path / "pids"
+        backend, tmp_path, drop_box, mode):
+    pids_file = drop_box / "pids"
     task_id = new_task(function_with(SLEEPER), {"pids": str(pids_file)})
     wiring.table().update(f"TASK#{task_id}", "TASK", set_values={"timeout": 120},
                           condition="attribute_exists(PK)")

@@ -150,10 +150,12 @@ def test_a_task_with_a_tag_the_cell_lacks_is_not_taken(stack, user, cell_token, 
     assert make_cell(stack, cell_token, domain, tags="gpu,arm").run_once() == (guid, "succeeded")
 
 
-def test_racing_cells_run_each_task_exactly_once(stack, user, cell_token, domain, tmp_path):
+def test_racing_cells_run_each_task_exactly_once(stack, user, cell_token, domain, drop_box):
     """Every run appends its task's guid to one file: two lines for one guid would be a task
     run twice."""
-    runs = tmp_path / "runs.txt"
+    runs = drop_box / "runs.txt"
+    runs.touch()
+    runs.chmod(0o666)  # sandboxes of other users append to it too
     source = f"""
         import time
 
@@ -188,8 +190,8 @@ def test_racing_cells_run_each_task_exactly_once(stack, user, cell_token, domain
 
 
 def test_cancelling_a_running_task_kills_it_on_its_cell_and_it_is_not_completed(
-        stack, user, cell_token, domain, tmp_path):
-    pid_file = tmp_path / "pid"
+        stack, user, cell_token, domain, drop_box):
+    pid_file = drop_box / "pid"
     guid = desire(user, domain, SLEEPER, input={"pid_file": str(pid_file)})
     cell = make_cell(stack, cell_token, domain)
     outcome: list[tuple[str, str] | None] = []
@@ -210,10 +212,10 @@ def test_cancelling_a_running_task_kills_it_on_its_cell_and_it_is_not_completed(
 
 
 def test_a_stopping_cell_abandons_its_task_after_heartbeating_it(
-        stack, user, cell_token, domain, tmp_path):
+        stack, user, cell_token, domain, drop_box):
     """While the task runs its updated_at moves (heartbeats); on stop the child is killed and
     the task stays Running on the cell, for convergence to fail once the heartbeats stop."""
-    pid_file = tmp_path / "pid"
+    pid_file = drop_box / "pid"
     guid = desire(user, domain, SLEEPER, input={"pid_file": str(pid_file)})
     cell = make_cell(stack, cell_token, domain, "cell-stopping")
     stop = threading.Event()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from taskfn.runtime import confinement
 from taskfn.runtime.python import CANCELLED_REASON, Execution, Limits, run_python
 
 FAST = Limits(timeout_s=5)
@@ -284,7 +285,7 @@ SPAWN = """
     import subprocess, sys, time
 
     def handler(event, context):
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1000)"])
+        child = subprocess.Popen(["sleep", "1000"])
         print(child.pid, flush=True)
         {after}
 """
@@ -471,6 +472,7 @@ def test_isolated_interpreter(tmp_path):
         def handler(event, context):
             return {
                 "path0": sys.path[0],
+                "main": open(os.path.join(sys.path[0], "main.py")).read(),
                 "cwd_on_path": os.getcwd() in sys.path or "" in sys.path,
                 "isolated": sys.flags.isolated,
                 "stdin": sys.stdin.read(),
@@ -478,7 +480,10 @@ def test_isolated_interpreter(tmp_path):
             }
     """, event={"big": "x" * 200_000})
     seen = json.loads(result.body)
-    assert seen["path0"] == str((tmp_path / "code0").resolve())
+    code = (tmp_path / "code0").resolve()
+    assert seen["main"] == (code / "main.py").read_text()  # the code dir comes first
+    # A sandbox user of its own imports a staged copy; one sharing the user, the dir itself.
+    assert (seen["path0"] != str(code)) == confinement.separate_users()
     assert not seen["cwd_on_path"]
     assert seen["isolated"] == 1
     assert seen["stdin"] == ""
@@ -502,6 +507,19 @@ def test_user_files_are_importable_and_do_not_break_the_runtime(tmp_path):
     seen = json.loads(result.body)
     assert seen["x"] == "from helper"
     assert not seen["json"].startswith(str(code))
+
+
+def test_the_whole_standard_library_is_importable(tmp_path):
+    """Also submodules of packages the runtime imported first, and extension modules, where
+    the sandbox's user cannot reach the interpreter's own directory."""
+    result = run(tmp_path, """
+        def handler(event, context):
+            import decimal, email.mime.text, json.tool, sqlite3, ssl, urllib.request
+            return {"idna": "bücher.example".encode("idna").decode(),
+                    "sqlite": sqlite3.connect(":memory:").execute("select 1+1").fetchone()[0]}
+    """)
+    assert result.succeeded, result.stderr
+    assert json.loads(result.body) == {"idna": "xn--bcher-kva.example", "sqlite": 2}
 
 
 def test_memory_limit(tmp_path):

@@ -12,7 +12,9 @@ import threading
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.credentials import CredentialProvider, CredentialResolver, Credentials
 
 _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4},
@@ -22,6 +24,7 @@ _CONFIG = Config(
 )
 _clients: dict[str, Any] = {}
 _session: list[boto3.session.Session] = []
+_credentials: list[Credentials] = []  # given by the host process; none: the standard chain
 _lock = threading.Lock()
 
 
@@ -33,9 +36,42 @@ def client(service: str) -> Any:
             found = _clients.get(service)
             if found is None:
                 if not _session:
-                    _session.append(boto3.session.Session())
+                    _session.append(_new_session())
                 found = _clients[service] = _session[0].client(service, config=_CONFIG)
     return found
+
+
+def _new_session() -> boto3.session.Session:
+    if not _credentials:
+        return boto3.session.Session()
+    core = botocore.session.get_session()
+    core.register_component("credential_provider", CredentialResolver([_Given(_credentials[0])]))
+    return boto3.session.Session(botocore_session=core)
+
+
+class _Given(CredentialProvider):
+    METHOD = "taskfn-given"
+
+    def __init__(self, credentials: Credentials):
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> Credentials:
+        return self._credentials
+
+
+def use_credentials(credentials: Credentials | None) -> None:
+    """Sign every client's requests with these credentials (None: the standard chain again).
+
+    For a host that runs several functions in one process: the local stack gives each function
+    the credentials of its own role. In Lambda each function has a process and an environment
+    of its own, so nothing calls this there."""
+    with _lock:
+        _credentials.clear()
+        if credentials is not None:
+            _credentials.append(credentials)
+        _clients.clear()
+        _session.clear()
 
 
 class LazyClient:

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+
+# Secrets come from the environment: a command line is readable by every process on the
+# machine (/proc/<pid>/cmdline, ps), user code included.
+ADMIN_TOKEN_VARIABLE = "TASKFN_ADMIN_TOKEN"
+CELL_TOKEN_VARIABLE = "TASKFN_CELL_TOKEN"
+_VISIBLE = ("taskfn: warning: {option} on the command line is visible to every process on this "
+            "machine, functions' code included; set {variable} instead")
 
 
 def _local(args: argparse.Namespace) -> int:
@@ -21,7 +29,8 @@ def _local(args: argparse.Namespace) -> int:
     previous = {
         signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)
     }
-    stack = LocalStack(host=args.host, port=args.port, admin_token=args.admin_token)
+    admin_token = _secret(args.admin_token, "--admin-token", ADMIN_TOKEN_VARIABLE)
+    stack = LocalStack(host=args.host, port=args.port, admin_token=admin_token)
     try:
         stack.start()
         print(f"taskfn local: serving {stack.url}", flush=True)
@@ -53,7 +62,12 @@ def _cell(args: argparse.Namespace) -> int:
         signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)
     }
     tags = parse_tags(args.tags)
-    cell = Cell(CellClient(args.api, args.token), args.id, tags, args.domain,
+    token = _secret(args.token, "--token", CELL_TOKEN_VARIABLE)
+    if not token:
+        print(f"taskfn cell: set {CELL_TOKEN_VARIABLE} to a token of scope cell",
+              file=sys.stderr)
+        return 2
+    cell = Cell(CellClient(args.api, token), args.id, tags, args.domain,
                 poll_s=args.poll, heartbeat_s=args.heartbeat, timeout_s=args.timeout)
     try:
         print(f"taskfn cell {args.id}: domain {args.domain}, tags {sorted(tags)}, "
@@ -65,6 +79,14 @@ def _cell(args: argparse.Namespace) -> int:
     return 0
 
 
+def _secret(given: str | None, option: str, variable: str) -> str | None:
+    """A secret from its variable, or (with a warning) from the command line."""
+    if given:
+        print(_VISIBLE.format(option=option, variable=variable), file=sys.stderr, flush=True)
+        return given
+    return os.environ.get(variable) or None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every subcommand; each sets ``func``."""
     parser = argparse.ArgumentParser(prog="taskfn", description="taskfn platform tools")
@@ -74,13 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--host", default="127.0.0.1", help="gateway address (127.0.0.1)")
     local.add_argument("--port", type=int, default=3000, help="gateway port; 0 picks one")
     local.add_argument(
-        "--admin-token", default=None, help="admin token to create (default: a random one)"
+        "--admin-token", default=None,
+        help=f"admin token to create (default: ${ADMIN_TOKEN_VARIABLE}, else a random one); "
+             "prefer the variable: a command line is visible to every process",
     )
     local.set_defaults(func=_local)
 
     cell = commands.add_parser("cell", help="run an external cell: take tagged tasks over HTTP")
     cell.add_argument("--api", required=True, help="the platform's URL")
-    cell.add_argument("--token", required=True, help="a token of scope cell")
+    cell.add_argument("--token", default=None,
+                      help=f"a token of scope cell (default: ${CELL_TOKEN_VARIABLE}); prefer "
+                           "the variable: a command line is visible to every process")
     cell.add_argument("--id", required=True, help="this cell's id (unique among cells)")
     cell.add_argument("--domain", required=True, help="the task domain to list")
     cell.add_argument("--tags", default="", help="placement tags this cell offers: a,b")

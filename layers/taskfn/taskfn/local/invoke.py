@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from taskfn.local.identities import acting_as
 from taskfn.local.provision import ACCOUNT_ID, REGION, physical_name
 from taskfn.local.template import FunctionSpec, Template
 
@@ -109,8 +110,10 @@ class Invoker:
         return LambdaContext(spec, physical_name(self.prefix, function_id))
 
     def invoke(self, function_id: str, event: Any) -> Any:
-        """Call the handler with a copy of the event; its answer goes through JSON as in AWS."""
-        handler = self.handler(function_id)
-        payload = json.loads(json.dumps(event))
-        result = handler(payload, self.context(function_id))
+        """Call the handler with a copy of the event; its answer goes through JSON as in AWS.
+        Its AWS calls (its init's too) sign as its own role."""
+        with acting_as(function_id):
+            handler = self.handler(function_id)
+            payload = json.loads(json.dumps(event))
+            result = handler(payload, self.context(function_id))
         return json.loads(json.dumps(result, default=_decimal_serializer))

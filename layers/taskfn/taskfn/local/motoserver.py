@@ -1,33 +1,141 @@
-"""moto's server in a process of its own, so the local stack's handlers and moto do not share
-one interpreter lock: `python -m taskfn.local.motoserver` prints `moto: <url>` once it serves,
-and exits when its standard input closes (that is, when the process that started it ends)."""
+"""moto's server in a process of its own, locked to the platform's roles.
+
+`python -m taskfn.local.motoserver` prints `moto: <url>` once it serves. Its standard input is
+its control line, which only the process that started it holds: `enforce` turns IAM on (it
+answers `enforced`), and end of input stops it (that is, when its parent ends).
+
+moto accepts anything by default, and user code runs on the same machine: the local stack
+provisions with IAM off, creates each function's role, then turns IAM on, after which every
+request must be signed with the credentials of a role (or the stack's own admin user) and is
+checked against that role's policies. moto's own API (/moto-api: reset, data dumps, turning
+IAM back off) is refused, and so is an unsigned request. The process is not dumpable, so the
+IAM secrets it holds cannot be read from its memory.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
 
 READY_PREFIX = "moto: "
+ENFORCE, ENFORCED = "enforce", "enforced"
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
 
 
 def main() -> int:
-    from moto.server import ThreadedMotoServer
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.moto_server.threaded_moto_server import MotoRequestHandler
+    from moto.server import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
 
     from taskfn.local.atomic import make_dynamodb_writes_atomic
+    from taskfn.runtime import confinement
 
+    confinement.prctl(confinement.PR_SET_DUMPABLE, 0)
     make_dynamodb_writes_atomic()
+    check_resources_of_dynamodb_and_events()
     # Ctrl-C reaches the whole process group; the parent stops us once its pollers are done.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    guard = Guard(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", 0, guard, threaded=True,
+                         request_handler=MotoRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True, name="moto").start()
+    host, port = server.server_address[:2]
     print(f"{READY_PREFIX}http://{host}:{port}", flush=True)
-    sys.stdin.read()  # returns at EOF: the parent has gone or asked us to stop
-    server.stop()
+    for line in sys.stdin:  # ends at EOF: the parent has gone or asked us to stop
+        if line.strip() == ENFORCE:
+            ActionAuthenticatorMixin.request_count = 0
+            settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+            guard.enforcing = True
+            print(ENFORCED, flush=True)
+    server.shutdown()
     return 0
+
+
+class Guard:
+    """WSGI middleware in front of moto: no /moto-api at all, and, once IAM is on, a clear 403
+    for an unsigned request (moto itself would fail on it with a 500)."""
+
+    def __init__(self, app: Callable[[Environ, StartResponse], Iterable[bytes]]):
+        self.app = app
+        self.enforcing = False
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/moto-api"):
+            return _refuse(start_response, 404, "moto's own API is not served by taskfn local")
+        if self.enforcing and "HTTP_AUTHORIZATION" not in environ:
+            return _refuse(start_response, 403, "requests must be signed by a taskfn role")
+        return self.app(environ, start_response)
+
+
+def _refuse(start_response: StartResponse, status: int, message: str) -> list[bytes]:
+    body = json.dumps({"__type": "AccessDeniedException", "message": message}).encode()
+    reason = "Not Found" if status == 404 else "Forbidden"
+    start_response(f"{status} {reason}", [("Content-Type", "application/json"),
+                                          ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def check_resources_of_dynamodb_and_events() -> None:
+    """moto checks DynamoDB and EventBridge actions against resource "*", which no policy
+    scoped to a table or a bus allows; check them against the resources the request names,
+    each of them, as IAM does."""
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.events.responses import EventsHandler
+
+    _check_each(DynamoHandler, _dynamodb_resources)
+    _check_each(EventsHandler, _event_bus_resources)
+
+
+def _check_each(handler: type, resources_of: Callable[[Any], list[str]]) -> None:
+    original = handler._authenticate_and_authorize_normal_action
+    if getattr(original, "_taskfn_resources", False):
+        return
+
+    def authorize(self: Any, resource: str = "*") -> None:
+        for arn in resources_of(self) or [resource]:
+            original(self, arn)
+
+    authorize._taskfn_resources = True  # type: ignore[attr-defined]
+    handler._authenticate_and_authorize_normal_action = authorize
+
+
+def _dynamodb_resources(handler: Any) -> list[str]:
+    params = getattr(handler, "params", None) or {}
+    prefix = f"arn:aws:dynamodb:{handler.region}:{handler.current_account}:table/"
+    if "TableName" in params:
+        arn = prefix + str(params["TableName"])
+        return [f"{arn}/index/{params['IndexName']}" if params.get("IndexName") else arn]
+    tables = set(params.get("RequestItems") or {})
+    for item in params.get("TransactItems") or []:
+        for operation in item.values():
+            if isinstance(operation, dict) and "TableName" in operation:
+                tables.add(operation["TableName"])
+    return [prefix + str(table) for table in sorted(tables)]
+
+
+def _event_bus_resources(handler: Any) -> list[str]:
+    params = getattr(handler, "params", None)
+    if params is None:
+        try:
+            params = json.loads(handler.body or "{}")
+        except ValueError:
+            params = {}
+    buses = {str(entry.get("EventBusName") or "default")
+             for entry in params.get("Entries") or [] if isinstance(entry, dict)}
+    prefix = f"arn:aws:events:{handler.region}:{handler.current_account}:event-bus/"
+    return [bus if bus.startswith("arn:") else prefix + bus for bus in sorted(buses)]
 
 
 class MotoProcess:
@@ -45,6 +153,14 @@ class MotoProcess:
             self.stop()
             raise RuntimeError(f"moto did not start: {line!r}")
         self.endpoint = line[len(READY_PREFIX):]
+
+    def enforce_iam(self) -> None:
+        """From now on only signed requests of known identities, within their policies."""
+        self.process.stdin.write(ENFORCE + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline().strip()
+        if answer != ENFORCED:
+            raise RuntimeError(f"moto did not turn IAM on: {answer!r}")
 
     def stop(self) -> None:
         if self.process.poll() is None:

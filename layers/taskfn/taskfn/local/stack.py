@@ -11,9 +11,12 @@ import os
 from pathlib import Path
 from typing import Self
 
-from taskfn import wiring
+import boto3
+
+from taskfn import aws, wiring
 from taskfn.local.environment import apply, pointed_at
 from taskfn.local.gateway import Gateway
+from taskfn.local.identities import FunctionCredentials, Identities, create_identities
 from taskfn.local.invoke import Invoker
 from taskfn.local.motoserver import MotoProcess
 from taskfn.local.pollers import Pollers
@@ -51,6 +54,7 @@ class LocalStack:
         self.pollers: Pollers | None = None
         self.schedules: Schedules | None = None
         self.moto_endpoint: str | None = None
+        self.identities: Identities | None = None
         self._moto: MotoProcess | None = None
         self._saved_environ: dict[str, str | None] = {}
 
@@ -80,6 +84,13 @@ class LocalStack:
 
         self._set_environ(pointed_at(self.moto_endpoint))
         self.provisioned = provision(self.template, prefix=self.prefix)
+        # Each function signs as its own role from now on, and moto checks: user code, which
+        # holds no credentials, can use none of it.
+        self.identities = create_identities(self.template, self.provisioned, prefix=self.prefix)
+        self._moto.enforce_iam()
+        self._set_environ(self.identities.admin_environment())
+        boto3.DEFAULT_SESSION = None  # boto3.client() signs as the admin from now on
+        aws.use_credentials(FunctionCredentials(self.identities))
         self._set_environ(function_environment(self.template, self.provisioned))
         # Callback servers of local users and tests listen on 127.0.0.1; in AWS the SSRF guard
         # refuses private addresses (the template never sets this).
@@ -125,7 +136,11 @@ class LocalStack:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+        if self.identities is not None:
+            aws.use_credentials(None)
+            self.identities = None
         apply(self._saved_environ)
+        boto3.DEFAULT_SESSION = None
         if self._saved_environ:
             self._saved_environ = {}
             wiring.reset()

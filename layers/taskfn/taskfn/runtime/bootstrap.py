@@ -1,15 +1,14 @@
 """Child side of the Python runtime: the program each user-code child process runs.
 
-Started by taskfn.runtime.python as `python -I -B -u bootstrap.py CONFIG_JSON` with the event on
-stdin and a result pipe (config["result_fd"]). It limits itself, imports the user's main.py,
-calls handler(event, context), shapes the return value into an HTTP-style response and sends
-JSON lines to the parent: {"progress": n} any number of times, then exactly one {"result": ...}
-or {"error": ...}. It must stay standard-library only and must not import taskfn: in isolated
-mode the package is not on sys.path, and user code must not be able to reach the platform.
-
-Pre-started (taskfn.runtime.pool): CONFIG_JSON holds only result_fd and "wait_for_job". The
-child gets ready, sends {"ready": true} and blocks; the job arrives on stdin as one line of JSON
-(the rest of the config) followed by the event. From there on the run is the same as above.
+Started by taskfn.runtime.python as `python -I -B -u bootstrap.py CONFIG_JSON`, where the config
+holds the result pipe (result_fd) and the sandbox's identity. It confines itself at once (see
+_confine), gets ready, sends {"ready": true} and blocks; the job arrives on stdin as one line of
+JSON (the code directory, limits, deadline) followed by the event. It then limits itself,
+imports the user's main.py, calls handler(event, context), shapes the return value into an
+HTTP-style response and sends JSON lines to the parent: {"progress": n} any number of times,
+then exactly one {"result": ...} or {"error": ...}. A run started cold sends the job at once; a
+pre-started one (taskfn.runtime.pool) waits for it. It must stay standard-library only and must
+not import taskfn: user code must not be able to reach the platform.
 """
 
 # Everything the bootstrap needs is imported before the user's code directory goes on sys.path,
@@ -17,6 +16,7 @@ child gets ready, sends {"ready": true} and blocks; the job arrives on stdin as 
 import base64
 import binascii
 import contextlib
+import ctypes
 import json
 import math
 import os
@@ -27,6 +27,8 @@ import time
 import traceback
 import types
 
+_PR_SET_DUMPABLE = 4
+_PR_SET_NO_NEW_PRIVS = 38
 _RESERVE_BYTES = 4 * 1024 * 1024  # freed on failure so the error can still be reported
 _MAX_MESSAGE_CHARS = 4096
 _JSON_TYPE = "application/json"
@@ -119,11 +121,11 @@ def main() -> None:
     """Run one invocation; always ends the process with os._exit (no lingering threads)."""
     global _reserve
     config = json.loads(sys.argv[1])
+    _confine(config.get("sandbox") or {})
     _setup_stdio()
     channel = _Channel(int(config["result_fd"]))
     os.set_inheritable(int(config["result_fd"]), False)  # user subprocesses must not hold it
-    if config.get("wait_for_job"):
-        config.update(_wait_for_job(channel))
+    config.update(_wait_for_job(channel))
     try:
         event = _read_event()
     except ValueError as error:
@@ -350,6 +352,51 @@ def _read_event() -> object:
     os.dup2(null, 0)
     os.close(null)
     return json.loads(data) if data.strip() else None
+
+
+def _confine(sandbox: dict) -> None:
+    """Become the sandbox's identity for good, before the job (and any user code) arrives.
+
+    no_new_privs: no setuid program can give back privileges. The process limit bounds a fork
+    bomb (and, lowered only, marks every process this run starts). A separate user (the
+    parent is root): the directories of the imports are opened first and reached through
+    their descriptors, since the interpreter may live where that user cannot go (a root-only
+    home); then every id becomes the sandbox's. Not dumpable: other sandboxes of a shared user
+    can neither read this one's memory nor trace it.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+    processes = sandbox.get("max_processes")
+    if processes:
+        resource.setrlimit(resource.RLIMIT_NPROC, (int(processes), int(processes)))
+    uid = sandbox.get("uid")
+    if uid is not None:
+        _reach_imports_by_descriptor()
+        os.setgroups([])
+        os.setresgid(int(uid), int(uid), int(uid))
+        os.setresuid(int(uid), int(uid), int(uid))
+    libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+def _reach_imports_by_descriptor() -> None:
+    """Point sys.path, and the search paths of packages already imported (encodings, json…),
+    at descriptors of their directories, opened while they are still reachable."""
+    moved: dict[str, str] = {}
+    for index, entry in enumerate(sys.path):
+        if os.path.isdir(entry):
+            fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY)
+            moved[entry] = sys.path[index] = f"/proc/self/fd/{fd}"
+    for module in list(sys.modules.values()):
+        paths = getattr(module, "__path__", None)
+        if not isinstance(paths, list):
+            continue
+        for index, path in enumerate(paths):
+            for old, new in moved.items():
+                if isinstance(path, str) and path.startswith(old + os.sep):
+                    paths[index] = new + path[len(old):]
+                    break
+    sys.path_importer_cache.clear()
 
 
 def _apply_limits(config: dict) -> None:

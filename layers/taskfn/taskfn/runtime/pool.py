@@ -1,24 +1,19 @@
 """Pre-started sandboxes: the Python start-up of a run is paid before the task arrives.
 
-A sandbox is a bootstrap.py child started exactly like run_python's (clean environment, its own
-fresh temp dir as cwd/HOME/TMPDIR, its own session and process group, isolated interpreter),
-which has imported what the bootstrap needs and blocks on stdin. A run sends it the job; only
-then does it limit itself and import the user's code, so nothing user-specific exists before
-the job. Each sandbox runs ONE task and is then killed, reaped and its temp dir removed: no state
-can pass from one task to the next. A background thread keeps `size` sandboxes ready; when none
-is ready, a run starts a cold child (run_python) instead of waiting.
+A sandbox is a bootstrap.py child started exactly like run_python's (runtime.python.Sandbox:
+clean environment, its own fresh temp dir as cwd/HOME/TMPDIR, its own session and process
+group, isolated interpreter, its own user where the platform is root), which has confined
+itself, imported what the bootstrap needs and blocks on stdin. A run sends it the job; only
+then does it take the job's limits and import the user's code, so nothing user-specific exists
+before the job. Each sandbox runs ONE task and is then killed, swept, reaped and its temp dirs
+removed: no state can pass from one task to the next. A background thread keeps `size`
+sandboxes ready; when none is ready, a run starts a cold child (run_python) instead of waiting.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import os
-import select
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import weakref
@@ -27,23 +22,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from taskfn.runtime.python import (
-    WORKDIR_PREFIX,
     Execution,
     Limits,
+    Sandbox,
     check_run,
-    has_exited,
-    job_config,
-    kill_group,
-    remove_tree,
-    run_child,
+    run_job,
     run_python,
-    spawn_child,
 )
 
 logger = logging.getLogger(__name__)
 
 _READY_TIMEOUT_S = 30.0  # a loaded machine can be slow to start Python; beyond this, give up
-_KILL_WAIT_S = 5.0
 _RETRY_FIRST_S = 0.5  # back-off after a failed start, doubled up to _RETRY_MAX_S
 _RETRY_MAX_S = 30.0
 _CLOSE_JOIN_S = 5.0
@@ -85,17 +74,10 @@ class SandboxPool:
             return run_python(code_dir, event, limits=limits, task_id=task_id,
                               function_id=function_id, on_progress=on_progress,
                               python=self._core.python, cancel=cancel)
-        started = time.monotonic()
-        deadline = started + timeout_s
-        try:
-            job = job_config(code_dir, limits, timeout_s, memory_mb, deadline, task_id,
-                             function_id)
-            data = json.dumps(job).encode("utf-8") + b"\n" + payload
-        except BaseException:
-            sandbox.discard()  # it is ours now: nothing else would ever clean it up
-            raise
-        return run_child(sandbox.process, data, sandbox.read_fd, sandbox.workdir, limits,
-                         timeout_s, deadline, started, on_progress, cancel=cancel)
+        # It is ours now: run_job closes it, whatever happens.
+        return run_job(sandbox, code_dir, payload, limits, timeout_s, memory_mb,
+                       time.monotonic(), task_id=task_id, function_id=function_id,
+                       on_progress=on_progress, cancel=cancel)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until all `size` sandboxes are ready (benchmarks, tests); False on timeout."""
@@ -121,77 +103,6 @@ class SandboxPool:
         self.close()
 
 
-class _Sandbox:
-    """One started child waiting for its job, with what the parent holds of it."""
-
-    def __init__(self, process: subprocess.Popen, read_fd: int, workdir: str):
-        self.process = process
-        self.read_fd = read_fd
-        self.workdir = workdir
-
-    @classmethod
-    def spawn(cls, python: str) -> _Sandbox:
-        """Start a child that will wait for its job; OSError if it cannot be started."""
-        workdir = tempfile.mkdtemp(prefix=WORKDIR_PREFIX)
-        try:
-            read_fd, write_fd = os.pipe()
-        except OSError:
-            remove_tree(workdir)
-            raise
-        try:
-            process = spawn_child(python, {"result_fd": write_fd, "wait_for_job": True},
-                                  workdir, write_fd)
-        except OSError:
-            os.close(read_fd)
-            remove_tree(workdir)
-            raise
-        return cls(process, read_fd, workdir)
-
-    def wait_ready(self, timeout: float) -> bool:
-        """Wait for the child's {"ready": true} line; False if it died or took too long."""
-        until = time.monotonic() + timeout
-        line = b""
-        while not line.endswith(b"\n"):
-            left = until - time.monotonic()
-            if left <= 0:
-                return False
-            try:
-                readable, _, _ = select.select([self.read_fd], [], [], left)
-                if not readable:
-                    return False
-                chunk = os.read(self.read_fd, 256)
-            except OSError:
-                return False
-            if not chunk:
-                return False  # it exited (or was killed) before getting ready
-            line += chunk
-        try:
-            return json.loads(line) == {"ready": True}
-        except ValueError:
-            return False
-
-    def alive(self) -> bool:
-        return not has_exited(self.process, None)
-
-    def kill(self) -> None:
-        """SIGKILL the group; safe at any time before discard() reaps the leader."""
-        kill_group(self.process.pid)
-
-    def discard(self) -> None:
-        """Kill, reap, close our pipe ends and remove the temp dir."""
-        self.kill()
-        try:
-            self.process.wait(timeout=_KILL_WAIT_S)
-        except subprocess.TimeoutExpired:
-            logger.error("taskfn pool: sandbox %s did not die after SIGKILL", self.process.pid)
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            with contextlib.suppress(OSError, ValueError):
-                stream.close()
-        with contextlib.suppress(OSError):
-            os.close(self.read_fd)
-        remove_tree(self.workdir)
-
-
 class _Core:
     """The pool's state and its filler thread (kept apart from SandboxPool for weakref)."""
 
@@ -199,8 +110,8 @@ class _Core:
         self.size = size
         self.python = python
         self._cond = threading.Condition()
-        self._idle: deque[_Sandbox] = deque()
-        self._pending: _Sandbox | None = None  # being started; close() kills it
+        self._idle: deque[Sandbox] = deque()
+        self._pending: Sandbox | None = None  # being started; close() kills it
         self._starting = 0
         self._closed = False
         self._filler: threading.Thread | None = None
@@ -213,7 +124,7 @@ class _Core:
                                             name="taskfn-sandbox-filler")
             self._filler.start()
 
-    def take(self) -> _Sandbox | None:
+    def take(self) -> Sandbox | None:
         """A ready sandbox (oldest first), or None at once when there is none."""
         while True:
             with self._cond:
@@ -228,7 +139,7 @@ class _Core:
                 return sandbox
             logger.warning("taskfn pool: idle sandbox %s had died; discarding it",
                            sandbox.process.pid)
-            sandbox.discard()
+            sandbox.close()
             with self._cond:
                 self._stats["discarded"] += 1
 
@@ -251,7 +162,7 @@ class _Core:
                 self._pending.kill()  # not reaped yet: the filler reaps it, under this rule
             self._cond.notify_all()
         for sandbox in idle:
-            sandbox.discard()
+            sandbox.close()
         filler = self._filler
         if filler is not None and filler is not threading.current_thread():
             filler.join(_CLOSE_JOIN_S)
@@ -284,7 +195,7 @@ class _Core:
     def _start_one(self) -> bool:
         """Start one sandbox and add it to the idle list; False if it could not be started."""
         try:
-            sandbox = _Sandbox.spawn(self.python)
+            sandbox = Sandbox.start(self.python)
         except OSError as error:
             logger.warning("taskfn pool: could not start a sandbox: %s", error)
             with self._cond:
@@ -310,7 +221,7 @@ class _Core:
                 closed = self._closed
                 self._cond.notify_all()
             if not keep:
-                sandbox.discard()
+                sandbox.close()
         if not ready and not closed:
             logger.warning("taskfn pool: sandbox %s did not get ready", sandbox.process.pid)
         return keep or closed

@@ -2,22 +2,22 @@
 
 Each run gets a fresh child (bootstrap.py) in its own session and process group, a private temp
 dir as cwd and HOME, and a clean environment, so user code sees none of the platform's
-variables or credentials. The parent never blocks on the child: every pipe is drained by a
-thread, the wait is bounded by the timeout, and the whole process group is SIGKILLed at the end.
-The pieces below run_python are shared with runtime.pool, whose pre-started children end the
-same way.
+variables or credentials; runtime.confinement decides who it runs as and sweeps whatever it
+leaves. The parent never blocks on the child: every pipe is drained by a thread, the wait is
+bounded by the timeout, and at the end the whole process group is SIGKILLed and the run swept.
+The pieces below run_python (Sandbox, run_job) are shared with runtime.pool, whose pre-started
+children end the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
 import os
 import select
-import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from taskfn.runtime import confinement
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +38,7 @@ DEFAULT_MEMORY_MB = 512
 _CHUNK = 64 * 1024
 _RESULT_GRACE_S = 2.0  # how long a child that already sent its result may take to exit
 _KILL_WAIT_S = 5.0  # SIGKILL is not instant for a process in uninterruptible sleep
-_FIRST_JOIN_S = 0.5  # pipes normally close right after the group dies
-_JOIN_S = 2.0  # bound on joining the pipe threads after killing stray pipe holders
+_JOIN_S = 2.0  # bound on joining the pipe threads once the sandbox is stopped
 _WAIT_SLICE_S = 0.1
 # The failure_reason of a run stopped through `cancel` (it sent no result before).
 CANCELLED_REASON = "cancelled while running"
@@ -101,25 +102,41 @@ def run_python(
     is not JSON serializable (a caller bug).
     """
     payload, timeout_s, memory_mb = check_run(event, limits)
-    workdir = tempfile.mkdtemp(prefix=WORKDIR_PREFIX)
-    try:
-        read_fd, write_fd = os.pipe()
-    except OSError:
-        remove_tree(workdir)
-        raise
     started = time.monotonic()
-    deadline = started + timeout_s
-    config = job_config(code_dir, limits, timeout_s, memory_mb, deadline, task_id, function_id)
-    config["result_fd"] = write_fd
     try:
-        process = spawn_child(python, config, workdir, write_fd)
+        box = Sandbox.start(python)
     except OSError as error:
-        os.close(read_fd)
-        remove_tree(workdir)
-        reason = f"could not start the Python runtime: {error}"
-        logger.error("taskfn runtime: %s", reason)
-        return failure(500, "Runtime.StartError", reason, reason=reason, started=started)
-    return run_child(process, payload, read_fd, workdir, limits, timeout_s, deadline, started,
+        return start_failure(error, started)
+    return run_job(box, code_dir, payload, limits, timeout_s, memory_mb, started,
+                   task_id=task_id, function_id=function_id, on_progress=on_progress,
+                   cancel=cancel)
+
+
+def start_failure(error: OSError, started: float) -> Execution:
+    """The run could not begin: no interpreter, no free sandbox user, no disk."""
+    reason = f"could not start the Python runtime: {error}"
+    logger.error("taskfn runtime: %s", reason)
+    return failure(500, "Runtime.StartError", reason, reason=reason, started=started)
+
+
+def run_job(box: Sandbox, code_dir: Path, payload: bytes, limits: Limits, timeout_s: float,
+            memory_mb: int, started: float, *, task_id: str = "", function_id: str = "",
+            on_progress: Callable[[int], None] | None = None,
+            cancel: threading.Event | None = None) -> Execution:
+    """Give a started sandbox its job (the code, as its user may read it, and the event) and
+    supervise it to its end; the sandbox is closed whatever happens."""
+    try:
+        code = box.stage(code_dir)
+        config = job_config(code, limits, timeout_s, memory_mb, started + timeout_s, task_id,
+                            function_id)
+        data = json.dumps(config).encode("utf-8") + b"\n" + payload
+    except OSError as error:
+        box.close()
+        return start_failure(error, started)
+    except BaseException:
+        box.close()
+        raise
+    return run_child(box, data, limits, timeout_s, started + timeout_s, started,
                      on_progress, cancel=cancel)
 
 
@@ -157,7 +174,122 @@ def job_config(code_dir: Path, limits: Limits, timeout_s: float, memory_mb: int,
     }
 
 
-def spawn_child(python: str, config: dict, workdir: str, write_fd: int) -> subprocess.Popen:
+class Sandbox:
+    """A bootstrap child started ahead of its job, with what the parent holds of it.
+
+    It runs as its own RunUser (runtime.confinement) in a session and process group of its own,
+    with a private temp dir as cwd, HOME and TMPDIR and a clean environment; it confines
+    itself, says it is ready and waits for its job on stdin. close() ends it and everything
+    it started, and removes what it left."""
+
+    def __init__(self, process: subprocess.Popen, read_fd: int, workdir: str,
+                 user: confinement.RunUser):
+        self.process = process
+        self.read_fd = read_fd
+        self.workdir = workdir
+        self.user = user
+        self.staged: Path | None = None
+        self.reading = False  # the result reader closes read_fd from then on
+        self._stopped = False
+        self._closed = False
+
+    @classmethod
+    def start(cls, python: str) -> Sandbox:
+        """Start a child that waits for its job; OSError if it cannot be started."""
+        confinement.harden_parent()
+        user = confinement.take_user()
+        workdir = ""
+        try:
+            workdir = tempfile.mkdtemp(prefix=WORKDIR_PREFIX)
+            user.own(workdir)
+            read_fd, write_fd = os.pipe()
+        except BaseException:
+            if workdir:
+                confinement.remove_tree(workdir)
+            user.release()
+            raise
+        config = {"result_fd": write_fd, "sandbox": user.bootstrap_config()}
+        try:
+            process = _spawn(python, config, workdir, write_fd)
+        except BaseException:
+            os.close(read_fd)
+            confinement.remove_tree(workdir)
+            user.release()
+            raise
+        confinement.spawned(process.pid)
+        return cls(process, read_fd, workdir, user)
+
+    def stage(self, code_dir: Path) -> Path:
+        """The directory this sandbox imports the code from (see RunUser.stage_code)."""
+        self.staged = self.user.stage_code(code_dir)
+        return Path(code_dir) if self.staged is None else self.staged / "code"
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait for the child's {"ready": true} line; False if it died or took too long."""
+        until = time.monotonic() + timeout
+        line = b""
+        while not line.endswith(b"\n"):
+            left = until - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                readable, _, _ = select.select([self.read_fd], [], [], left)
+                if not readable:
+                    return False
+                chunk = os.read(self.read_fd, 256)
+            except OSError:
+                return False
+            if not chunk:
+                return False  # it exited (or was killed) before getting ready
+            line += chunk
+        try:
+            return json.loads(line) == {"ready": True}
+        except ValueError:
+            return False
+
+    def alive(self) -> bool:
+        return not has_exited(self.process, None)
+
+    def kill(self) -> None:
+        """SIGKILL the group; safe at any time before stop() reaps the leader."""
+        if not self._stopped:
+            kill_group(self.process.pid)
+
+    def stop(self) -> None:
+        """Kill the group, reap the leader, then sweep: nothing the run started survives."""
+        if self._stopped:
+            return
+        # The leader is not reaped yet, so its pid still names this group and no other.
+        kill_group(self.process.pid)
+        try:
+            self.process.wait(timeout=_KILL_WAIT_S)
+        except subprocess.TimeoutExpired:
+            logger.error("taskfn runtime: child %s did not die after SIGKILL", self.process.pid)
+        self._stopped = True
+        strays = self.user.sweep()
+        if strays:
+            logger.warning("taskfn runtime: killed %s process(es) that child %s left behind",
+                           strays, self.process.pid)
+        confinement.reaped(self.process.pid)
+
+    def close(self) -> None:
+        """stop(), then close the pipes and remove the temp dirs; the user may serve again."""
+        if self._closed:
+            return
+        self.stop()
+        self._closed = True
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()
+        if not self.reading:
+            os.close(self.read_fd)
+        confinement.remove_tree(self.workdir)
+        if self.staged is not None:
+            confinement.remove_tree(str(self.staged))
+        self.user.release()
+
+
+def _spawn(python: str, config: dict, workdir: str, write_fd: int) -> subprocess.Popen:
     """Start bootstrap.py in its own session with a clean environment; closes write_fd here.
 
     Only the child may keep the result pipe's write end, or the parent never sees EOF on it.
@@ -190,10 +322,8 @@ def spawn_child(python: str, config: dict, workdir: str, write_fd: int) -> subpr
 
 
 def run_child(
-    process: subprocess.Popen,
-    payload: bytes,
-    read_fd: int,
-    workdir: str,
+    box: Sandbox,
+    data: bytes,
     limits: Limits,
     timeout_s: float,
     deadline: float,
@@ -202,24 +332,17 @@ def run_child(
     *,
     cancel: threading.Event | None = None,
 ) -> Execution:
-    """Supervise a started child to its end; whatever happens, no process or temp dir is left."""
+    """Supervise a sandbox that has its job to its end; whatever happens, no process or temp
+    dir is left."""
     try:
-        return _supervise(process, payload, read_fd, limits, timeout_s, deadline, started,
-                          on_progress, cancel)
-    except BaseException:
-        if process.returncode is None:  # whatever went wrong here, leave no process behind
-            kill_group(process.pid)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=_KILL_WAIT_S)
-        raise
+        return _supervise(box, data, limits, timeout_s, deadline, started, on_progress, cancel)
     finally:
-        remove_tree(workdir)
+        box.close()
 
 
 def _supervise(
-    process: subprocess.Popen,
+    box: Sandbox,
     payload: bytes,
-    read_fd: int,
     limits: Limits,
     timeout_s: float,
     deadline: float,
@@ -227,38 +350,30 @@ def _supervise(
     on_progress: Callable[[int], None] | None,
     cancel: threading.Event | None = None,
 ) -> Execution:
-    """Feed, drain, wait (bounded), kill the group, and build the Execution."""
+    """Feed, drain, wait (bounded), stop the sandbox, and build the Execution."""
+    process, read_fd = box.process, box.read_fd
     out = _Capture(process.stdout, limits.max_output_bytes)
     err = _Capture(process.stderr, limits.max_output_bytes)
     results = _ResultReader(read_fd, limits.max_result_bytes, on_progress)
-    pipes = {os.fstat(fd).st_ino for fd in (process.stdout.fileno(), process.stderr.fileno(),
-                                            read_fd)}
     threads = [
         threading.Thread(target=_feed, args=(process.stdin, payload), daemon=True,
                          name="taskfn-stdin"),
         threading.Thread(target=out.run, daemon=True, name="taskfn-stdout"),
         threading.Thread(target=err.run, daemon=True, name="taskfn-stderr"),
-        threading.Thread(target=results.run, daemon=True, name="taskfn-result"),
+        # Progress callbacks run here and act for the caller: its context goes with them.
+        threading.Thread(target=contextvars.copy_context().run, args=(results.run,),
+                         daemon=True, name="taskfn-result"),
     ]
     for thread in threads:
         thread.start()
+    box.reading = True
     exited = _wait_for_exit(process, deadline, results, cancel)
-    # Kill the group either way: grandchildren may still hold the pipes (and burn CPU). The
-    # leader is not reaped yet, so its pid still names this group and no other.
-    kill_group(process.pid)
-    try:
-        process.wait(timeout=_KILL_WAIT_S)
-    except subprocess.TimeoutExpired:
-        logger.error("taskfn runtime: child %s did not die after SIGKILL", process.pid)
+    # Stop it either way: descendants may still hold the pipes (and burn CPU).
+    box.stop()
     ended = time.monotonic()
-    if not _join(threads, _FIRST_JOIN_S):
-        # A descendant that left the group (setsid) still holds a pipe: find it and kill it.
-        strays = _kill_pipe_holders(pipes)
-        logger.warning("taskfn runtime: killed %s stray process(es) of child %s holding its pipes",
-                       strays, process.pid)
-        if not _join(threads, _JOIN_S):
-            # Keep what we have; the daemon threads end when the holder does.
-            logger.warning("taskfn runtime: pipes of child %s still open", process.pid)
+    if not _join(threads, _JOIN_S):
+        # Keep what we have; the daemon threads end when the holder does.
+        logger.warning("taskfn runtime: pipes of child %s still open", process.pid)
     common = {
         "stdout": out.text(),
         "stderr": err.text(),
@@ -400,35 +515,6 @@ def _join(threads: list[threading.Thread], seconds: float) -> bool:
     return not any(thread.is_alive() for thread in threads)
 
 
-def _kill_pipe_holders(inodes: set[int]) -> int:
-    """SIGKILL every other process holding one of these pipes open; returns how many."""
-    targets = {f"pipe:[{inode}]" for inode in inodes}
-    me = os.getpid()
-    killed = 0
-    try:
-        entries = list(os.scandir("/proc"))
-    except OSError:
-        return 0
-    for entry in entries:
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        try:
-            fds = os.listdir(f"/proc/{entry.name}/fd")
-        except OSError:
-            continue  # gone, or not ours to look at
-        for fd in fds:
-            try:
-                link = os.readlink(f"/proc/{entry.name}/fd/{fd}")
-            except OSError:
-                continue
-            if link in targets:
-                with contextlib.suppress(OSError):
-                    os.kill(int(entry.name), signal.SIGKILL)
-                    killed += 1
-                break
-    return killed
-
-
 def kill_group(pgid: int) -> None:
     """SIGKILL a whole process group; call it only while its leader is not yet reaped."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -539,23 +625,3 @@ class _ResultReader:
             self._on_progress(max(0, min(100, value)))
         except Exception:
             logger.exception("taskfn runtime: on_progress callback failed")
-
-
-def remove_tree(path: str) -> None:
-    """Remove the run's temp dir even if user code made parts of it read-only."""
-
-    def fix(function, target, _error):
-        with contextlib.suppress(OSError):
-            parent = os.path.dirname(target)
-            os.chmod(parent, stat.S_IRWXU)
-            if os.path.isdir(target) and not os.path.islink(target):
-                os.chmod(target, stat.S_IRWXU)
-            function(target)
-
-    try:
-        os.rmdir(path)  # the common case, an empty dir, without rmtree's walk
-        return
-    except OSError:
-        pass
-    with contextlib.suppress(OSError):
-        shutil.rmtree(path, onexc=fix)

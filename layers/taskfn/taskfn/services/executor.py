@@ -5,6 +5,7 @@ same lifecycle as external cells will."""
 from __future__ import annotations
 
 import base64
+import contextvars
 import json
 import logging
 import threading
@@ -214,7 +215,9 @@ class Executor:
                 except Exception:
                     logger.warning("heartbeat of task %s not recorded", task_id, exc_info=True)
 
-        thread = threading.Thread(target=beat, name=f"heartbeat-{task_id}", daemon=True)
+        # The beats act for this invocation: its context (logging, identity) goes with them.
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(beat,),
+                                  name=f"heartbeat-{task_id}", daemon=True)
         thread.start()
         try:
             yield

@@ -1,0 +1,199 @@
+"""Attacks on the process sandbox by real hostile functions in real child processes, through
+run_python, the sandbox pool and the executor with its code cache. Each test is the attack
+itself, and each fails on a runtime that runs user code as a plain child of the platform."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from taskfn import wiring
+from taskfn.runtime import confinement
+from taskfn.runtime.codecache import CodeCache
+from taskfn.runtime.pool import SandboxPool
+from taskfn.runtime.python import Execution, Limits, run_python
+from taskfn.services.executor import Executor
+from taskfn.services.functions import FunctionService, NewFunction
+from taskfn.services.tasks import TaskService
+from taskfn.settings import get_settings
+from tests import hostile
+
+from .helpers import ALICE
+
+LIMITS = Limits(timeout_s=30)
+ROOT = Path(__file__).resolve().parents[2]
+
+# Runs hostile code as the platform would, in a parent process of its own whose environment
+# holds a secret: argv is the code directory and "cold" or "pool"; prints the Execution.
+PARENT = textwrap.dedent("""
+    import dataclasses, json, sys
+    from pathlib import Path
+    from taskfn.runtime.pool import SandboxPool
+    from taskfn.runtime.python import Limits, run_python
+
+    code, how = Path(sys.argv[1]), sys.argv[2]
+    limits = Limits(timeout_s=30)
+    if how == "pool":
+        with SandboxPool(1) as pool:
+            assert pool.wait_ready(30)
+            result = pool.run(code, {}, limits=limits)
+    else:
+        result = run_python(code, {}, limits=limits)
+    print(json.dumps(dataclasses.asdict(result)))
+""")
+
+
+def write_code(tmp_path: Path, source: str) -> Path:
+    code = Path(tempfile.mkdtemp(dir=tmp_path))
+    (code / "main.py").write_text(textwrap.dedent(source))
+    return code
+
+
+@pytest.fixture(params=["cold", "pool"])
+def run(request, tmp_path) -> Iterator[Callable[..., Execution]]:
+    """Runs a main.py source cold (run_python) or in a pre-started sandbox."""
+    pool = SandboxPool(1) if request.param == "pool" else None
+
+    def runner(source: str, event: dict | None = None) -> Execution:
+        code = write_code(tmp_path, source)
+        if pool is None:
+            return run_python(code, event or {}, limits=LIMITS)
+        assert pool.wait_ready(30)
+        result = pool.run(code, event or {}, limits=LIMITS)
+        assert pool.stats["warm_hits"] >= 1
+        return result
+
+    yield runner
+    if pool is not None:
+        pool.close()
+
+
+@pytest.mark.parametrize("how", ["cold", "pool"])
+def test_a_function_cannot_read_trace_or_dump_its_parent(tmp_path, how):
+    secret = f"secret-{uuid.uuid4().hex}"
+    code = write_code(tmp_path, hostile.READ_PARENT)
+    done = subprocess.run([sys.executable, "-c", PARENT, str(code), how], cwd=ROOT,
+                          env=hostile.environment_with(secret), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["succeeded"], result["failure_reason"]
+    seen = json.loads(result["body"])
+    assert hostile.failed(seen["environ"]), seen["environ"]
+    assert hostile.failed(seen["mem"]), seen["mem"]
+    assert hostile.failed(seen["ptrace"]), seen["ptrace"]
+    assert secret not in done.stdout
+
+
+def test_a_setsid_daemon_is_gone_when_its_run_ends(run):
+    result = run(hostile.DAEMON)
+    assert result.succeeded, result.failure_reason
+    daemon = hostile.body(result.body)["daemon"]
+    assert hostile.wait_dead(daemon)  # at once: the run's sweep killed it before returning
+
+
+def test_a_fork_bomb_is_bounded_and_gone_when_its_run_ends(run):
+    result = run(hostile.FORK_BOMB, {"body": {"cap": 4 * confinement.MAX_PROCESSES}})
+    assert result.succeeded, result.failure_reason
+    pids = hostile.body(result.body)["pids"]
+    assert 0 < len(pids) < confinement.MAX_PROCESSES
+    assert all(hostile.wait_dead(pid) for pid in pids)
+
+
+def test_files_a_run_leaves_in_shared_temp_dirs_are_not_there_for_the_next(run):
+    marker = f"taskfn-left-{uuid.uuid4().hex}"
+    result = run(f"""
+        def handler(event, context):
+            with open("/tmp/{marker}", "w") as out:
+                out.write("for whoever gets this uid next")
+            return "written"
+    """)
+    assert result.succeeded, result.failure_reason
+    assert os.path.exists(f"/tmp/{marker}") != confinement.separate_users()
+
+
+# --- the code cache through the executor ------------------------------------------------------
+
+
+def function_with(source: str) -> str:
+    return FunctionService.from_env().create(ALICE, NewFunction(name="f", source=source)).id
+
+
+def task_of(function_id: str, body: object = None) -> str:
+    data = json.dumps(body).encode()
+    return TaskService.from_env().create(
+        ALICE, function_id, body=body, query={}, size=len(data)).task_guid
+
+
+def result_of(task_id: str) -> str:
+    return TaskService.from_env().result(ALICE, task_id).body.decode()
+
+
+def test_a_function_cannot_change_the_code_another_function_or_task_runs(backend):
+    # The cache lives where an attacker can find it (its default is /tmp/taskfn-code).
+    parent = Path(tempfile.mkdtemp())
+    parent.chmod(0o755)
+    cache_root = parent / "code"
+    runner = SandboxPool(1)
+    try:
+        executor = Executor(wiring.tasks(), wiring.functions(), wiring.blobs(),
+                            CodeCache(cache_root), "cell-a", get_settings(), runner.run)
+        victim = function_with("def handler(event, context):\n    return 'victim'\n")
+        attacker = function_with(hostile.POISON_CACHE)
+        first = task_of(victim)
+        assert executor.run(first) == "succeeded" and result_of(first) == "victim"
+
+        attack = task_of(attacker, {"cache": str(cache_root)})
+        assert executor.run(attack) == "succeeded"
+        report = json.loads(result_of(attack))
+        assert "written" not in report.values() or not confinement.separate_users()
+
+        again = task_of(victim)
+        assert executor.run(again) == "succeeded"
+        assert result_of(again) == "victim"
+        own = task_of(attacker, {"cache": str(cache_root)})  # its own next task, too
+        assert executor.run(own) == "succeeded"
+        assert result_of(own) != "poisoned"
+    finally:
+        runner.close()
+        confinement.remove_tree(parent)
+
+
+def test_a_changed_cache_entry_is_extracted_again_where_users_are_shared(tmp_path):
+    """A run sharing the platform's user can write to the cache; the next use finds out."""
+    from taskfn.runtime.packaging import zip_from_source
+
+    cache = CodeCache(tmp_path / "cache", verify=True)
+    archive = zip_from_source("def handler(event, context):\n    return 'built'\n")
+    entry = cache.get("build-1", lambda: archive)
+    main = entry / "main.py"
+    main.chmod(0o644)
+    main.write_text("def handler(event, context):\n    return 'poisoned'\n")
+    (entry / "json.py").write_text("raise SystemExit\n")
+    again = cache.get("build-1", lambda: archive)
+    assert (again / "main.py").read_text().endswith("return 'built'\n")
+    assert sorted(os.listdir(again)) == ["main.py"]
+    assert run_python(again, {}, limits=LIMITS).body == "built"
+
+
+def test_an_entry_left_by_an_earlier_process_is_not_trusted_where_users_are_shared(tmp_path):
+    from taskfn.runtime.packaging import zip_from_source
+
+    archive = zip_from_source("def handler(event, context):\n    return 'built'\n")
+    first = CodeCache(tmp_path / "cache", verify=True).get("build-1", lambda: archive)
+    (first / "main.py").chmod(0o644)
+    (first / "main.py").write_text("def handler(event, context):\n    return 'planted'\n")
+    fetched = []
+    later = CodeCache(tmp_path / "cache", verify=True)  # a new process: no hashes kept
+    entry = later.get("build-1", lambda: fetched.append(1) or archive)
+    assert fetched == [1]
+    assert (entry / "main.py").read_text().endswith("return 'built'\n")
