@@ -13,13 +13,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from taskfn.runtime.pool import SandboxPool
 from taskfn.services.executor import Executor
+from taskfn.settings import get_settings
 from taskfn.stores.queue import decode
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
 # Pre-started sandboxes: each runs exactly one task in a fresh process, but the Python
-# start-up is paid ahead of time instead of on the task's clock.
-sandboxes = SandboxPool(size=2)
+# start-up is paid ahead of time instead of on the task's clock. With isolation "lambda" the
+# tasks run in their functions' own Lambdas and none is needed here.
+sandboxes = SandboxPool(size=2 if get_settings().isolation == "process" else 0)
 executor = Executor.from_env(runner=sandboxes.run)
 
 

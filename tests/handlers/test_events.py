@@ -33,6 +33,7 @@ class Context:
     memory_limit_in_mb = 256
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
     aws_request_id = "req-1"
+    log_stream_name = "2026/12/01/[$LATEST]0123"
 
     def get_remaining_time_in_millis(self) -> int:
         return 900_000
@@ -213,6 +214,37 @@ def test_callback_function_delivers_the_sample_message(seeded, monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_stack_cleanup_answers_cloudformation_on_its_sample_event(seeded, monkeypatch):
+    """Its Delete request, answered to a local stand-in of CloudFormation's pre-signed URL:
+    SUCCESS, for the request it was given (process isolation: no Lambdas to delete)."""
+    answers: list[tuple[str, dict]] = []
+
+    class CloudFormation(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            answers.append((self.path, json.loads(body)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CloudFormation)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        event = load_event("CleanupFunctionLambdasFunction")
+        event["ResponseURL"] = f"http://127.0.0.1:{server.server_address[1]}/signed?x=1"
+        assert invoke("CleanupFunctionLambdasFunction", event) is None
+    finally:
+        server.shutdown()
+        server.server_close()
+    ((path, body),) = answers
+    assert path == "/signed?x=1"
+    assert body["Status"] == "SUCCESS" and body["Reason"].startswith("nothing to do")
+    assert (body["RequestId"], body["LogicalResourceId"], body["PhysicalResourceId"]) == (
+        event["RequestId"], "FunctionLambdas", "taskfn-function-lambdas")
 
 
 def error_of(answer: dict) -> tuple[int, dict]:

@@ -98,6 +98,12 @@ def test_provision_creates_the_template_resources(aws):
         "EVENT_BUS_NAME": provisioned.refs["TaskEventBus"],
         "POWERTOOLS_SERVICE_NAME": "taskfn",
         "POWERTOOLS_LOG_LEVEL": "INFO",
+        # moto runs no Lambdas: locally, user code runs in the executor's sandboxes.
+        "ISOLATION": "process",
+        "FUNCTION_NAME_PREFIX": "tfn-local-",
+        "FUNCTION_ROLE_ARN": "",
+        "FUNCTION_LAYER_ARNS": provisioned.refs["TaskfnLayer"],
+        "STACK_NAME": "taskfn-local",
     }
     bus = boto3.client("events").describe_event_bus(Name=provisioned.refs["TaskEventBus"])
     assert bus["Arn"] == provisioned.attrs[("TaskEventBus", "Arn")]

@@ -117,3 +117,102 @@ def test_functions_may_send_to_exactly_the_queues_their_code_sends_to():
         if queues:
             granted[logical_id] = queues
     assert granted == SENDS
+
+
+# --- isolation "lambda": the functions' own Lambdas and exactly the rights they need ---------
+
+
+def _statements(function_id: str) -> list[dict]:
+    """The inline statements of a function's Policies, inside their Fn::If where they are."""
+    found = []
+    for policy in TEMPLATE.resources[function_id]["Properties"].get("Policies", []):
+        if isinstance(policy, dict) and "Fn::If" in policy:
+            condition, when, otherwise = policy["Fn::If"]
+            assert condition == "IsolatedByLambda" and otherwise == {"Ref": "AWS::NoValue"}
+            policy = when
+        if isinstance(policy, dict) and "Statement" in policy:
+            found += policy["Statement"]
+    return found
+
+
+def _is_function_prefix(resource: object) -> bool:
+    """`arn:…:function:tfn-<stack id's first 8 hex>-*` and nothing wider."""
+    if not isinstance(resource, dict) or "Fn::Sub" not in resource:
+        return False
+    text, variables = resource["Fn::Sub"]
+    return text.endswith(":lambda:${AWS::Region}:${AWS::AccountId}:function:tfn-${Id}-*") and (
+        variables == {"Id": {"Fn::Select": [0, {"Fn::Split": ["-", {"Fn::Select": [
+            2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}]}]}})
+
+
+def test_isolation_is_a_parameter_and_lambda_is_its_default():
+    assert TEMPLATE.parameters["Isolation"] == "lambda"
+    variables = TEMPLATE.globals["Function"]["Environment"]["Variables"]
+    assert variables["ISOLATION"] == {"Ref": "Isolation"}
+    assert variables["FUNCTION_ROLE_ARN"] == {
+        "Fn::If": ["IsolatedByLambda", {"Fn::GetAtt": ["FunctionRole", "Arn"]}, ""]}
+
+
+def test_the_role_of_function_lambdas_grants_nothing():
+    role = TEMPLATE.resources["FunctionRole"]
+    assert role["Condition"] == "IsolatedByLambda"
+    assert set(role["Properties"]) == {"AssumeRolePolicyDocument", "Tags"}
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                     "Action": "sts:AssumeRole"}
+
+
+# Every lambda: or iam: right in the template, by function: what its code calls, and only on
+# the functions' own Lambdas (ListFunctions cannot be scoped; PassRole is the empty role's).
+LAMBDA_RIGHTS = {
+    "CreateFunctionFunction": "deploy",
+    "CreateBuildFunction": "deploy",
+    "DeleteFunctionFunction": {"lambda:DeleteFunction"},
+    "ExecutorFunction": {"lambda:InvokeFunction"},
+    "CleanupFunctionLambdasFunction": {"lambda:ListFunctions", "lambda:DeleteFunction"},
+}
+DEPLOY = {"lambda:CreateFunction", "lambda:UpdateFunctionCode",
+          "lambda:UpdateFunctionConfiguration", "lambda:GetFunctionConfiguration",
+          "lambda:PublishVersion", "lambda:ListVersionsByFunction", "lambda:DeleteFunction",
+          "lambda:TagResource", "iam:PassRole", "lambda:GetLayerVersion"}
+
+
+def test_only_these_functions_touch_lambdas_and_only_the_functions_own():
+    granted = {}
+    for logical_id, resource in TEMPLATE.resources.items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        actions = set()
+        for statement in _statements(logical_id):
+            listed = statement["Action"]
+            listed = {listed} if isinstance(listed, str) else set(listed)
+            actions |= listed
+            resource_ = statement["Resource"]
+            if listed == {"iam:PassRole"}:
+                assert resource_ == {"Fn::GetAtt": ["FunctionRole", "Arn"]}
+                assert statement["Condition"] == {
+                    "StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+            elif listed == {"lambda:GetLayerVersion"}:
+                assert resource_ == {"Ref": "TaskfnLayer"}
+            elif listed == {"lambda:ListFunctions"}:
+                assert resource_ == "*"
+            else:
+                assert _is_function_prefix(resource_), (logical_id, statement)
+        if actions:
+            granted[logical_id] = actions
+    assert granted == {name: DEPLOY if rights == "deploy" else rights
+                       for name, rights in LAMBDA_RIGHTS.items()}
+
+
+def test_deleting_the_stack_deletes_the_function_lambdas_first():
+    resource = TEMPLATE.resources["FunctionLambdas"]
+    assert resource["Type"] == "Custom::FunctionLambdas"
+    assert resource["Condition"] == "IsolatedByLambda"
+    properties = resource["Properties"]
+    assert properties["ServiceToken"] == {
+        "Fn::GetAtt": ["CleanupFunctionLambdasFunction", "Arn"]}
+    # It refers to the role and layer the Lambdas use, so CloudFormation deletes it before.
+    assert properties["Role"] == {"Fn::GetAtt": ["FunctionRole", "Arn"]}
+    assert properties["Layer"] == {"Ref": "TaskfnLayer"}
+    assert TEMPLATE.resources["CleanupFunctionLambdasFunction"]["Condition"] == \
+        "IsolatedByLambda"

@@ -22,6 +22,12 @@ _CONFIG = Config(
     read_timeout=20,
     tcp_keepalive=True,
 )
+# Invoking a function's Lambda waits for the whole task (its timeout is at most 130 s); a retry
+# after an answer was lost would run the task again, so only throttling is worth one.
+_SERVICE_CONFIGS = {
+    "lambda": Config(retries={"mode": "standard", "total_max_attempts": 2},
+                     connect_timeout=3, read_timeout=300, tcp_keepalive=True),
+}
 _clients: dict[str, Any] = {}
 _session: list[boto3.session.Session] = []
 _credentials: list[Credentials] = []  # given by the host process; none: the standard chain
@@ -37,7 +43,8 @@ def client(service: str) -> Any:
             if found is None:
                 if not _session:
                     _session.append(_new_session())
-                found = _clients[service] = _session[0].client(service, config=_CONFIG)
+                config = _SERVICE_CONFIGS.get(service, _CONFIG)
+                found = _clients[service] = _session[0].client(service, config=config)
     return found
 
 

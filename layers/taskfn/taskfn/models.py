@@ -74,6 +74,8 @@ class FunctionRecord(Record):
     created_at: int
     build_id: str = ""
     code_key: str = ""
+    # The version of the function's own Lambda that runs build_id (isolation "lambda").
+    lambda_version: str = ""
     paused: bool = False
 
     def run_fields(self) -> dict[str, Any]:
@@ -83,6 +85,7 @@ class FunctionRecord(Record):
             "function_id": self.id,
             "build_id": self.build_id,
             "code_key": self.code_key,
+            "lambda_version": self.lambda_version,
             "timeout": self.capabilities.timeout,
             "capabilities": self.capabilities,
         }
@@ -103,6 +106,7 @@ class BuildRecord(Record):
     timeline: list[dict[str, Any]] = []
     log: list[str] = []
     code_key: str = ""
+    lambda_version: str = ""
     created_at: int
 
 
@@ -139,6 +143,7 @@ class TaskRecord(Record):
     # a queued task runs, and the executor needs no read of the function.
     build_id: str = ""
     code_key: str = ""
+    lambda_version: str = ""
     state: State = State.PENDING
     cell_id: str = ""
     node: str = ""

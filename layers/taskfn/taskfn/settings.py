@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -32,6 +33,17 @@ class Settings(BaseModel):
     list_page_max: int = 1000
     # Where the executor unpacks code; /tmp is the only writable place in Lambda.
     code_cache_dir: str = "/tmp/taskfn-code"
+    # Where user code runs (template parameter Isolation). "lambda": each function's builds
+    # are deployed as a Lambda function of its own (name prefix + function id) whose role
+    # grants nothing, and the executor invokes it; "process": in the executor's sandboxes
+    # (single-tenant deployments, and the local stack, where moto runs no Lambdas).
+    isolation: Literal["lambda", "process"] = "process"
+    function_name_prefix: str = "taskfn-fn-"
+    function_role_arn: str = ""
+    function_layer_arns: str = ""  # comma-separated: the taskfn layer, for the bootstrap
+    stack_name: str = ""
+    # A function's Lambda gets its task timeout plus this, to report a timeout itself.
+    function_timeout_margin_s: int = Field(10, ge=1, le=60)
     # The executor leaves this much of the Lambda's time unused as a safety margin.
     executor_margin_s: int = 15
     default_timeout_s: int = Field(10, ge=10, le=120)

@@ -10,6 +10,7 @@ from functools import cache
 from taskfn import aws
 from taskfn.settings import get_settings
 from taskfn.stores.blobs import BlobStore
+from taskfn.stores.lambdas import FunctionLambdas
 from taskfn.stores.queue import TaskQueue
 from taskfn.stores.records import BuildStore, FunctionStore, TokenStore
 from taskfn.stores.table import Table
@@ -54,9 +55,21 @@ def callback_queue() -> TaskQueue | None:
     return TaskQueue(aws.LazyClient("sqs"), url) if url else None
 
 
+@cache
+def function_lambdas() -> FunctionLambdas | None:
+    """The functions' own Lambdas under isolation "lambda"; None under "process"."""
+    settings = get_settings()
+    if settings.isolation != "lambda":
+        return None
+    layers = [arn for arn in settings.function_layer_arns.split(",") if arn]
+    return FunctionLambdas(aws.LazyClient("lambda"), prefix=settings.function_name_prefix,
+                           role_arn=settings.function_role_arn, layers=layers,
+                           stack=settings.stack_name, margin_s=settings.function_timeout_margin_s)
+
+
 def reset() -> None:
     """Forget built stores and clients (tests that start a fresh backend)."""
-    for built in (table, blobs, task_queue, callback_queue):
+    for built in (table, blobs, task_queue, callback_queue, function_lambdas):
         built.cache_clear()
     get_settings.cache_clear()
     aws.reset_clients()

@@ -103,7 +103,7 @@ class FunctionCredentials(Credentials):
 
 def function_policies(template: Template, provisioned: Provisioned) -> dict[str, list[dict]]:
     """Each function's inline IAM policy documents, as SAM would create its role, resolved."""
-    transformed = sam_transform(template)
+    transformed = sam_transform(template, provisioned.parameters)
     policies: dict[str, list[dict]] = {}
     for function_id in template.functions:
         role = transformed["Resources"].get(f"{function_id}Role")
@@ -118,7 +118,7 @@ def function_policies(template: Template, provisioned: Provisioned) -> dict[str,
     return policies
 
 
-def sam_transform(template: Template) -> dict[str, Any]:
+def sam_transform(template: Template, parameters: dict[str, str]) -> dict[str, Any]:
     """template.yaml as SAM translates it for CloudFormation (code locations stubbed)."""
     from samtranslator.translator.transform import transform
     from samtranslator.yaml_helper import yaml_parse
@@ -129,7 +129,7 @@ def sam_transform(template: Template) -> dict[str, Any]:
         for key in ("CodeUri", "ContentUri"):
             if isinstance(properties.get(key), str):
                 properties[key] = "s3://taskfn-local/code"
-    parameters = dict(template.parameters)
+    parameters = dict(parameters)
     # An SSM parameter in AWS; any layer ARN will do for the translation.
     parameters["PowertoolsLayerArn"] = f"arn:aws:lambda:{REGION}:017000801446:layer:powertools:1"
     previous = os.environ.get("AWS_DEFAULT_REGION")

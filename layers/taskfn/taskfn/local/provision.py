@@ -28,6 +28,9 @@ PSEUDO_PARAMETERS = {
     "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/taskfn-local/local",
     "AWS::NotificationARNs": "",
 }
+# moto runs no Lambda functions without Docker, so the local stack runs user code in the
+# executor's sandboxes: isolation "process" (see runtime.confinement for what that confines).
+LOCAL_PARAMETERS = {"Isolation": "process"}
 TABLE, BUCKET, QUEUE = "AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::SQS::Queue"
 EVENT_BUS = "AWS::Events::EventBus"
 
@@ -334,7 +337,8 @@ def physical_name(prefix: str, logical_id: str) -> str:
 def provision(template: Template, *, prefix: str = "taskfn-local") -> Provisioned:
     """Create the template's tables, buckets and queues in the endpoint of AWS_ENDPOINT_URL."""
     provisioned = Provisioned(
-        refs={}, attrs={}, parameters=dict(template.parameters), conditions=template.conditions
+        refs={}, attrs={}, parameters={**template.parameters, **LOCAL_PARAMETERS},
+        conditions=template.conditions
     )
     session = boto3.session.Session()
     creatable = {TABLE, BUCKET, QUEUE, EVENT_BUS}

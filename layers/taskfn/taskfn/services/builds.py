@@ -1,10 +1,15 @@
-"""Builds: check an uploaded zip, keep it in S3, point the function at it.
+"""Builds: check an uploaded zip, keep it in S3, deploy it (isolation "lambda": as a new
+version of the function's own Lambda), point the function at it.
 
-The check is quick (no code runs), so a build finishes inside its request; PENDING is only
-the first entry of its timeline.
+The check is quick (no code runs) and a deploy takes seconds, so a build finishes inside its
+request; PENDING is only the first entry of its timeline.
 """
 
 from __future__ import annotations
+
+import logging
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from taskfn import ids, wiring
 from taskfn.errors import PayloadTooLarge
@@ -12,7 +17,10 @@ from taskfn.models import BuildRecord, BuildStatus, Caller, FunctionRecord, now_
 from taskfn.runtime.packaging import MAX_ZIP_BYTES, check_zip, zip_from_source
 from taskfn.services.ownership import owned
 from taskfn.stores.blobs import BlobStore, code_key
+from taskfn.stores.lambdas import FunctionLambdas
 from taskfn.stores.records import BuildStore, FunctionStore
+
+logger = logging.getLogger(__name__)
 
 
 def _stamp(status: BuildStatus, at_ns: int) -> dict[str, object]:
@@ -20,14 +28,17 @@ def _stamp(status: BuildStatus, at_ns: int) -> dict[str, object]:
 
 
 class BuildService:
-    def __init__(self, store: BuildStore, functions: FunctionStore, blobs: BlobStore):
+    def __init__(self, store: BuildStore, functions: FunctionStore, blobs: BlobStore,
+                 lambdas: FunctionLambdas | None = None):
         self.store = store
         self.functions = functions
         self.blobs = blobs
+        self.lambdas = lambdas
 
     @classmethod
     def from_env(cls) -> BuildService:
-        return cls(wiring.builds(), wiring.functions(), wiring.blobs())
+        return cls(wiring.builds(), wiring.functions(), wiring.blobs(),
+                   wiring.function_lambdas())
 
     def create(self, caller: Caller, function_id: str, archive: bytes) -> BuildRecord:
         function = owned(self.functions.get, function_id, caller, "function")
@@ -49,12 +60,15 @@ class BuildService:
         log = list(report.log)
         status = BuildStatus.FAILED
         key = ""
+        version = ""
         if report.ok:
             key = code_key(function.id, build_id)
             self.blobs.put(key, archive, "application/zip")
-            if self.functions.set_build(function.id, caller.user, build_id, key):
+            deployed, version = self._deploy(function, archive, log)
+            if deployed and self.functions.set_build(function.id, caller.user, build_id, key,
+                                                     version):
                 status = BuildStatus.SUCCESS
-            else:
+            elif deployed:
                 log.append("the function was deleted during the build")
         record = BuildRecord(
             id=build_id,
@@ -64,10 +78,25 @@ class BuildService:
             timeline=[_stamp(BuildStatus.PENDING, started), _stamp(status, now_ns())],
             log=log,
             code_key=key if status is BuildStatus.SUCCESS else "",
+            lambda_version=version if status is BuildStatus.SUCCESS else "",
             created_at=started,
         )
         self.store.put(record)
         return record
+
+    def _deploy(self, function: FunctionRecord, archive: bytes,
+                log: list[str]) -> tuple[bool, str]:
+        """(deployed, Lambda version): nothing to do in process isolation."""
+        if self.lambdas is None:
+            return True, ""
+        try:
+            version = self.lambdas.deploy(function, archive)
+        except (ClientError, BotoCoreError, RuntimeError) as error:
+            logger.exception("build of function %s: deploy failed", function.id)
+            log.append(f"the function could not be deployed: {error}")
+            return False, ""
+        log.append(f"deployed as version {version} of {self.lambdas.name(function.id)}")
+        return True, version
 
     def get(self, caller: Caller, build_id: str) -> BuildRecord:
         return owned(self.store.get, build_id, caller, "build")

@@ -23,6 +23,7 @@ from taskfn.runtime.codecache import CodeCache
 from taskfn.runtime.python import DEFAULT_MEMORY_MB, Execution, Limits, failure, run_python
 from taskfn.settings import Settings, get_settings
 from taskfn.stores.blobs import BlobStore, task_key
+from taskfn.stores.lambdas import FunctionLambdas
 from taskfn.stores.queue import TaskQueue
 from taskfn.stores.records import FunctionStore
 from taskfn.stores.tasks import TaskStore
@@ -55,6 +56,7 @@ class Executor:
         settings: Settings,
         runner: Callable[..., Execution] = run_python,
         queue: TaskQueue | None = None,
+        lambdas: FunctionLambdas | None = None,
     ):
         self.tasks = tasks
         self.queue = queue
@@ -64,6 +66,7 @@ class Executor:
         self.cell_id = cell_id
         self.settings = settings
         self.runner = runner
+        self.lambdas = lambdas  # isolation "lambda": tasks run in their function's Lambda
 
     @classmethod
     def from_env(cls, runner: Callable[..., Execution] = run_python) -> Executor:
@@ -77,6 +80,7 @@ class Executor:
             settings,
             runner,
             wiring.task_queue(),
+            wiring.function_lambdas(),
         )
 
     def run(self, task_id: str, remaining_ms: Callable[[], int] | None = None) -> str:
@@ -161,16 +165,8 @@ class Executor:
         return TaskRecord.model_validate(outcome.task)
 
     def execute(self, task: TaskRecord, cancel: threading.Event | None = None) -> Execution:
-        """Run the task's code; setting `cancel` stops the child. Runners take the
-        keywords of run_python."""
-        code_key, build_id = task.code_key, task.build_id
-        if not code_key:  # created without its code fixed: the function's current code
-            function = self.functions.get(task.function_id)
-            if function is None or not function.code_key:
-                return failure(500, "FunctionNotFound", "the function was deleted",
-                               reason="the function was deleted")
-            code_key, build_id = function.code_key, function.build_id
-        code_dir = self.code.get(build_id, lambda: self.blobs.get(code_key))
+        """Run the task's code: in its function's own Lambda, or in a sandbox of this
+        executor (setting `cancel` stops it). Runners take the keywords of run_python."""
         payload = (
             json.loads(self.blobs.get(task.input_key)) if task.input_key else (task.input or {})
         )
@@ -182,6 +178,17 @@ class Executor:
         }
         memory = task.capabilities.memSize or DEFAULT_MEMORY_MB
         limits = Limits(timeout_s=float(task.timeout), memory_mb=memory)
+        if self.lambdas is not None:
+            return self.lambdas.run(task.function_id, task.lambda_version, event, limits,
+                                    task.task_guid)
+        code_key, build_id = task.code_key, task.build_id
+        if not code_key:  # created without its code fixed: the function's current code
+            function = self.functions.get(task.function_id)
+            if function is None or not function.code_key:
+                return failure(500, "FunctionNotFound", "the function was deleted",
+                               reason="the function was deleted")
+            code_key, build_id = function.code_key, function.build_id
+        code_dir = self.code.get(build_id, lambda: self.blobs.get(code_key))
         return self.runner(
             code_dir,
             event,

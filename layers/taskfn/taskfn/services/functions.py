@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from taskfn import ids, wiring
 from taskfn.errors import NotFound
@@ -10,6 +13,8 @@ from taskfn.models import Caller, FunctionRecord, now_ns
 from taskfn.services.builds import BuildService
 from taskfn.services.ownership import owned
 from taskfn.stores.records import FunctionStore
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,8 @@ class FunctionService:
         self.store.put_new(record)
         if new.source is not None:
             build = self.builds.create_from_source(caller, record, new.source)
-            record = record.model_copy(update={"build_id": build.id, "code_key": build.code_key})
+            record = record.model_copy(update={"build_id": build.id, "code_key": build.code_key,
+                                               "lambda_version": build.lambda_version})
         return record
 
     def get(self, caller: Caller, function_id: str) -> FunctionRecord:
@@ -59,5 +65,12 @@ class FunctionService:
         return self.store.list_by_owner(caller.user, limit=limit, cursor=cursor)
 
     def delete(self, caller: Caller, function_id: str) -> None:
+        """Its tasks and results stay; its own Lambda (isolation "lambda") goes with it."""
         if not ids.is_id(function_id) or not self.store.delete(function_id, caller.user):
             raise NotFound("function not found")
+        lambdas = self.builds.lambdas
+        if lambdas is not None:
+            try:
+                lambdas.delete(function_id)
+            except (ClientError, BotoCoreError):  # the stack's clean-up removes it at the end
+                logger.exception("function %s deleted, its Lambda not", function_id)

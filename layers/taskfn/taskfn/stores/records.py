@@ -57,12 +57,14 @@ class FunctionStore:
             values={":o": owner},
         )
 
-    def set_build(self, function_id: str, owner: str, build_id: str, code_key: str) -> bool:
+    def set_build(self, function_id: str, owner: str, build_id: str, code_key: str,
+                  lambda_version: str = "") -> bool:
         """Point the function at new code, if it still exists and is the owner's."""
         ok, _ = self.table.update(
             f"FUNC#{function_id}",
             "FUNC",
-            set_values={"build_id": build_id, "code_key": code_key},
+            set_values={"build_id": build_id, "code_key": code_key,
+                        "lambda_version": lambda_version},
             condition="attribute_exists(PK) AND #o = :c_o",
             condition_values={"o": owner},
             condition_names={"#o": "owner"},
