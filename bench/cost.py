@@ -47,6 +47,11 @@ BATCH = 4                # the executor's SQS batch size (template.yaml)
 AWS_LATENCY_MS = 6.0     # a DynamoDB/SQS request in-region, for the sensitivity line
 LOG_BYTES_PER_INVOCATION = 350   # START, END and REPORT lines
 EVENTS_BATCH = 100       # EventsFunction's stream batch size (template.yaml), reached under load
+# Isolation "lambda": a warm synchronous Invoke in-region, request to answer, beyond the
+# function's own duration. Not measurable here (no AWS); an assumption, said as such.
+INVOKE_ROUND_TRIP_MS = 15.0
+FUNCTION_MEMORY_MB = 512  # a function's Lambda without memSize (stores.lambdas)
+EXECUTOR_MEMORY_MB = {"lambda": 256, "process": 1769}  # template.yaml, by isolation
 
 
 @dataclass
@@ -61,6 +66,10 @@ class Durations:
     events_batch_ms: float = 0.0
     events_per_task: float = 0.0
     events_wru_per_task: float = 0.0
+    # Isolation "lambda": a no-op through a function Lambda's handler (function_entry, warm),
+    # and the same run in the executor's own pre-started sandbox, which it replaces.
+    function_lambda_ms: float = 0.0
+    sandbox_run_ms: float = 0.0
 
 
 class _Context:
@@ -130,6 +139,7 @@ def measure_durations(samples: int) -> Durations:
             executor_times.append((time.perf_counter() - start) * 1000 / len(records))
             assert answer == {"batchItemFailures": []}, answer
         events = _measure_events(samples + 2)
+        function_ms, sandbox_ms = _measure_function_lambda(samples)
         list_event = _http_event("GET", "/v1/task/list")
         list_event["queryStringParameters"] = {"limit": str(LIST_PAGE)}
         for _ in range(max(3, samples // 4)):
@@ -143,7 +153,40 @@ def measure_durations(samples: int) -> Durations:
         statistics.median(executor_times),
         len(logged.getvalue().encode()) / tasks,
         *events,
+        function_ms,
+        sandbox_ms,
     )
+
+
+def _measure_function_lambda(samples: int) -> tuple[float, float]:
+    """(ms of a no-op through a function Lambda's handler, ms of the same in a pool of the
+    executor), both warm: the pool has its next sandbox ready, as between tasks."""
+    import tempfile
+
+    from taskfn.runtime import function_entry
+    from taskfn.runtime.pool import SandboxPool
+    from taskfn.runtime.python import Limits
+
+    with tempfile.TemporaryDirectory(prefix="taskfn-bench-") as tmp:
+        code = Path(tmp)
+        (code / "main.py").write_text(NOOP)
+        saved, function_entry.CODE_DIR = function_entry.CODE_DIR, code
+        event = {"event": {"body": None}, "limits": {"timeout_s": 10}, "taskId": "t"}
+        entry, pooled = [], []
+        try:
+            with SandboxPool(1) as pool:
+                for _ in range(samples // 2 + 1):
+                    function_entry.sandboxes.wait_ready(30)
+                    began = time.perf_counter()
+                    function_entry.handler(event, _Context())
+                    entry.append((time.perf_counter() - began) * 1000)
+                    pool.wait_ready(30)
+                    began = time.perf_counter()
+                    pool.run(code, {"body": None}, limits=Limits(timeout_s=10))
+                    pooled.append((time.perf_counter() - began) * 1000)
+        finally:
+            function_entry.CODE_DIR = saved
+    return statistics.median(entry), statistics.median(pooled)
 
 
 def _stream_records() -> list[dict[str, Any]]:
@@ -206,12 +249,24 @@ PROVISIONED_WRU = 0.00065 / 3600 / 0.7
 
 
 def cost_lines(
-    d: Durations, extra_latency_ms: float = 0.0, prices: dict[str, Any] = PRICES
+    d: Durations, extra_latency_ms: float = 0.0, prices: dict[str, Any] = PRICES,
+    isolation: str = "lambda",
 ) -> list[tuple[str, float, str]]:
     """(item, dollars per task, formula) for one no-op task."""
     p = prices
     create_ms = d.create_ms + 3 * extra_latency_ms       # GetItem, PutItem, SendMessage
     executor_ms = d.executor_per_task_ms + 2 * extra_latency_ms   # two UpdateItems
+    function_lines: list[tuple[str, float, str]] = []
+    if isolation == "lambda":
+        # The executor waits for the function's Lambda instead of running the sandbox itself.
+        executor_ms += d.function_lambda_ms + INVOKE_ROUND_TRIP_MS - d.sandbox_run_ms
+        function_lines = [("function Lambdas", p["lambda_request"] + _billed_gb_s(
+            d.function_lambda_ms, FUNCTION_MEMORY_MB) * p["lambda_gb_second"],
+            f"1 invocation of the function's own Lambda × $0.20/M + {d.function_lambda_ms:.1f}"
+            f" ms (measured) × {FUNCTION_MEMORY_MB} MB; the executor waits for it: +"
+            f"{d.function_lambda_ms + INVOKE_ROUND_TRIP_MS - d.sandbox_run_ms:.1f} ms of its"
+            f" own (an assumed {INVOKE_ROUND_TRIP_MS:g} ms invoke round trip, less its own"
+            f" sandbox's {d.sandbox_run_ms:.1f} ms)")]
     list_ms = d.list_ms + extra_latency_ms
     # DynamoDB write units: the put writes the item (≤ 1 KB) and its two index entries (owner
     # list, converger); the start changes nothing an index holds; the completion rewrites the
@@ -228,8 +283,10 @@ def cost_lines(
          f"(1 create + 1/{BATCH} executor batch + 1/{LIST_PAGE} list) × $0.20/M"),
         ("Lambda duration", (
             _billed_gb_s(create_ms, 256) + _billed_gb_s(list_ms, 256) / LIST_PAGE
-            + _billed_gb_s(executor_ms * BATCH, 1769) / BATCH) * p["lambda_gb_second"],
-         f"create {create_ms:.1f} ms × 256 MB + executor {executor_ms:.1f} ms × 1769 MB"
+            + _billed_gb_s(executor_ms * BATCH, EXECUTOR_MEMORY_MB[isolation]) / BATCH)
+         * p["lambda_gb_second"],
+         f"create {create_ms:.1f} ms × 256 MB + executor {executor_ms:.1f} ms × "
+         f"{EXECUTOR_MEMORY_MB[isolation]} MB"
          f" + list {list_ms:.1f} ms × 256 MB / {LIST_PAGE}, billed per ms × $0.0000166667/GB-s"),
         ("SQS requests", (1 + 2 / BATCH) * p["sqs_request"],
          f"(1 send + 1/{BATCH} receive + 1/{BATCH} delete batch) × $0.40/M"),
@@ -252,6 +309,7 @@ def cost_lines(
         ("DynamoDB writes (kept events)", d.events_wru_per_task * p["dynamodb_wru"],
          f"{d.events_wru_per_task:.2f} WRU: one compressed item per stream batch and owner"
          " (measured item sizes)"),
+        *function_lines,
     ]
 
 
@@ -299,9 +357,14 @@ def measure(quick: bool = False, sections: list[Section] | None = None) -> Secti
     provisioned_prices = {**PRICES, "dynamodb_wru": PROVISIONED_WRU}
     provisioned = per_million(cost_lines(durations, 0.0, provisioned_prices))
     no_bus = per_million(cost_lines(durations, 0.0, {**PRICES, "eventbridge_event": 0.0}))
+    process = per_million(cost_lines(durations, isolation="process"))
     figures = [
         _within_target("cost per million no-op tasks", total,
-                       "durations measured against moto; see the breakdown"),
+                       "isolation lambda (the default: a Lambda per function); durations "
+                       "measured against moto, the invoke round trip assumed; see the "
+                       "breakdown"),
+        _within_target("same, isolation process (user code in the executor)", process,
+                       "single-tenant deployments only (README, Security model)"),
         _within_target("same, with 6 ms per AWS request added to handler time", with_latency,
                        "real DynamoDB/SQS latency is billed as Lambda duration"),
         _within_target("same, table on provisioned write capacity at 70 % use", provisioned,
@@ -320,7 +383,8 @@ def measure(quick: bool = False, sections: list[Section] | None = None) -> Secti
         key="cost",
         title="Cost per million tasks on AWS",
         summary=(
-            f"taskfn ≈ ${total:.2f} per million no-op tasks (≈ ${with_latency:.2f} with real "
+            f"taskfn ≈ ${total:.2f} per million no-op tasks with a Lambda per function "
+            f"(${process:.2f} with user code in the executor; ≈ ${with_latency:.2f} with real "
             f"request latency) against ≈ ${sfn:.2f} with Step Functions Standard. "
             "Formula: Σ (units per task × unit price) × 10^6, per line below."
         ),
@@ -335,8 +399,13 @@ def measure(quick: bool = False, sections: list[Section] | None = None) -> Secti
                 "events Lambda per batch of 100": round(durations.events_batch_ms, 2),
                 "events per task": round(durations.events_per_task, 2),
                 "event WRU per task": round(durations.events_wru_per_task, 3),
+                "function Lambda handler per task": round(durations.function_lambda_ms, 2),
+                "executor sandbox run per task": round(durations.sandbox_run_ms, 2),
+                "invoke round trip (assumed)": INVOKE_ROUND_TRIP_MS,
             },
             "breakdown_per_million": breakdown(lines),
+            "breakdown_per_million_isolation_process": breakdown(
+                cost_lines(durations, isolation="process")),
             "step_functions_per_million": breakdown(sfn_lines),
             "not_counted": (
                 "fixed monthly costs independent of volume: the SQS event-source mapping's "

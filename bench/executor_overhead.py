@@ -1,4 +1,6 @@
-"""Executor overhead per task: what running a no-op function costs beyond the function itself.
+"""Executor overhead per task: what running a no-op function costs beyond the function itself,
+in each isolation: process (the executor's own sandboxes) and lambda (the function's own
+Lambda, whose handler runs the same sandbox; the invoke round trip is assumed, not measured).
 
 The floor is `python -c pass` measured in the same run: starting an interpreter is what a
 cold child pays on every task, so a cold child cannot get under it; a pre-started sandbox pays
@@ -12,9 +14,12 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from bench.common import Figure, Section, median, percentile, timed
+from bench.cost import INVOKE_ROUND_TRIP_MS
+from taskfn.runtime import confinement, function_entry
 from taskfn.runtime.pool import SandboxPool
 from taskfn.runtime.python import Limits, run_python
 
@@ -39,7 +44,10 @@ def measure(quick: bool = False) -> Section:
                 pool.wait_ready(30)  # steady state: the replacement got ready between tasks
                 warm.append(timed(lambda: _ok(pool.run(code, {}, limits=LIMITS))))
             stats = pool.stats
+        entry = _function_lambda_samples(code, runs)
+        confining = _confinement_costs(code, runs)
     base = median(floor) * 1000
+    entry_ms = median(entry) * 1000 + INVOKE_ROUND_TRIP_MS
     cold_ms = median(cold) * 1000
     warm_ms = median(warm) * 1000
     function_note = (
@@ -65,6 +73,15 @@ def measure(quick: bool = False) -> Section:
             + function_note
             + _fallbacks(stats),
         ),
+        _figure(
+            "executor overhead, isolation lambda",
+            entry_ms,
+            base,
+            "the function Lambda's handler (runtime.function_entry, its next sandbox ready) "
+            f"measured here, plus an assumed {INVOKE_ROUND_TRIP_MS:g} ms for the executor's "
+            "synchronous Invoke in-region (no AWS here to measure it). "
+            + function_note,
+        ),
     ]
     details = {
         "runs": runs,
@@ -81,13 +98,20 @@ def measure(quick: bool = False) -> Section:
             "pre-started sandbox": round(percentile(warm, 90) * 1000, 3),
         },
         "pool_stats": stats,
+        "function_lambda_handler_ms": _rounded(entry),
+        "confinement_ms": confining,
         "sandbox_start_to_ready_ms": round(start_up * 1000, 3),
         "sandbox_memory_kb": memory,
     }
     summary = (
         f"A no-op task costs {cold_ms:.1f} ms with a cold child and {warm_ms:.1f} ms with "
-        f"a pre-started sandbox, against {base:.1f} ms for `python -c pass` "
-        f"({cold_ms / base:.2f}x and {warm_ms / base:.2f}x)."
+        f"a pre-started sandbox in the executor (isolation process), and about "
+        f"{entry_ms:.1f} ms in its function's own Lambda (isolation lambda, with an assumed "
+        f"{INVOKE_ROUND_TRIP_MS:g} ms invoke), against {base:.1f} ms for `python -c pass` "
+        f"({cold_ms / base:.2f}x, {warm_ms / base:.2f}x, {entry_ms / base:.2f}x). Sandboxes "
+        f"run as {'users of their own' if confining['separate_users'] else 'the platform user'}"
+        f": staging the code {confining['stage_code_ms']:.2f} ms, the sweep "
+        f"{confining['sweep_ms']:.2f} ms a run (medians)."
     )
     return Section(
         key="executor",
@@ -96,6 +120,53 @@ def measure(quick: bool = False) -> Section:
         details=details,
         summary=summary,
     )
+
+
+def _function_lambda_samples(code: Path, runs: int) -> list[float]:
+    """A no-op through the handler of a function's own Lambda, warm (code at CODE_DIR)."""
+    saved, function_entry.CODE_DIR = function_entry.CODE_DIR, code
+    event = {"event": {"body": None}, "limits": {"timeout_s": 10}, "taskId": "bench"}
+
+    class Context:
+        def get_remaining_time_in_millis(self) -> int:
+            return 900_000
+
+    def once() -> None:
+        if not function_entry.handler(event, Context())["succeeded"]:
+            raise RuntimeError("the no-op function failed in the function Lambda's handler")
+
+    samples = []
+    try:
+        for _ in range(runs + 1):
+            function_entry.sandboxes.wait_ready(30)  # between tasks, as in a warm Lambda
+            samples.append(timed(once))
+        return samples[1:]
+    finally:
+        function_entry.CODE_DIR = saved
+
+
+def _confinement_costs(code: Path, runs: int) -> dict:
+    """What confinement adds to a run, on its own: taking a user, staging the code, and the
+    sweep of a run that left nothing (the common case)."""
+    take, stage, sweep = [], [], []
+    for _ in range(runs):
+        began = time.perf_counter()
+        user = confinement.take_user()
+        staging = time.perf_counter()
+        staged = user.stage_code(code)
+        sweeping = time.perf_counter()
+        user.sweep()
+        ended = time.perf_counter()
+        take.append(staging - began)
+        stage.append(sweeping - staging)
+        sweep.append(ended - sweeping)
+        if staged is not None:
+            confinement.remove_tree(staged)
+        user.release()
+    return {"separate_users": confinement.separate_users(),
+            "take_user_ms": round(median(take) * 1000, 3),
+            "stage_code_ms": round(median(stage) * 1000, 3),
+            "sweep_ms": round(median(sweep) * 1000, 3)}
 
 
 def _figure(name: str, value_ms: float, base_ms: float, note: str) -> Figure:

@@ -216,3 +216,9 @@ def test_deleting_the_stack_deletes_the_function_lambdas_first():
     assert properties["Layer"] == {"Ref": "TaskfnLayer"}
     assert TEMPLATE.resources["CleanupFunctionLambdasFunction"]["Condition"] == \
         "IsolatedByLambda"
+
+
+def test_the_executor_is_sized_for_what_it_runs():
+    """Isolation process: a vCPU for user code; lambda: it only waits, billed meanwhile."""
+    memory = TEMPLATE.resources["ExecutorFunction"]["Properties"]["MemorySize"]
+    assert memory == {"Fn::If": ["IsolatedByLambda", 256, 1769]}

@@ -183,10 +183,21 @@ def _function_spec(
         logical_id=logical_id,
         code_uri=(root / code_uri).resolve(),
         handler=prop("Handler"),
-        timeout=int(prop("Timeout", 3)),
-        memory_mb=int(prop("MemorySize", 128)),
+        timeout=_largest(prop("Timeout", 3)),
+        memory_mb=_largest(prop("MemorySize", 128)),
         environment=environment,
     )
+
+
+def _largest(value: Any) -> int:
+    """A number of the template; for a conditional one (`!If [c, 256, 1769]`), the largest it
+    may be (what the local context reports; the local stack never enforces it)."""
+    if isinstance(value, dict):
+        (arguments,) = value.values()
+        found = [_largest(item) for item in arguments
+                 if isinstance(item, dict) or str(item).isdigit()]
+        return max(found, default=0)
+    return int(value)
 
 
 def _authorizers(resources: dict) -> tuple[dict[str, AuthorizerSpec], dict[str, str | None]]:

@@ -190,11 +190,11 @@ class RunUser:
             mark, leaders = _mark, set(_spawned)
         found = []
         for pid in _pids():
-            state, parent = _state_and_parent(pid)
+            state, parent, uid = _status(pid)
             if state is None:
                 continue
             if self.separate:
-                if _real_uid(pid) != self.uid:
+                if uid != self.uid:
                     continue
             elif pid in leaders or parent != me or _process_limit(pid) > mark:
                 continue
@@ -285,29 +285,22 @@ def _pids() -> list[int]:
         return []
 
 
-def _state_and_parent(pid: int) -> tuple[str | None, int]:
-    """From /proc/<pid>/stat: the state letter and the parent pid; (None, -1) if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as file:
-            data = file.read()
-    except OSError:
-        return None, -1
-    fields = data[data.rfind(b")") + 2:].split()  # the command name may hold anything
-    try:
-        return fields[0].decode("ascii", "replace"), int(fields[1])
-    except (IndexError, ValueError):
-        return None, -1
-
-
-def _real_uid(pid: int) -> int:
+def _status(pid: int) -> tuple[str | None, int, int]:
+    """(state letter, parent pid, real uid) from /proc/<pid>/status; (None, -1, -1) if gone."""
+    state, parent, uid = None, -1, -1
     try:
         with open(f"/proc/{pid}/status", "rb") as file:
             for line in file:
-                if line.startswith(b"Uid:"):
-                    return int(line.split()[1])
+                if line.startswith(b"State:"):
+                    state = line.split()[1].decode("ascii", "replace")
+                elif line.startswith(b"PPid:"):
+                    parent = int(line.split()[1])
+                elif line.startswith(b"Uid:"):
+                    uid = int(line.split()[1])
+                    break  # State and PPid come before Uid
     except (OSError, ValueError, IndexError):
-        pass
-    return -1
+        return None, -1, -1
+    return state, parent, uid
 
 
 def _process_limit(pid: int) -> float:
