@@ -90,20 +90,18 @@ def test_a_failing_task_with_a_retry_runs_twice_on_the_cell_after_its_back_off(
     assert states[0] == "Pending" and states[-1] == "Completed"
 
 
-def test_a_task_on_a_cell_cannot_read_the_cells_token(stack: Client, user: Client):
-    """The cell's token gives the Cell API for every task; its code must not find it in the
-    cell's environment, memory or command line."""
-    answer = stack.request("POST", "/v1/tokens", {"user": "e2e-attacked-cell", "scope": "cell"})
+def _run_on_a_cell(stack: Client, user: Client, cell_id: str, source: str) -> dict:
+    """Desire a tagged task with this source, run `taskfn cell` until it completes, stop it."""
+    answer = stack.request("POST", "/v1/tokens", {"user": cell_id, "scope": "cell"})
     assert answer.status == 201, answer
-    cell_token = answer.json()["token"]
     domain, task_guid = f"e2e-{uuid.uuid4().hex[:8]}", f"e2e-{uuid.uuid4().hex}"
     assert bbs(user, "desire.r2", {"task_guid": task_guid, "domain": domain, "task_definition": {
-        "placement_tags": ["e2e"], "source": hostile.READ_PARENT}}) == {"error": None}
+        "placement_tags": ["e2e"], "source": source}}) == {"error": None}
     cell = subprocess.Popen(
         [str(TASKFN), "cell", "--api", stack.url,
-         "--id", "e2e-attacked-cell", "--tags", "e2e", "--domain", domain, "--poll", "0.2"],
+         "--id", cell_id, "--tags", "e2e", "--domain", domain, "--poll", "0.2"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TASKFN_CELL_TOKEN": cell_token})
+        env={**os.environ, "TASKFN_CELL_TOKEN": answer.json()["token"]})
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -115,8 +113,20 @@ def test_a_task_on_a_cell_cannot_read_the_cells_token(stack: Client, user: Clien
         cell.send_signal(signal.SIGTERM)
         _, errors = cell.communicate(timeout=20)
     assert (task["state"], task["failed"]) == ("Completed", False), errors
+    return {**task, "cell_pid": cell.pid, "cell_token": answer.json()["token"]}
+
+
+def test_a_daemon_started_by_a_task_on_a_cell_is_gone_when_the_task_ends(stack, user):
+    task = _run_on_a_cell(stack, user, "e2e-daemon-cell", hostile.DAEMON)
+    assert hostile.wait_dead(json.loads(task["result"])["daemon"])
+
+
+def test_a_task_on_a_cell_cannot_read_the_cells_token(stack: Client, user: Client):
+    """The cell's token gives the Cell API for every task; its code must not find it in the
+    cell's environment, memory or command line."""
+    task = _run_on_a_cell(stack, user, "e2e-attacked-cell", hostile.READ_PARENT)
     seen = json.loads(task["result"])
-    assert seen["parent"] == cell.pid
+    assert seen["parent"] == task["cell_pid"]
     for attempt in ("environ", "mem", "ptrace"):
         assert hostile.failed(seen[attempt]), seen[attempt]
-    assert cell_token not in task["result"]
+    assert task["cell_token"] not in task["result"]
