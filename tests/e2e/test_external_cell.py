@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,18 +25,30 @@ pytestmark = pytest.mark.e2e
 TASKFN = Path(sys.executable).with_name("taskfn")  # the venv's console script
 
 
-def test_taskfn_cell_runs_a_tagged_task_to_completion(stack: Client, user: Client):
-    answer = stack.request("POST", "/v1/tokens", {"user": "e2e-cell", "scope": "cell"})
+@dataclass
+class CellRun:
+    task: dict
+    out: str
+    errors: str
+    returncode: int
+    pid: int
+    token: str
+
+
+def run_on_a_cell(stack: Client, user: Client, cell_id: str, definition: dict,
+                  tags: str = "e2e") -> CellRun:
+    """Desire one tagged task, run `taskfn cell` until it is Completed, stop the cell."""
+    answer = stack.request("POST", "/v1/tokens", {"user": cell_id, "scope": "cell"})
     assert answer.status == 201, answer
+    token = answer.json()["token"]
     domain, task_guid = f"e2e-{uuid.uuid4().hex[:8]}", f"e2e-{uuid.uuid4().hex}"
-    source = "def handler(event, context):\n    return f\"hello {event['body']['name']}\"\n"
     assert bbs(user, "desire.r2", {"task_guid": task_guid, "domain": domain, "task_definition": {
-        "placement_tags": ["e2e"], "source": source, "input": {"name": "Ada"}}}) == {"error": None}
+        "placement_tags": ["e2e"], **definition}}) == {"error": None}
     cell = subprocess.Popen(
         [str(TASKFN), "cell", "--api", stack.url,
-         "--id", "e2e-cell-1", "--tags", "e2e,spare", "--domain", domain, "--poll", "0.2"],
+         "--id", cell_id, "--tags", tags, "--domain", domain, "--poll", "0.2"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TASKFN_CELL_TOKEN": answer.json()["token"]})
+        env={**os.environ, "TASKFN_CELL_TOKEN": token})  # not on the command line
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -46,11 +59,19 @@ def test_taskfn_cell_runs_a_tagged_task_to_completion(stack: Client, user: Clien
     finally:
         cell.send_signal(signal.SIGTERM)
         out, errors = cell.communicate(timeout=20)
+    return CellRun(task, out, errors, cell.returncode, cell.pid, token)
+
+
+def test_taskfn_cell_runs_a_tagged_task_to_completion(stack: Client, user: Client):
+    source = "def handler(event, context):\n    return f\"hello {event['body']['name']}\"\n"
+    run = run_on_a_cell(stack, user, "e2e-cell-1", {"source": source, "input": {"name": "Ada"}},
+                        tags="e2e,spare")
+    task = run.task
     assert (task["state"], task["failed"], task["result"]) == ("Completed", False, "hello Ada")
-    assert cell.returncode == 0, errors
-    assert out.startswith("taskfn cell e2e-cell-1: domain ")
-    assert f"task {task_guid} succeeded" in errors
-    assert "Traceback" not in errors
+    assert run.returncode == 0, run.errors
+    assert run.out.startswith("taskfn cell e2e-cell-1: domain ")
+    assert f"task {task['task_guid']} succeeded" in run.errors
+    assert "Traceback" not in run.errors
 
 
 def test_a_failing_task_with_a_retry_runs_twice_on_the_cell_after_its_back_off(
@@ -90,43 +111,19 @@ def test_a_failing_task_with_a_retry_runs_twice_on_the_cell_after_its_back_off(
     assert states[0] == "Pending" and states[-1] == "Completed"
 
 
-def _run_on_a_cell(stack: Client, user: Client, cell_id: str, source: str) -> dict:
-    """Desire a tagged task with this source, run `taskfn cell` until it completes, stop it."""
-    answer = stack.request("POST", "/v1/tokens", {"user": cell_id, "scope": "cell"})
-    assert answer.status == 201, answer
-    domain, task_guid = f"e2e-{uuid.uuid4().hex[:8]}", f"e2e-{uuid.uuid4().hex}"
-    assert bbs(user, "desire.r2", {"task_guid": task_guid, "domain": domain, "task_definition": {
-        "placement_tags": ["e2e"], "source": source}}) == {"error": None}
-    cell = subprocess.Popen(
-        [str(TASKFN), "cell", "--api", stack.url,
-         "--id", cell_id, "--tags", "e2e", "--domain", domain, "--poll", "0.2"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TASKFN_CELL_TOKEN": answer.json()["token"]})
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            task = bbs(user, "get_by_task_guid.r3", {"task_guid": task_guid})["task"]
-            if task["state"] == "Completed" or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-    finally:
-        cell.send_signal(signal.SIGTERM)
-        _, errors = cell.communicate(timeout=20)
-    assert (task["state"], task["failed"]) == ("Completed", False), errors
-    return {**task, "cell_pid": cell.pid, "cell_token": answer.json()["token"]}
-
-
 def test_a_daemon_started_by_a_task_on_a_cell_is_gone_when_the_task_ends(stack, user):
-    task = _run_on_a_cell(stack, user, "e2e-daemon-cell", hostile.DAEMON)
-    assert hostile.wait_dead(json.loads(task["result"])["daemon"])
+    run = run_on_a_cell(stack, user, "e2e-daemon-cell", {"source": hostile.DAEMON})
+    assert not run.task["failed"], run.errors
+    assert hostile.wait_dead(json.loads(run.task["result"])["daemon"])
 
 
 def test_a_task_on_a_cell_cannot_read_the_cells_token(stack: Client, user: Client):
     """The cell's token gives the Cell API for every task; its code must not find it in the
     cell's environment, memory or command line."""
-    task = _run_on_a_cell(stack, user, "e2e-attacked-cell", hostile.READ_PARENT)
-    seen = json.loads(task["result"])
-    assert seen["parent"] == task["cell_pid"]
+    run = run_on_a_cell(stack, user, "e2e-attacked-cell", {"source": hostile.READ_PARENT})
+    assert not run.task["failed"], run.errors
+    seen = json.loads(run.task["result"])
+    assert seen["parent"] == run.pid
     for attempt in ("environ", "mem", "ptrace"):
         assert hostile.failed(seen[attempt]), seen[attempt]
-    assert task["cell_token"] not in task["result"]
+    assert run.token not in run.task["result"]
