@@ -155,6 +155,74 @@ def handler(event, context):
 '''
 
 
+# Processes that change pid faster than /proc can be read (fork, then the parent exits), so
+# that no listing of /proc holds them long enough to kill them; the body is the run's uid.
+PID_HOPPER = '''
+import os, time
+
+def handler(event, context):
+    for _ in range(int(event["body"]["hoppers"])):
+        try:
+            pid = os.fork()
+        except OSError:  # the process limit: hoppers hold it all
+            break
+        if pid == 0:
+            os.setsid()
+            while True:
+                try:
+                    if os.fork() != 0:
+                        os._exit(0)
+                except OSError:
+                    time.sleep(0.0005)
+    time.sleep(0.3)
+    return {"uid": os.getuid()}
+'''
+
+# A directory chain deeper than any descriptor limit, in the run's own directory: removing it
+# must neither fail the platform nor keep the run's user from serving again.
+DEEP_TREE = '''
+import os
+
+def handler(event, context):
+    fd = os.open(".", os.O_RDONLY)
+    for _ in range(int(event["body"]["depth"])):
+        os.mkdir("d", dir_fd=fd)
+        deeper = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = deeper
+    return {"uid": os.getuid(), "cwd": os.getcwd()}
+'''
+
+# Reads every staged code directory it can find in /tmp, looking for another run's secret.
+STEAL_STAGED = '''
+import glob, os, time
+
+def handler(event, context):
+    found = {}
+    until = time.monotonic() + float(event["body"]["seconds"])
+    while time.monotonic() < until:
+        for path in glob.glob("/tmp/taskfn-code-*/code/*.py"):
+            try:
+                with open(path) as source:
+                    found[path] = source.read()
+            except OSError:
+                pass
+        time.sleep(0.02)
+    return found
+'''
+
+# A SysV shared-memory segment (and so its memory) that would outlive the run.
+LEAVE_SHARED_MEMORY = '''
+import ctypes, os
+
+def handler(event, context):
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.shmget.restype = ctypes.c_int
+    segment = libc.shmget(0x7A5C, 32 * 1024 * 1024, 0o1000 | 0o600)  # IPC_CREAT
+    return {"uid": os.getuid(), "segment": segment, "errno": ctypes.get_errno()}
+'''
+
+
 def moto_probe_source() -> str:
     """Talks to the local stack's moto endpoint (given in the body) as an attacker with no
     credentials would: unsigned calls, calls signed with made-up keys, and moto's own API.
@@ -203,12 +271,36 @@ def handler(event, context):
         "s3 list": signed(endpoint, "s3", "list_objects_v2", Bucket=bucket),
         "sqs receive": signed(endpoint, "sqs", "receive_message", QueueUrl=queue),
         "iam create user": signed(endpoint, "iam", "create_user", UserName="evil"),
+        "metadata, made-up signature": http(
+            endpoint + "/latest/meta-data/iam/security-credentials/", headers={
+                "Authorization": "AWS4-HMAC-SHA256 Credential=AKIAAAAAAAAAAAAAAAAA/20261201/"
+                                 "us-east-1/dynamodb/aws4_request, SignedHeaders=host, "
+                                 "Signature=" + "0" * 64}),
+        "malformed signature": http(endpoint + "/", json.dumps({"TableName": table}).encode(),
+                                    {**target, "X-Amz-Target": "DynamoDB_20120810.Scan",
+                                     "Authorization": "x"}),
         "moto data": http(endpoint + "/moto-api/data.json"),
         "moto dashboard": http(endpoint + "/moto-api/"),
         "moto auth off": http(endpoint + "/moto-api/reset-auth", b"inf", method="POST"),
         "moto reset": http(endpoint + "/moto-api/reset", b"", method="POST"),
     }
 '''
+
+
+def processes_of(uid: int) -> list[int]:
+    """Live processes whose real uid is `uid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as status:
+                fields = dict(line.split(":", 1) for line in status if ":" in line)
+        except OSError:
+            continue
+        if int(fields["Uid"].split()[0]) == uid and fields["State"].split()[0] not in "ZX":
+            found.append(int(entry))
+    return found
 
 
 def failed(attempt: dict) -> bool:

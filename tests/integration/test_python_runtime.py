@@ -522,6 +522,37 @@ def test_the_whole_standard_library_is_importable(tmp_path):
     assert json.loads(result.body) == {"idna": "xn--bcher-kva.example", "sqlite": 2}
 
 
+def test_a_run_cannot_leave_its_process_group_nor_make_namespaces(tmp_path):
+    """setsid and setpgid succeed and change nothing (so start_new_session still works);
+    namespaces are refused; threads, subprocesses and process pools work as ever."""
+    result = run(tmp_path, """
+        import concurrent.futures, os, subprocess
+
+        def square(n):
+            return n * n
+
+        def handler(event, context):
+            group = os.getpgrp()
+            os.setpgid(0, 0)
+            child = subprocess.run(["sh", "-c", "cut -d' ' -f5 /proc/self/stat"],
+                                   start_new_session=True, capture_output=True, text=True)
+            refused = []
+            for flag in ("CLONE_NEWUSER", "CLONE_NEWNS", "CLONE_NEWPID", "CLONE_NEWNET"):
+                try:
+                    os.unshare(getattr(os, flag))
+                except PermissionError:
+                    refused.append(flag)
+            with concurrent.futures.ProcessPoolExecutor(2) as pool:
+                squares = list(pool.map(square, [1, 2, 3]))
+            return {"same": os.getpgrp() == group, "child": int(child.stdout) == group,
+                    "refused": refused, "squares": squares}
+    """)
+    assert result.succeeded, result.stderr
+    assert json.loads(result.body) == {
+        "same": True, "child": True, "squares": [1, 4, 9],
+        "refused": ["CLONE_NEWUSER", "CLONE_NEWNS", "CLONE_NEWPID", "CLONE_NEWNET"]}
+
+
 def test_memory_limit(tmp_path):
     result = run(tmp_path, """
         def handler(event, context):

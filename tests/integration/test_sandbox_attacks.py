@@ -4,14 +4,17 @@ itself, and each fails on a runtime that runs user code as a plain child of the 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -200,3 +203,99 @@ def test_an_entry_left_by_an_earlier_process_is_not_trusted_where_users_are_shar
     entry = later.get("build-1", lambda: fetched.append(1) or archive)
     assert fetched == [1]
     assert (entry / "main.py").read_text().endswith("return 'built'\n")
+
+
+# --- what a review's attacks found (each failed on the first version of the sandbox) --------
+
+separate_only = pytest.mark.skipif(not confinement.separate_users(),
+                                   reason="a uid of its own per sandbox needs a root parent")
+
+
+@separate_only
+def test_processes_that_change_pid_faster_than_proc_is_read_are_all_killed(run):
+    for _ in range(3):  # the race the sweep must not lose is a matter of chance: try it often
+        result = run(hostile.PID_HOPPER, {"body": {"hoppers": 200}})
+        assert result.succeeded, result.failure_reason
+        uid = hostile.body(result.body)["uid"]
+        assert hostile.processes_of(uid) == []
+
+
+@pytest.fixture
+def few_descriptors() -> Iterator[None]:
+    """The platform process with the usual soft limit of 1024 open files."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 1024), hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@separate_only
+def test_a_tree_deeper_than_any_descriptor_limit_is_removed_and_the_user_serves_again(
+        run, few_descriptors):
+    result = run(hostile.DEEP_TREE, {"body": {"depth": 5000}})
+    assert result.succeeded, result.failure_reason
+    seen = hostile.body(result.body)
+    assert not os.path.exists(seen["cwd"].split("/d/")[0])  # its whole directory is gone
+    lock = os.open(confinement._LOCK_DIR / str(seen["uid"]), os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: released after its sweep
+    finally:
+        os.close(lock)
+
+
+@separate_only
+def test_a_concurrent_run_cannot_read_another_runs_staged_code(tmp_path):
+    secret = uuid.uuid4().hex
+    victim = write_code(tmp_path, f"SECRET = {secret!r}\nimport time\n"
+                        "def handler(event, context):\n    time.sleep(1.5)\n    return 1\n")
+    thief = write_code(tmp_path, hostile.STEAL_STAGED)
+    with ThreadPoolExecutor(2) as threads:
+        running = threads.submit(run_python, victim, {}, limits=LIMITS)
+        stolen = threads.submit(run_python, thief, {"body": {"seconds": 1.2}}, limits=LIMITS)
+        assert running.result().succeeded
+        result = stolen.result()
+    assert result.succeeded, result.failure_reason
+    assert secret not in result.body
+
+
+@separate_only
+def test_shared_memory_a_run_creates_is_gone_with_it(run):
+    result = run(hostile.LEAVE_SHARED_MEMORY)
+    assert result.succeeded, result.failure_reason
+    seen = hostile.body(result.body)
+    assert seen["segment"] >= 0, seen  # it could create one, in a namespace of its own
+    with open("/proc/sysvipc/shm") as segments:
+        owners = [line.split()[7] for line in segments.readlines()[1:]]  # uid column
+    assert str(seen["uid"]) not in owners
+
+
+def test_removing_a_tree_never_follows_a_link_or_changes_a_permission_outside(
+        tmp_path, few_descriptors):
+    """What a run may leave for the platform to remove: links to elsewhere, a chain deeper
+    than the descriptor limit, directories it made unreadable."""
+    outside = tmp_path / "outside"
+    (outside / "keep").mkdir(parents=True)
+    (outside / "file").write_text("kept")
+    outside.chmod(0o755)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "to-dir").symlink_to(outside)
+    (tree / "to-file").symlink_to(outside / "file")
+    closed = tree / "closed"
+    (closed / "inner").mkdir(parents=True)
+    (closed / "inner" / "x").write_text("x")
+    (closed / "inner").chmod(0)
+    closed.chmod(0)
+    fd = os.open(tree, os.O_RDONLY)
+    for _ in range(3000):
+        os.mkdir("d", dir_fd=fd)
+        deeper = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.symlink(str(outside), "up", dir_fd=deeper)
+        os.close(fd)
+        fd = deeper
+    os.close(fd)
+    confinement.remove_tree(tree)
+    assert not tree.exists()
+    assert (outside.stat().st_mode & 0o777, (outside / "keep").stat().st_mode & 0o777) == (
+        0o755, 0o755)
+    assert (outside / "file").read_text() == "kept"

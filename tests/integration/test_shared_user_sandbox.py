@@ -168,3 +168,15 @@ def test_a_poisoned_cache_entry_of_a_shared_user_is_never_run(platform):
     assert first["body"] == "victim"
     assert "written" in body_of(attack).values()  # a shared user can write; it is caught
     assert again["body"] == "victim"
+
+
+@pytest.mark.parametrize("how", ["cold", "pool"])
+def test_processes_of_a_shared_user_that_change_pid_are_swept(platform, how):
+    """A shared user's sweep finds a run's processes in /proc, round after round: processes
+    that change pid faster than it reads must still all be gone when the run ends."""
+    for _ in range(3):
+        (hopper,) = platform.run([{"key": "b4", "source": hostile.PID_HOPPER, "how": how,
+                                   "body": {"hoppers": 200}}])
+        assert hopper["succeeded"], hopper["failure_reason"]
+        if os.geteuid() == 0:  # the platform's uid has no other process once it has exited
+            assert hostile.processes_of(PLATFORM_UID) == []

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 READY_PREFIX = "moto: "
+# The services the platform's functions use (DynamoDB streams sign as dynamodb).
+SERVICES = frozenset({"dynamodb", "s3", "sqs", "events"})
+_SIGV4 = re.compile(r"AWS4-HMAC-SHA256 Credential=[A-Z0-9]{16,128}/\d{8}/[a-z0-9-]+/"
+                    r"(?P<service>[a-z0-9-]+)/aws4_request, ?SignedHeaders=[a-z0-9;.-]+, ?"
+                    r"Signature=[0-9a-f]{64}")
 ENFORCE, ENFORCED = "enforce", "enforced"
 
 Environ = dict[str, Any]
@@ -63,8 +69,10 @@ def main() -> int:
 
 
 class Guard:
-    """WSGI middleware in front of moto: no /moto-api at all, and, once IAM is on, a clear 403
-    for an unsigned request (moto itself would fail on it with a 500)."""
+    """WSGI middleware in front of moto: no /moto-api at all; once IAM is on, only well-formed
+    SigV4 requests for the platform's services go through (moto verifies them), and anything
+    else is a clear 403 (moto itself would answer some with a 500, and serves a few paths,
+    such as its instance metadata, to anyone)."""
 
     def __init__(self, app: Callable[[Environ, StartResponse], Iterable[bytes]]):
         self.app = app
@@ -73,16 +81,30 @@ class Guard:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/moto-api"):
-            return _refuse(start_response, 404, "moto's own API is not served by taskfn local")
-        if self.enforcing and "HTTP_AUTHORIZATION" not in environ:
-            return _refuse(start_response, 403, "requests must be signed by a taskfn role")
+            return _refuse(environ, start_response, 404,
+                           "moto's own API is not served by taskfn local")
+        if self.enforcing:
+            signed = _SIGV4.fullmatch(environ.get("HTTP_AUTHORIZATION", "").strip())
+            if signed is None or signed["service"] not in SERVICES or path.startswith(
+                    "/latest/"):
+                return _refuse(environ, start_response, 403,
+                               "requests must be signed by a taskfn role")
         return self.app(environ, start_response)
 
 
-def _refuse(start_response: StartResponse, status: int, message: str) -> list[bytes]:
-    body = json.dumps({"__type": "AccessDeniedException", "message": message}).encode()
+def _refuse(environ: Environ, start_response: StartResponse, status: int,
+            message: str) -> list[bytes]:
+    """An error every AWS client parses: JSON for the JSON protocols, XML for the others."""
+    code = "NotFound" if status == 404 else "AccessDenied"
+    if "json" in environ.get("CONTENT_TYPE", ""):
+        body, kind = json.dumps({"__type": f"{code}Exception", "message": message}).encode(), \
+            "application/json"
+    else:
+        body = (f"<ErrorResponse><Error><Code>{code}</Code><Message>{message}</Message>"
+                f"</Error></ErrorResponse>").encode()
+        kind = "text/xml"
     reason = "Not Found" if status == 404 else "Forbidden"
-    start_response(f"{status} {reason}", [("Content-Type", "application/json"),
+    start_response(f"{status} {reason}", [("Content-Type", kind),
                                           ("Content-Length", str(len(body)))])
     return [body]
 

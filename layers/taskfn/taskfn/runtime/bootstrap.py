@@ -17,6 +17,7 @@ import base64
 import binascii
 import contextlib
 import ctypes
+import errno
 import json
 import math
 import os
@@ -29,6 +30,20 @@ import types
 
 _PR_SET_DUMPABLE = 4
 _PR_SET_NO_NEW_PRIVS = 38
+_SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}
+_KEYCTL_JOIN_SESSION_KEYRING, _KEYCTL_CLEAR = 1, 7
+_KEY_SPEC_USER_KEYRING, _KEY_SPEC_USER_SESSION_KEYRING = -4, -5
+_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
+# By machine: the audit arch, and the numbers of the calls the filter looks at.
+_CALLS = {
+    "x86_64": {"arch": 0xC000003E, "setsid": 112, "setpgid": 109, "unshare": 272,
+               "setns": 308, "clone": 56, "clone3": 435},
+    "aarch64": {"arch": 0xC00000B7, "setsid": 157, "setpgid": 154, "unshare": 97,
+                "setns": 268, "clone": 220, "clone3": 435},
+}
+# CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME.
+_NEW_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 \
+    | 0x20000000 | 0x40000000 | 0x00000080
 _RESERVE_BYTES = 4 * 1024 * 1024  # freed on failure so the error can still be reported
 _MAX_MESSAGE_CHARS = 4096
 _JSON_TYPE = "application/json"
@@ -359,24 +374,91 @@ def _confine(sandbox: dict) -> None:
 
     no_new_privs: no setuid program can give back privileges. The process limit bounds a fork
     bomb (and, lowered only, marks every process this run starts). A separate user (the
-    parent is root): the directories of the imports are opened first and reached through
-    their descriptors, since the interpreter may live where that user cannot go (a root-only
-    home); then every id becomes the sandbox's. Not dumpable: other sandboxes of a shared user
-    can neither read this one's memory nor trace it.
+    parent is root): an IPC namespace of its own (SysV and POSIX IPC objects die with the
+    run, and no run sees another's); the directories of the imports are opened and reached
+    through their descriptors, since the interpreter may live where that user cannot go (a
+    root-only home); then every id becomes the sandbox's, and the uid's keyrings start empty
+    (an earlier run of the uid may have left keys). Not dumpable: other sandboxes of a shared
+    user can neither read this one's memory nor trace it.
     """
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+    uid = sandbox.get("uid")
+    if uid is not None:
+        os.unshare(os.CLONE_NEWIPC)  # before the filter, which refuses namespaces
+    _filter_calls(libc)
     processes = sandbox.get("max_processes")
     if processes:
         resource.setrlimit(resource.RLIMIT_NPROC, (int(processes), int(processes)))
-    uid = sandbox.get("uid")
     if uid is not None:
         _reach_imports_by_descriptor()
         os.setgroups([])
         os.setresgid(int(uid), int(uid), int(uid))
         os.setresuid(int(uid), int(uid), int(uid))
+        keyctl = _SYS_KEYCTL.get(os.uname().machine)
+        if keyctl is not None:  # best effort: where keyrings exist at all
+            libc.syscall(keyctl, _KEYCTL_JOIN_SESSION_KEYRING, None)
+            libc.syscall(keyctl, _KEYCTL_CLEAR, _KEY_SPEC_USER_KEYRING)
+            libc.syscall(keyctl, _KEYCTL_CLEAR, _KEY_SPEC_USER_SESSION_KEYRING)
     libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+class _Instruction(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte),
+                ("k", ctypes.c_uint)]
+
+
+class _Program(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_Instruction))]
+
+
+def _filter_calls(libc: ctypes.CDLL) -> None:
+    """A seccomp filter. setsid and setpgid succeed and do nothing, so every process of the run
+    stays in its process group, which the parent kills at once (no fork outruns a group
+    kill). No namespaces: unshare, setns and clone with a CLONE_NEW* flag are refused (a
+    kernel's namespaces are a large surface, and a run has no use for them); clone3, whose
+    flags a filter cannot read, answers ENOSYS, and the C library falls back to clone. Calls of
+    another ABI (32-bit, x32) are refused, so none bypasses the filter."""
+    machine = os.uname().machine
+    if machine not in _CALLS:
+        print(f"taskfn: no system call filter on {machine}", file=sys.stderr)
+        return
+    number = _CALLS[machine]
+    load, equal, at_least, any_bit, give = 0x20, 0x15, 0x35, 0x45, 0x06  # BPF opcodes
+    allow, errno_of = 0x7FFF0000, 0x00050000
+    # (label, code, jump if true, jump if false, k): jumps name labels; None is the next one.
+    listing = [
+        ("", load, None, None, 4),  # seccomp_data.arch
+        ("", equal, None, "refuse", number["arch"]),
+        ("", load, None, None, 0),  # seccomp_data.nr
+        ("", at_least, "refuse", None, 0x40000000),  # x32
+        ("", equal, "pretend", None, number["setsid"]),
+        ("", equal, "pretend", None, number["setpgid"]),
+        ("", equal, "refuse", None, number["unshare"]),
+        ("", equal, "refuse", None, number["setns"]),
+        ("", equal, "no such call", None, number["clone3"]),
+        ("", equal, None, "allow", number["clone"]),
+        ("", load, None, None, 16),  # the low half of seccomp_data.args[0]: clone's flags
+        ("", any_bit, "refuse", None, _NEW_NAMESPACES),
+        ("allow", give, None, None, allow),
+        ("pretend", give, None, None, errno_of),  # 0: success, and nothing changed
+        ("refuse", give, None, None, errno_of | errno.EPERM),
+        ("no such call", give, None, None, errno_of | errno.ENOSYS),
+    ]
+    at = {label: index for index, (label, *_) in enumerate(listing) if label}
+    program = [(code, at[true] - index - 1 if true else 0,
+                at[false] - index - 1 if false else 0, k)
+               for index, (_, code, true, false, k) in enumerate(listing)]
+    instructions = (_Instruction * len(program))(*program)
+    filter_program = _Program(len(program), instructions)
+    if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(filter_program), 0,
+                  0) != 0:
+        failure = ctypes.get_errno()
+        if failure != errno.EINVAL:  # EINVAL: a kernel without seccomp filters
+            raise OSError(failure, "prctl(PR_SET_SECCOMP)")
+        print("taskfn: this kernel has no seccomp filters; a run may leave its process group",
+              file=sys.stderr)
 
 
 def _reach_imports_by_descriptor() -> None:

@@ -6,17 +6,21 @@ process:
 
 - the parent is not dumpable: no child can read its environment (/proc/<pid>/environ) or its
   memory, or trace it; and it is a child subreaper: nothing a run starts can leave its subtree;
-- every sandbox runs with no_new_privs (setuid programs give it nothing) and a process limit
-  (RLIMIT_NPROC, which bounds a fork bomb);
-- when a run ends, its sweep kills whatever the run left behind, setsid daemons included.
+- every sandbox runs with no_new_privs (setuid programs give it nothing), a process limit
+  (RLIMIT_NPROC, which bounds a fork bomb), and a seccomp filter (bootstrap._filter_calls)
+  that refuses namespaces and under which setsid and setpgid do nothing: every process of a
+  run stays in its process group, which the parent kills at once (no fork outruns that);
+- when a run ends, its sweep makes sure: it kills whatever the run left behind.
 
 How a run's processes are told from everything else depends on what the parent may do:
 
 separate users (the parent is root: the local stack, a cell run as root)
-    each sandbox runs as a uid of its own, held (flock) for the sandbox's life. The kernel
-    counts the process limit per uid, the sweep kills every process of that uid and removes
-    what it left in /tmp, /var/tmp and /dev/shm, and code is staged in the run's directory as
-    hard links to root-owned, read-only files: a run can neither change the code another run
+    each sandbox runs as a uid of its own, held (flock) for the sandbox's life, in an IPC
+    namespace of its own, with its uid's keyrings emptied first. The kernel counts the process
+    limit per uid; the sweep kills every process of the uid at once (kill(-1) as that uid)
+    and removes what it left in the shared temp dirs; a uid whose sweep failed is never given
+    out again. Code is staged as hard links to root-owned, read-only files, in a directory
+    only that sandbox's group may enter: a run can neither change the code another run
     executes nor read another function's code, and runs cannot see or signal each other.
 shared user (a parent that is not root: Lambda's process mode, a cell run as a normal user)
     sandboxes run as the parent's user. The process limit is the user's task count plus the
@@ -24,6 +28,9 @@ shared user (a parent that is not root: Lambda's process mode, a cell run as a n
     the sweep kills the parent's adopted children that carry it. The code cache checks its
     content hashes before every run (codecache.CodeCache(verify=True)). Runs that overlap in
     one parent share a user and are not isolated from each other.
+
+Not bounded: the memory of a run as a whole (each process has its own address-space limit;
+a cgroup per sandbox would bound the sum).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import random
 import shutil
 import signal
 import stat
+import subprocess
 import tempfile
 import threading
 import time
@@ -57,10 +65,12 @@ MAX_PROCESSES = int(os.environ.get("SANDBOX_MAX_PROCESSES", "256"))
 UID_BASE = int(os.environ.get("SANDBOX_UID_BASE", "2000000000"))
 UID_COUNT = int(os.environ.get("SANDBOX_UID_COUNT", "4096"))
 # World-writable places where a run's files could outlive it (for the next user of its uid).
-SHARED_TMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+SHARED_TMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 _LOCK_DIR = Path(os.environ.get("SANDBOX_LOCK_DIR", "/tmp/taskfn-sandbox-users"))
 STAGED_PREFIX = "taskfn-code-"
 _SWEEP_S = 5.0  # a sweep that cannot empty the run in this long gives up and says so
+_QUIET_ROUNDS = 3  # a shared user's sweep ends after this many rounds in a row found nothing
+_DEPTH = 64  # removing a tree: deeper directories are moved up first (few descriptors)
 
 _libc = None
 _hardened = False
@@ -139,21 +149,30 @@ class RunUser:
         staged = Path(tempfile.mkdtemp(prefix=STAGED_PREFIX))
         try:
             _link_tree(Path(code_dir), staged / "code")
-            os.chmod(staged, 0o711)  # the sandbox reaches code/ and lists nothing
+            # Only this sandbox's group may enter: the names in /tmp are no secret.
+            os.chown(staged, 0, self.uid)
+            os.chmod(staged, 0o750)
         except BaseException:
             remove_tree(staged)
             raise
         return staged
 
-    def sweep(self) -> int:
-        """Kill everything the run left, setsid daemons included, and reap what was ours;
-        returns how many processes were killed. A killed process's children are adopted by
-        this process (the subreaper) before it becomes a zombie, so a round that finds none
-        alive has found them all."""
+    def sweep(self) -> bool:
+        """Kill everything the run left, setsid daemons included, reap what was ours, and
+        remove what a separate user left in the shared temp dirs; True when nothing is left.
+
+        A separate user's processes are killed all at once: a helper running as that uid
+        sends kill(-1, SIGKILL), which no fork can outrun, so even a process that changes pid
+        faster than /proc can be read is caught. After that no process of the uid can start
+        another, and the rounds below only wait for them to go. A shared user's processes are
+        found in /proc, round after round (a killed process's children are adopted by this
+        process before it becomes a zombie), until several rounds in a row find none."""
         deadline = time.monotonic() + _SWEEP_S
         me = os.getpid()
-        killed = 0
-        while True:
+        quiet = 0
+        if self.separate:
+            _kill_every_process_of(self.uid)
+        while quiet < (1 if self.separate else _QUIET_ROUNDS):
             alive = 0
             for pid, parent, zombie in self._processes():
                 if zombie:
@@ -164,19 +183,20 @@ class RunUser:
                 alive += 1
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
-                    killed += 1
-            if not alive:
-                break
+            quiet = 0 if alive else quiet + 1
             if time.monotonic() > deadline:
                 logger.error("taskfn sandbox: %s process(es) of a run survived its sweep", alive)
-                break
-            time.sleep(0.001)
+                return False
+            if alive and self.separate:
+                _kill_every_process_of(self.uid)
+            time.sleep(0.001 if alive or self.separate else 0.005)
         if self.separate:
             _remove_files_of(self.uid)
-        return killed
+        return True
 
     def release(self) -> None:
-        """The uid may serve another sandbox (call after the sweep)."""
+        """The uid may serve another sandbox: call it only after a sweep that left nothing.
+        (A uid whose sweep failed is never released: its flock stays held.)"""
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -231,6 +251,18 @@ def _take_uid() -> tuple[int, int]:
             continue
         return uid, fd
     raise OSError(errno.EAGAIN, f"all {UID_COUNT} sandbox users are busy")
+
+
+def _kill_every_process_of(uid: int) -> None:
+    """kill(-1, SIGKILL) as `uid`: every process of the uid at once, none of anyone else's.
+    /bin/sh's kill spares only its caller, which is not the run's."""
+    try:
+        subprocess.run(["/bin/sh", "-c", "kill -KILL -1"], user=uid, group=uid,
+                       extra_groups=[], env={}, cwd="/", stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10,
+                       check=False)
+    except (OSError, subprocess.SubprocessError) as error:
+        logger.error("taskfn sandbox: could not kill the processes of uid %s: %s", uid, error)
 
 
 def _link_tree(source: Path, target: Path) -> None:
@@ -337,37 +369,108 @@ def _tasks_of(uid: int) -> int:
 
 
 def remove_tree(path: str | Path) -> None:
-    """Remove a directory a sandbox wrote to, even where it made parts of it unreadable or
-    read-only (call it once the run's processes are gone).
+    """Remove a directory (or file) a sandbox wrote to, however deep, without following a
+    symbolic link and with a few descriptors, whatever it did to it. Call it once the run's
+    processes are gone.
 
-    Permissions are only ever changed inside `path`, never on its parent, which may be a
-    directory every user shares (/tmp); symbolic links are never followed."""
+    Directories are opened by descriptor, never by path, so nothing outside `path` is ever
+    touched, even if another run rearranges what it can write to meanwhile. Root needs no
+    permission bits and changes none; a shared user makes its own directories writable."""
     top = os.path.abspath(path)
     try:
-        os.rmdir(top)  # the common case, an empty dir, without rmtree's walk
+        os.rmdir(top)  # the common case, an empty dir, without a walk
         return
     except FileNotFoundError:
         return
     except OSError:
         pass
     try:
-        shutil.rmtree(top)
-        return
-    except FileNotFoundError:
-        return
+        if not stat.S_ISDIR(os.lstat(top).st_mode):
+            os.unlink(top)
+            return
+        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError:
-        pass
-
-    def open_up(directory: str) -> None:
-        with contextlib.suppress(OSError):
-            os.chmod(directory, stat.S_IRWXU)
-            with os.scandir(directory) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        open_up(entry.path)
-
-    info = os.lstat(top)
-    if stat.S_ISDIR(info.st_mode):
-        open_up(top)
+        return
+    try:
+        if os.geteuid() != 0:  # a shared user's own directory, maybe made read-only
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, stat.S_IRWXU)
+        _clear(fd)
+    except Exception:  # what cannot be removed stays; it must never break a run's end
+        logger.exception("taskfn sandbox: could not remove all of %s", top)
+    finally:
+        os.close(fd)
     with contextlib.suppress(OSError):
-        shutil.rmtree(top)
+        os.rmdir(top)
+
+
+def _clear(top: int) -> None:
+    """Empty the directory open at `top`: depth-first, with a stack of descriptors no deeper
+    than _DEPTH; a directory below that is moved up into `top` and emptied from there."""
+    lifted = 0
+    # (descriptor, its name in the directory below on the stack, names still to remove)
+    stack: list[tuple[int, str, list[str]]] = [(top, "", _entries(top))]
+    while stack:
+        fd, name, pending = stack[-1]
+        if not pending:
+            stack.pop()
+            if stack:  # empty now: close it and remove it from its parent
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.rmdir(name, dir_fd=stack[-1][0])
+            continue
+        entry = pending.pop()
+        if not _is_directory(fd, entry):
+            with contextlib.suppress(OSError):
+                os.unlink(entry, dir_fd=fd)
+            continue
+        if len(stack) > _DEPTH:
+            lifted += 1
+            with contextlib.suppress(OSError):
+                os.rename(entry, f".taskfn-deep-{lifted}", src_dir_fd=fd, dst_dir_fd=top)
+                stack[0][2].append(f".taskfn-deep-{lifted}")
+            continue
+        child = _open_directory(fd, entry)
+        if child is not None:
+            stack.append((child, entry, _entries(child)))
+
+
+def _entries(fd: int) -> list[str]:
+    try:
+        with os.scandir(fd) as entries:
+            return [entry.name for entry in entries]
+    except OSError:
+        return []
+
+
+def _is_directory(fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _open_directory(fd: int, name: str) -> int | None:
+    """A descriptor of the directory `name` in `fd`, never through a link. Root needs no
+    permission bits and changes none; a shared user first makes its own directory usable
+    (through a descriptor of it, so no link is ever followed)."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    if os.geteuid() == 0:
+        try:
+            return os.open(name, flags, dir_fd=fd)
+        except OSError:
+            return None
+    try:
+        path_fd = os.open(name, os.O_PATH | os.O_NOFOLLOW, dir_fd=fd)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISDIR(os.fstat(path_fd).st_mode):
+            return None
+        with contextlib.suppress(OSError):
+            os.chmod(f"/proc/self/fd/{path_fd}", stat.S_IRWXU)
+        return os.open(name, flags, dir_fd=fd)
+    except OSError:
+        return None
+    finally:
+        os.close(path_fd)

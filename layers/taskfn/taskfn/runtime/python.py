@@ -191,6 +191,7 @@ class Sandbox:
         self.staged: Path | None = None
         self.reading = False  # the result reader closes read_fd from then on
         self._stopped = False
+        self._swept = False
         self._closed = False
 
     @classmethod
@@ -266,14 +267,15 @@ class Sandbox:
         except subprocess.TimeoutExpired:
             logger.error("taskfn runtime: child %s did not die after SIGKILL", self.process.pid)
         self._stopped = True
-        strays = self.user.sweep()
-        if strays:
-            logger.warning("taskfn runtime: killed %s process(es) that child %s left behind",
-                           strays, self.process.pid)
+        try:
+            self._swept = self.user.sweep()
+        except Exception:
+            logger.exception("taskfn runtime: the sweep of child %s failed", self.process.pid)
         confinement.reaped(self.process.pid)
 
     def close(self) -> None:
-        """stop(), then close the pipes and remove the temp dirs; the user may serve again."""
+        """stop(), then close the pipes and remove the temp dirs. The user may serve again
+        only if the sweep left nothing; one that did not stays taken (and is logged)."""
         if self._closed:
             return
         self.stop()
@@ -285,8 +287,12 @@ class Sandbox:
             os.close(self.read_fd)
         confinement.remove_tree(self.workdir)
         if self.staged is not None:
-            confinement.remove_tree(str(self.staged))
-        self.user.release()
+            confinement.remove_tree(self.staged)
+        if self._swept:
+            self.user.release()
+        else:
+            logger.error("taskfn runtime: sandbox user %s is not reused: its sweep failed",
+                         self.user.uid)
 
 
 def _spawn(python: str, config: dict, workdir: str, write_fd: int) -> subprocess.Popen:
