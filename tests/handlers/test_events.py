@@ -4,10 +4,12 @@ for the bad inputs each must answer with a 4xx in GreenCloud's error shape."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import importlib.util
 import json
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -181,67 +183,61 @@ def test_converger_runs_a_pass_on_its_scheduled_event(seeded):
     assert invoke("ConvergerFunction", load_event("ConvergerFunction"))["open"] == 0
 
 
-def test_callback_function_delivers_the_sample_message(seeded, monkeypatch):
-    """The sample task, with a callback to a 127.0.0.1 server (allowed as in the local stack):
-    Resolving, one POST, deleted; the same message again is dropped, not failed."""
-    bodies: list[dict] = []
+@contextlib.contextmanager
+def recorder(status: int) -> Iterator[tuple[str, list[tuple[str, str, dict]]]]:
+    """A 127.0.0.1 server that keeps every request it gets as (method, path, JSON body) and
+    answers `status`; yields its base URL and that list."""
+    requests: list[tuple[str, str, dict]] = []
 
     class Recorder(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
+        def _keep(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            requests.append((self.command, self.path, json.loads(body)))
+            self.send_response(status)
             self.end_headers()
+
+        do_POST = do_PUT = _keep
 
         def log_message(self, *args) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_callback_function_delivers_the_sample_message(seeded, monkeypatch):
+    """The sample task, with a callback to a 127.0.0.1 server (allowed as in the local stack):
+    Resolving, one POST, deleted; the same message again is dropped, not failed."""
     monkeypatch.setenv("ALLOW_PRIVATE_CALLBACKS", "true")
     wiring.reset()
-    try:
+    with recorder(204) as (base, requests):
         tasks = wiring.tasks()
-        url = f"http://127.0.0.1:{server.server_address[1]}/done"
-        tasks.table.update(f"TASK#{TID}", "TASK", set_values={"completion_callback_url": url},
+        tasks.table.update(f"TASK#{TID}", "TASK",
+                           set_values={"completion_callback_url": f"{base}/done"},
                            condition="attribute_exists(PK)")
         finish_sample_task()
         answer = invoke("CallbackFunction", load_event("CallbackFunction"))
         assert answer == {"batchItemFailures": []}
-        assert [body["task_guid"] for body in bodies] == [TID]
+        assert [body["task_guid"] for _, _, body in requests] == [TID]
         assert wiring.tasks().get(TID) is None
         again = invoke("CallbackFunction", load_event("CallbackFunction"))
-        assert again == {"batchItemFailures": []} and len(bodies) == 1
-    finally:
-        server.shutdown()
-        server.server_close()
+        assert again == {"batchItemFailures": []} and len(requests) == 1
 
 
-def test_the_stack_cleanup_answers_cloudformation_on_its_sample_event(seeded, monkeypatch):
+def test_the_stack_cleanup_answers_cloudformation_on_its_sample_event(seeded):
     """Its Delete request, answered to a local stand-in of CloudFormation's pre-signed URL:
     SUCCESS, for the request it was given (process isolation: no Lambdas to delete)."""
-    answers: list[tuple[str, dict]] = []
-
-    class CloudFormation(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            answers.append((self.path, json.loads(body)))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), CloudFormation)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with recorder(200) as (base, requests):
         event = load_event("CleanupFunctionLambdasFunction")
-        event["ResponseURL"] = f"http://127.0.0.1:{server.server_address[1]}/signed?x=1"
+        event["ResponseURL"] = f"{base}/signed?x=1"
         assert invoke("CleanupFunctionLambdasFunction", event) is None
-    finally:
-        server.shutdown()
-        server.server_close()
-    ((path, body),) = answers
-    assert path == "/signed?x=1"
+    ((method, path, body),) = requests
+    assert (method, path) == ("PUT", "/signed?x=1")
     assert body["Status"] == "SUCCESS" and body["Reason"].startswith("nothing to do")
     assert (body["RequestId"], body["LogicalResourceId"], body["PhysicalResourceId"]) == (
         event["RequestId"], "FunctionLambdas", "taskfn-function-lambdas")
