@@ -12,6 +12,8 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from taskfn import wiring
-from taskfn.runtime import confinement
+from taskfn.runtime import cgroups, confinement
 from taskfn.runtime.codecache import CodeCache
 from taskfn.runtime.pool import SandboxPool
 from taskfn.runtime.python import Execution, Limits, run_python
@@ -299,3 +301,126 @@ def test_removing_a_tree_never_follows_a_link_or_changes_a_permission_outside(
     assert (outside.stat().st_mode & 0o777, (outside / "keep").stat().st_mode & 0o777) == (
         0o755, 0o755)
     assert (outside / "file").read_text() == "kept"
+
+
+# --- what a second review's attacks found --------------------------------------------------
+
+FORGE_RESULT = """
+import json, os, sys
+
+def handler(event, context):
+    config = json.loads(open("/proc/self/cmdline", "rb").read().split(b"\\0")[-2])
+    forged = event["body"]["forged"]
+    os.write(config["result_fd"], forged.encode() + b"\\n")
+    os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("forged", [
+    {"result": {"statusCode": 200, "headers": {"X-Ok": "1\r\nSet-Cookie: session=evil"},
+                "body": "x", "isBase64Encoded": False}},
+    {"result": {"statusCode": 200, "headers": {"Bad Name: x": "y"}, "body": "x"}},
+    {"result": {"statusCode": 200, "headers": {}, "body": "y" * (7 << 20)}},
+    {"result": {"statusCode": 200, "headers": {}, "body": "!!", "isBase64Encoded": True}},
+])
+def test_a_result_forged_on_the_result_pipe_is_checked_like_any_other(tmp_path, forged):
+    result = run_python(write_code(tmp_path, FORGE_RESULT), {"body": {"forged": json.dumps(
+        forged)}}, limits=LIMITS)
+    assert not result.succeeded
+    assert result.failure_reason.startswith("malformed result from the runtime")
+
+
+def test_a_line_nested_too_deep_for_json_does_not_stop_the_result_reader(tmp_path):
+    result = run_python(write_code(tmp_path, """
+        import json, os
+
+        def handler(event, context):
+            config = json.loads(open("/proc/self/cmdline", "rb").read().split(b"\\0")[-2])
+            os.write(config["result_fd"], b"[" * 100_000 + b"\\n")
+            return "still here"
+    """), {}, limits=LIMITS)
+    assert result.succeeded and result.body == "still here", result.failure_reason
+
+
+def test_no_unix_sockets_or_keyrings_for_a_run(tmp_path):
+    """Through a Unix socket a run could hand another run its pipes (which a reader of the
+    platform keeps reading); a key in a keyring would wait for the next run of its uid."""
+    result = run_python(write_code(tmp_path, """
+        import ctypes, os, socket
+
+        def handler(event, context):
+            refused = []
+            try:
+                socket.socket(socket.AF_UNIX).bind("\\0taskfn-relay")
+            except PermissionError:
+                refused.append("unix socket")
+            libc = ctypes.CDLL(None, use_errno=True)
+            number = {"x86_64": 248, "aarch64": 217}[os.uname().machine]
+            if libc.syscall(number, b"user", b"k", b"secret", 6, -4) == -1:  # add_key
+                refused.append("add_key")
+            left, right = socket.socketpair()  # a pair of its own still works
+            left.send(b"ok")
+            return {"refused": refused, "pair": right.recv(2).decode()}
+    """), {}, limits=LIMITS)
+    assert result.succeeded, result.stderr
+    assert json.loads(result.body) == {"refused": ["unix socket", "add_key"], "pair": "ok"}
+
+
+def test_a_pipe_held_open_from_outside_neither_leaks_readers_nor_reads_other_runs(
+        tmp_path, drop_box):
+    """Something outside the run keeps the write end of its stdout: the run still ends, its
+    readers stop and close their own descriptors, and no later run's output goes astray."""
+    pid_file = drop_box / "pid"
+    holder = write_code(tmp_path, f"""
+        import os, time
+
+        def handler(event, context):
+            with open({str(pid_file)!r}, "w") as out:
+                out.write(str(os.getpid()))
+            time.sleep(1)
+            return "held"
+    """)
+    threads_before = threading.active_count()
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(run_python, holder, {}, limits=LIMITS)
+        deadline = time.monotonic() + 10
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        held = os.open(f"/proc/{pid_file.read_text()}/fd/1", os.O_WRONLY)  # the platform's
+        try:
+            assert running.result().body == "held"
+            speaker = write_code(tmp_path, "def handler(event, context):\n"
+                                           "    print('mine ' * 50)\n    return 'spoke'\n")
+            with ThreadPoolExecutor(4) as others:
+                runs = [others.submit(run_python, speaker, {}, limits=LIMITS)
+                        for _ in range(12)]
+                with pytest.raises(BrokenPipeError):  # nobody of the platform reads it now
+                    os.write(held, b"stolen?\n" * 100)
+                results = [future.result() for future in runs]
+        finally:
+            os.close(held)
+    assert all(r.stdout == "mine " * 50 + "\n" and r.body == "spoke" for r in results)
+    deadline = time.monotonic() + 5
+    while threading.active_count() > threads_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= threads_before
+
+
+@pytest.mark.skipif(cgroups.MemoryCgroup.create("taskfn-probe") is None,
+                    reason="no memory cgroup this process may make")
+def test_memory_no_process_maps_counts_against_the_run(tmp_path):
+    """memfd files (and tmpfs, SysV segments) are in no process's address space: the run's
+    cgroup bounds them with everything else."""
+    result = run_python(write_code(tmp_path, """
+        import os
+
+        def handler(event, context):
+            files = []
+            for _ in range(16):
+                fd = os.memfd_create("hoard")
+                os.write(fd, b"x" * (32 << 20))
+                files.append(fd)
+            return len(files)
+    """), {}, limits=Limits(timeout_s=30, memory_mb=128))
+    assert not result.succeeded
+    assert result.failure_reason.startswith("out of memory: the run's processes together")

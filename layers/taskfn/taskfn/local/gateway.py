@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -22,6 +23,7 @@ from taskfn.local.invoke import Invoker
 from taskfn.local.provision import ACCOUNT_ID, REGION
 from taskfn.local.template import AuthorizerSpec, HttpRoute, Template
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP token
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 DEFAULT_ROUTE = "$default"
 TEXT_TYPES = (
@@ -503,6 +505,8 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             for name, value in response.headers:
                 if name.lower() in ("content-length", "transfer-encoding", "connection"):
                     continue
+                if not _HEADER_NAME.fullmatch(name) or any(c in value for c in "\r\n\0"):
+                    continue  # never split a response, whatever a handler answered
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(response.body)))
             self.send_header("apigw-requestid", request_id)

@@ -30,17 +30,17 @@ import types
 
 _PR_SET_DUMPABLE = 4
 _PR_SET_NO_NEW_PRIVS = 38
-_SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}
-_KEYCTL_JOIN_SESSION_KEYRING, _KEYCTL_CLEAR = 1, 7
-_KEY_SPEC_USER_KEYRING, _KEY_SPEC_USER_SESSION_KEYRING = -4, -5
 _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
 # By machine: the audit arch, and the numbers of the calls the filter looks at.
 _CALLS = {
     "x86_64": {"arch": 0xC000003E, "setsid": 112, "setpgid": 109, "unshare": 272,
-               "setns": 308, "clone": 56, "clone3": 435},
+               "setns": 308, "clone": 56, "clone3": 435, "socket": 41, "add_key": 248,
+               "request_key": 249, "keyctl": 250},
     "aarch64": {"arch": 0xC00000B7, "setsid": 157, "setpgid": 154, "unshare": 97,
-                "setns": 268, "clone": 220, "clone3": 435},
+                "setns": 268, "clone": 220, "clone3": 435, "socket": 198, "add_key": 217,
+                "request_key": 218, "keyctl": 219},
 }
+_AF_UNIX = 1
 # CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME.
 _NEW_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 \
     | 0x20000000 | 0x40000000 | 0x00000080
@@ -377,8 +377,7 @@ def _confine(sandbox: dict) -> None:
     parent is root): an IPC namespace of its own (SysV and POSIX IPC objects die with the
     run, and no run sees another's); the directories of the imports are opened and reached
     through their descriptors, since the interpreter may live where that user cannot go (a
-    root-only home); then every id becomes the sandbox's, and the uid's keyrings start empty
-    (an earlier run of the uid may have left keys). Not dumpable: other sandboxes of a shared
+    root-only home); then every id becomes the sandbox's. Not dumpable: other sandboxes of a shared
     user can neither read this one's memory nor trace it.
     """
     libc = ctypes.CDLL(None, use_errno=True)
@@ -396,11 +395,6 @@ def _confine(sandbox: dict) -> None:
         os.setgroups([])
         os.setresgid(int(uid), int(uid), int(uid))
         os.setresuid(int(uid), int(uid), int(uid))
-        keyctl = _SYS_KEYCTL.get(os.uname().machine)
-        if keyctl is not None:  # best effort: where keyrings exist at all
-            libc.syscall(keyctl, _KEYCTL_JOIN_SESSION_KEYRING, None)
-            libc.syscall(keyctl, _KEYCTL_CLEAR, _KEY_SPEC_USER_KEYRING)
-            libc.syscall(keyctl, _KEYCTL_CLEAR, _KEY_SPEC_USER_SESSION_KEYRING)
     libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
@@ -418,8 +412,11 @@ def _filter_calls(libc: ctypes.CDLL) -> None:
     stays in its process group, which the parent kills at once (no fork outruns a group
     kill). No namespaces: unshare, setns and clone with a CLONE_NEW* flag are refused (a
     kernel's namespaces are a large surface, and a run has no use for them); clone3, whose
-    flags a filter cannot read, answers ENOSYS, and the C library falls back to clone. Calls of
-    another ABI (32-bit, x32) are refused, so none bypasses the filter."""
+    flags a filter cannot read, answers ENOSYS, and the C library falls back to clone. No
+    Unix-domain sockets of its own (socketpair still works): through them runs could hand
+    each other descriptors, or reach local daemons. No kernel keyrings: keys would outlive the
+    run for the next one of its uid. Calls of another ABI (32-bit, x32) are refused, so none
+    bypasses the filter."""
     machine = os.uname().machine
     if machine not in _CALLS:
         print(f"taskfn: no system call filter on {machine}", file=sys.stderr)
@@ -437,10 +434,16 @@ def _filter_calls(libc: ctypes.CDLL) -> None:
         ("", equal, "pretend", None, number["setpgid"]),
         ("", equal, "refuse", None, number["unshare"]),
         ("", equal, "refuse", None, number["setns"]),
+        ("", equal, "refuse", None, number["add_key"]),
+        ("", equal, "refuse", None, number["request_key"]),
+        ("", equal, "refuse", None, number["keyctl"]),
         ("", equal, "no such call", None, number["clone3"]),
+        ("", equal, "socket", None, number["socket"]),
         ("", equal, None, "allow", number["clone"]),
         ("", load, None, None, 16),  # the low half of seccomp_data.args[0]: clone's flags
-        ("", any_bit, "refuse", None, _NEW_NAMESPACES),
+        ("", any_bit, "refuse", "allow", _NEW_NAMESPACES),
+        ("socket", load, None, None, 16),  # socket's domain
+        ("", equal, "refuse", None, _AF_UNIX),
         ("allow", give, None, None, allow),
         ("pretend", give, None, None, errno_of),  # 0: success, and nothing changed
         ("refuse", give, None, None, errno_of | errno.EPERM),

@@ -16,7 +16,7 @@ How a run's processes are told from everything else depends on what the parent m
 
 separate users (the parent is root: the local stack, a cell run as root)
     each sandbox runs as a uid of its own, held (flock) for the sandbox's life, in an IPC
-    namespace of its own, with its uid's keyrings emptied first. The kernel counts the process
+    namespace and a memory cgroup (runtime.cgroups) of its own. The kernel counts the process
     limit per uid; the sweep kills every process of the uid at once (kill(-1) as that uid)
     and removes what it left in the shared temp dirs; a uid whose sweep failed is never given
     out again. Code is staged as hard links to root-owned, read-only files, in a directory
@@ -29,8 +29,8 @@ shared user (a parent that is not root: Lambda's process mode, a cell run as a n
     content hashes before every run (codecache.CodeCache(verify=True)). Runs that overlap in
     one parent share a user and are not isolated from each other.
 
-Not bounded: the memory of a run as a whole (each process has its own address-space limit;
-a cgroup per sandbox would bound the sum).
+A shared user's runs get no cgroup: the memory of such a run as a whole is not bounded (each
+process has its own address-space limit).
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from taskfn.runtime.cgroups import MemoryCgroup
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +125,7 @@ class RunUser:
     uid: int | None  # None: the parent's own user
     max_processes: int
     _lock_fd: int | None = field(default=None, repr=False)
+    cgroup: MemoryCgroup | None = None  # the run's memory as a whole, where one can be made
 
     @property
     def separate(self) -> bool:
@@ -131,6 +134,26 @@ class RunUser:
     def bootstrap_config(self) -> dict:
         """What the bootstrap applies to itself before anything else (see bootstrap._confine)."""
         return {"uid": self.uid, "max_processes": self.max_processes}
+
+    def enter(self, pid: int, memory_mb: int) -> None:
+        """Put the sandbox's leader (so the whole run) in the user's memory cgroup."""
+        if self.cgroup is None:
+            return
+        try:
+            self.cgroup.add(pid)
+            self.cgroup.limit(memory_mb)
+        except OSError as error:
+            logger.warning("taskfn sandbox: no memory cgroup for this run: %s", error)
+            self.cgroup.remove()
+            self.cgroup = None
+
+    def limit_memory(self, memory_mb: int) -> None:
+        """The job's memory, for the run as a whole (before the job is sent)."""
+        if self.cgroup is not None:
+            self.cgroup.limit(memory_mb)
+
+    def ran_out_of_memory(self) -> bool:
+        return self.cgroup is not None and self.cgroup.hit_its_limit()
 
     def own(self, workdir: str) -> None:
         """Give the run's private directory (cwd, HOME, TMPDIR; mode 0700) to the sandbox."""
@@ -197,6 +220,9 @@ class RunUser:
     def release(self) -> None:
         """The uid may serve another sandbox: call it only after a sweep that left nothing.
         (A uid whose sweep failed is never released: its flock stays held.)"""
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -226,7 +252,8 @@ def take_user() -> RunUser:
     """An identity for a new sandbox (a uid of its own when this process is root)."""
     if separate_users():
         uid, lock_fd = _take_uid()
-        return RunUser(uid, MAX_PROCESSES, lock_fd)
+        _remove_files_of(uid)  # what a run of the uid moved out of sight of its sweep
+        return RunUser(uid, MAX_PROCESSES, lock_fd, MemoryCgroup.create(f"sandbox-{uid}"))
     global _mark
     limit = _tasks_of(os.getuid()) + MAX_PROCESSES
     with _guard:

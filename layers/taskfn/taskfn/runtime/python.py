@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from taskfn.runtime import confinement
+from taskfn.runtime import bootstrap, confinement
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +127,7 @@ def run_job(box: Sandbox, code_dir: Path, payload: bytes, limits: Limits, timeou
     supervise it to its end; the sandbox is closed whatever happens."""
     try:
         code = box.stage(code_dir)
+        box.user.limit_memory(memory_mb)
         config = job_config(code, limits, timeout_s, memory_mb, started + timeout_s, task_id,
                             function_id)
         data = json.dumps(config).encode("utf-8") + b"\n" + payload
@@ -218,6 +219,7 @@ class Sandbox:
             user.release()
             raise
         confinement.spawned(process.pid)
+        user.enter(process.pid, DEFAULT_MEMORY_MB)
         return cls(process, read_fd, workdir, user)
 
     def stage(self, code_dir: Path) -> Path:
@@ -272,6 +274,13 @@ class Sandbox:
         except Exception:
             logger.exception("taskfn runtime: the sweep of child %s failed", self.process.pid)
         confinement.reaped(self.process.pid)
+
+    def take(self, stream) -> int:
+        """A descriptor of one of the child's pipes for a thread to own: the stream itself is
+        closed, so nothing else can close the number under that thread's feet."""
+        fd = os.dup(stream.fileno())
+        stream.close()
+        return fd
 
     def close(self) -> None:
         """stop(), then close the pipes and remove the temp dirs. The user may serve again
@@ -356,14 +365,18 @@ def _supervise(
     on_progress: Callable[[int], None] | None,
     cancel: threading.Event | None = None,
 ) -> Execution:
-    """Feed, drain, wait (bounded), stop the sandbox, and build the Execution."""
+    """Feed, drain, wait (bounded), stop the sandbox, and build the Execution.
+
+    Each pipe has a thread of its own, which owns its descriptor and closes it; the stop pipe
+    ends them all once the run is over, even if something outside it still holds a pipe."""
     process, read_fd = box.process, box.read_fd
-    out = _Capture(process.stdout, limits.max_output_bytes)
-    err = _Capture(process.stderr, limits.max_output_bytes)
-    results = _ResultReader(read_fd, limits.max_result_bytes, on_progress)
+    stop_read, stop_write = os.pipe()
+    out = _Capture(box.take(process.stdout), limits.max_output_bytes, stop_read)
+    err = _Capture(box.take(process.stderr), limits.max_output_bytes, stop_read)
+    results = _ResultReader(read_fd, limits.max_result_bytes, on_progress, stop_read)
     threads = [
-        threading.Thread(target=_feed, args=(process.stdin, payload), daemon=True,
-                         name="taskfn-stdin"),
+        threading.Thread(target=_feed, args=(box.take(process.stdin), payload, stop_read),
+                         daemon=True, name="taskfn-stdin"),
         threading.Thread(target=out.run, daemon=True, name="taskfn-stdout"),
         threading.Thread(target=err.run, daemon=True, name="taskfn-stderr"),
         # Progress callbacks run here and act for the caller: its context goes with them.
@@ -378,8 +391,14 @@ def _supervise(
     box.stop()
     ended = time.monotonic()
     if not _join(threads, _JOIN_S):
-        # Keep what we have; the daemon threads end when the holder does.
-        logger.warning("taskfn runtime: pipes of child %s still open", process.pid)
+        logger.warning("taskfn runtime: pipes of child %s still open; stopping their readers",
+                       process.pid)
+        os.write(stop_write, b"x")
+        if not _join(threads, _JOIN_S):  # never seen: they poll the stop pipe
+            logger.error("taskfn runtime: pipe threads of child %s did not stop", process.pid)
+    if not any(thread.is_alive() for thread in threads):
+        os.close(stop_write)
+        os.close(stop_read)
     common = {
         "stdout": out.text(),
         "stderr": err.text(),
@@ -406,35 +425,34 @@ def _supervise(
     if not exited:
         reason = f"timed out after {timeout_s:g} s"
         return failure(504, "TimeoutError", reason, reason=reason, timed_out=True, **common)
+    if process.returncode == -signal.SIGKILL and box.user.ran_out_of_memory():
+        reason = (f"out of memory: the run's processes together used more than its limit "
+                  f"({limits.memory_mb or DEFAULT_MEMORY_MB} MB)")
+        return failure(500, "MemoryError", reason, reason=reason, **common)
     reason = _exit_reason(process.returncode)
     return failure(500, "Runtime.ExitError", reason, reason=reason, **common)
 
 
 def _success(result: object, limits: Limits, common: dict) -> Execution:
-    """Build a successful Execution from the child's result, re-checking what it sent."""
+    """Build a successful Execution from the child's result. User code runs in the child and
+    can write to the result pipe itself, so the result is checked again here, with the
+    bootstrap's own rules (status, header names and values, base64, size)."""
     try:
-        if not isinstance(result, dict):
-            raise TypeError("result is not an object")
-        status = result["statusCode"]
-        body = result["body"]
-        headers = result.get("headers") or {}
-        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
-            raise ValueError(f"bad statusCode {status!r}")
-        if not isinstance(body, str) or not isinstance(headers, dict):
-            raise TypeError("bad body or headers")
-        headers = {str(k): str(v) for k, v in headers.items()}
-        if not any(k.lower() == "content-type" for k in headers):
-            headers["Content-Type"] = "application/octet-stream"
-    except (KeyError, TypeError, ValueError) as error:
+        if not isinstance(result, dict) or "statusCode" not in result:
+            raise TypeError("result is not a response")
+        if not isinstance(result.get("body"), str):
+            raise TypeError("body is not text")
+        shaped = bootstrap.shape_result(result, int(limits.max_result_bytes))
+    except (bootstrap.ResultError, TypeError, ValueError) as error:
         reason = f"malformed result from the runtime: {error}"
         return failure(500, "Runtime.InvalidResult", reason, reason=reason, **common)
     return Execution(
         succeeded=True,
         timed_out=False,
-        status_code=status,
-        headers=headers,
-        body=body,
-        is_base64=bool(result.get("isBase64Encoded")),
+        status_code=shaped["statusCode"],
+        headers=shaped["headers"],
+        body=shaped["body"],
+        is_base64=shaped["isBase64Encoded"],
         failure_reason="",
         **common,
     )
@@ -527,31 +545,62 @@ def kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def _feed(stream, payload: bytes) -> None:
-    """Write the event to the child's stdin; a child that died early is not our problem here."""
+def _chunks(fd: int, stop: int):
+    """What arrives on fd until end of file, or until `stop` is readable (the run is over and
+    someone outside it still holds the other end). The caller owns fd and closes it."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    poller.register(stop, select.POLLIN)
+    while True:
+        events = dict(poller.poll())
+        if fd in events:
+            chunk = os.read(fd, _CHUNK)
+            if not chunk:
+                return
+            yield chunk
+        elif stop in events:
+            return
+
+
+def _feed(fd: int, payload: bytes, stop: int) -> None:
+    """Write the event to the child's stdin, then close it (this thread owns fd). A child
+    that never reads it stops holding it up when the run is over."""
     try:
-        stream.write(payload)
-    except (BrokenPipeError, OSError, ValueError):
+        os.set_blocking(fd, False)
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        poller.register(stop, select.POLLIN)
+        view = memoryview(payload)
+        while view:
+            events = dict(poller.poll())
+            if stop in events:
+                return
+            if events.get(fd, 0) & (select.POLLERR | select.POLLHUP):
+                return  # the child died early: not our problem here
+            with contextlib.suppress(BlockingIOError):
+                view = view[os.write(fd, view):]
+    except OSError:
         pass
     finally:
-        with contextlib.suppress(OSError, ValueError):
-            stream.close()
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 class _Capture:
-    """Drain one output pipe to EOF, keeping the first `limit` bytes and counting the rest."""
+    """Drain one output pipe, keeping the first `limit` bytes and counting the rest; this
+    thread owns the descriptor and is the only one to close it."""
 
-    def __init__(self, stream, limit: int):
-        self._stream = stream
+    def __init__(self, fd: int, limit: int, stop: int):
+        self._fd = fd
+        self._stop = stop
         self._limit = max(0, int(limit))
         self._kept = bytearray()
         self._lock = threading.Lock()
         self.dropped = 0
 
     def run(self) -> None:
-        fd = self._stream.fileno()
         try:
-            while chunk := os.read(fd, _CHUNK):
+            for chunk in _chunks(self._fd, self._stop):
                 with self._lock:
                     room = self._limit - len(self._kept)
                     if room > 0:
@@ -561,7 +610,7 @@ class _Capture:
             pass
         finally:
             with contextlib.suppress(OSError):
-                self._stream.close()
+                os.close(self._fd)
 
     def text(self) -> str:
         with self._lock:
@@ -572,8 +621,9 @@ class _ResultReader:
     """Read JSON lines from the result pipe: progress updates, then the final message."""
 
     def __init__(self, fd: int, max_result_bytes: int,
-                 on_progress: Callable[[int], None] | None):
+                 on_progress: Callable[[int], None] | None, stop: int):
         self._fd = fd
+        self._stop = stop
         # A body of max_result_bytes can grow up to 6x when JSON-escaped; beyond that the line
         # is discarded rather than held in memory.
         self._max_line = 6 * int(max_result_bytes) + 64 * 1024
@@ -586,7 +636,7 @@ class _ResultReader:
         buffer = bytearray()
         skipping = False
         try:
-            while chunk := os.read(self._fd, _CHUNK):
+            for chunk in _chunks(self._fd, self._stop):
                 start = 0
                 while (newline := chunk.find(b"\n", start)) != -1:
                     piece = chunk[start:newline]
@@ -614,7 +664,7 @@ class _ResultReader:
             return
         try:
             message = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             return  # not ours: only the bootstrap (or a meddling user) writes here
         if not isinstance(message, dict):
             return
