@@ -27,6 +27,7 @@ class MemoryCgroup:
 
     def __init__(self, path: Path):
         self.path = path
+        self._kills = 0  # the kernel's count of memory kills when the job began
 
     @classmethod
     def create(cls, name: str) -> MemoryCgroup | None:
@@ -50,19 +51,25 @@ class MemoryCgroup:
         """The run's memory: the task's, plus what the runtime itself needs."""
         limit = (int(memory_mb) + OVERHEAD_MB) * 1024 * 1024
         (self.path / "memory.limit_in_bytes").write_text(str(limit))
+        self._kills = self._memory_kills()
 
     def hit_its_limit(self) -> bool:
-        """Whether the kernel had to kill a process of the run for memory."""
+        """Whether the kernel had to kill a process for memory since the limit was set (the
+        cgroup serves one sandbox after another)."""
+        return self._memory_kills() > self._kills
+
+    def _memory_kills(self) -> int:
         try:
             for line in (self.path / "memory.oom_control").read_text().splitlines():
                 if line.startswith("oom_kill "):
-                    return int(line.split()[1]) > 0
+                    return int(line.split()[1])
         except (OSError, ValueError):
             pass
-        return False
+        return 0
 
     def remove(self) -> None:
-        """Delete the cgroup (once its processes are gone)."""
+        """Delete the cgroup (once its processes are gone). Slow (the kernel takes its memory
+        accounting offline): a sandbox user's cgroup is kept for the uid's next sandbox."""
         with contextlib.suppress(OSError):
             self.path.rmdir()
 

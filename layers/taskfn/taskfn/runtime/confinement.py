@@ -41,7 +41,6 @@ import errno
 import fcntl
 import logging
 import os
-import random
 import shutil
 import signal
 import stat
@@ -181,20 +180,20 @@ class RunUser:
         return staged
 
     def sweep(self) -> bool:
-        """Kill everything the run left, setsid daemons included, reap what was ours, and
-        remove what a separate user left in the shared temp dirs; True when nothing is left.
+        """Kill everything the run left, reap what was ours, and remove what a separate user
+        left in the shared temp dirs; True when nothing is left.
 
-        A separate user's processes are killed all at once: a helper running as that uid
-        sends kill(-1, SIGKILL), which no fork can outrun, so even a process that changes pid
-        faster than /proc can be read is caught. After that no process of the uid can start
-        another, and the rounds below only wait for them to go. A shared user's processes are
-        found in /proc, round after round (a killed process's children are adopted by this
-        process before it becomes a zombie), until several rounds in a row find none."""
+        The parent has already killed the run's process group, which holds every process of
+        the run (the seccomp filter keeps them there), so this normally finds nothing. Where
+        it finds a separate user's process, a helper running as that uid sends kill(-1,
+        SIGKILL), which kills every process of the uid at once, so that even one that changes
+        pid faster than /proc can be read is caught; the rounds below then only wait for them
+        to go. A shared user's processes are found in /proc, round after round (a killed
+        process's children are adopted by this process before it becomes a zombie), until
+        several rounds in a row find none."""
         deadline = time.monotonic() + _SWEEP_S
         me = os.getpid()
         quiet = 0
-        if self.separate:
-            _kill_every_process_of(self.uid)
         while quiet < (1 if self.separate else _QUIET_ROUNDS):
             alive = 0
             for pid, parent, zombie in self._processes():
@@ -212,7 +211,8 @@ class RunUser:
                 return False
             if alive and self.separate:
                 _kill_every_process_of(self.uid)
-            time.sleep(0.001 if alive or self.separate else 0.005)
+            if alive or not self.separate:
+                time.sleep(0.001 if alive else 0.005)
         if self.separate:
             _remove_files_of(self.uid)
         return True
@@ -220,9 +220,7 @@ class RunUser:
     def release(self) -> None:
         """The uid may serve another sandbox: call it only after a sweep that left nothing.
         (A uid whose sweep failed is never released: its flock stays held.)"""
-        if self.cgroup is not None:
-            self.cgroup.remove()
-            self.cgroup = None
+        self.cgroup = None  # kept for the uid's next sandbox: making one anew costs ~20 ms
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -251,9 +249,15 @@ class RunUser:
 def take_user() -> RunUser:
     """An identity for a new sandbox (a uid of its own when this process is root)."""
     if separate_users():
-        uid, lock_fd = _take_uid()
-        _remove_files_of(uid)  # what a run of the uid moved out of sight of its sweep
-        return RunUser(uid, MAX_PROCESSES, lock_fd, MemoryCgroup.create(f"sandbox-{uid}"))
+        while True:
+            uid, lock_fd = _take_uid()
+            user = RunUser(uid, MAX_PROCESSES, lock_fd)
+            # Clean before use too: a platform process that died mid-run may have left the
+            # uid's processes running, and a run may have moved files out of its sweep's sight.
+            if user.sweep():
+                user.cgroup = MemoryCgroup.create(f"sandbox-{uid}")
+                return user
+            logger.error("taskfn sandbox: uid %s could not be cleaned; not using it", uid)
     global _mark
     limit = _tasks_of(os.getuid()) + MAX_PROCESSES
     with _guard:
@@ -267,9 +271,9 @@ def _take_uid() -> tuple[int, int]:
     info = _LOCK_DIR.lstat()
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
         raise OSError(errno.EPERM, f"{_LOCK_DIR} must be a directory of root's, mode 0700")
-    start = random.randrange(UID_COUNT)
+    # The lowest free uid: few uids (and so few cgroups) serve, however many runs there are.
     for offset in range(UID_COUNT):
-        uid = UID_BASE + (start + offset) % UID_COUNT
+        uid = UID_BASE + offset
         fd = os.open(_LOCK_DIR / str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
