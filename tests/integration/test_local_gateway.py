@@ -315,3 +315,37 @@ def test_requests_are_served_concurrently(gateway):
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda _: call(gateway, "GET", "/wait"), range(2)))
     assert [status for status, _, _ in results] == [200, 200]
+
+
+@pytest.mark.parametrize("method", ["PROPFIND", "TRACE", "BREW", "CONNECT"])
+def test_a_method_without_a_route_is_api_gateway_s_404_json(gateway, method):
+    status, headers, body = call(gateway, method, "/items/1", {"Authorization": "u"})
+    assert (status, json.loads(body)) == (404, {"message": "Not Found"})
+    assert headers["Content-Type"] == "application/json"
+
+
+def test_a_malformed_request_is_400_json(gateway):
+    import socket
+
+    with socket.create_connection((gateway.host, gateway.port), timeout=15) as raw:
+        raw.sendall(b"GET\x00 / HTTP/9\r\n\r\n")
+        answer = raw.makefile("rb").read()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") or head.startswith(b"HTTP/1.0 400"), head
+    assert json.loads(body) == {"message": "Bad Request"}
+
+
+def test_a_burst_of_clients_is_held_not_reset(gateway):
+    """Hundreds of connections at once wait in the listen backlog instead of being reset."""
+    import socket
+
+    sockets = [socket.create_connection((gateway.host, gateway.port), timeout=30)
+               for _ in range(300)]
+    try:
+        for raw in sockets:
+            raw.sendall(b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answers = [raw.makefile("rb").read() for raw in sockets]
+    finally:
+        for raw in sockets:
+            raw.close()
+    assert all(answer.startswith(b"HTTP/1.1 404") for answer in answers)

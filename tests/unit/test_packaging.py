@@ -327,6 +327,16 @@ def test_handler_missing(source):
     assert rejected(zip_from_source(source)) == "main.py does not define handler"
 
 
+@pytest.mark.parametrize(("source", "what"), [
+    ("handler = 5\n", "int 5"), ("handler = 'main'\n", "str 'main'"),
+    ("handler: int = None\n", "NoneType None"), ("handler = [f for f in ()]\n", "a list"),
+    ("def handler(event, context):\n    return 1\nhandler = {}\n", "a dict"),
+])
+def test_handler_bound_to_a_value_no_call_could_use_is_rejected(source, what):
+    reason = rejected(zip_from_source(source))
+    assert reason.startswith(f"main.py binds handler to {what};"), reason
+
+
 def test_async_handler_rejected_clearly():
     reason = rejected(zip_from_source("async def handler(event, context):\n    return 1\n"))
     assert "async" in reason

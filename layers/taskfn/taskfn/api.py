@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
+from taskfn import userjson
 from taskfn.errors import Forbidden, InvalidRequest, NotFound, TaskfnError, Unauthenticated
 from taskfn.models import Caller, Scope
 
@@ -90,10 +91,7 @@ def json_object(app: APIGatewayHttpResolver, *, limit: int) -> dict[str, Any]:
     data = raw_body(app)
     if len(data) > limit:
         raise PayloadTooLarge("request body too large", f"at most {limit} bytes")
-    try:
-        value = json.loads(data or b"null")
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidRequest("malformed JSON body", str(error)) from error
+    value = userjson.loads(data or b"null")
     if not isinstance(value, dict):
         raise InvalidRequest("the body must be a JSON object")
     return value

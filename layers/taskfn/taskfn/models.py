@@ -6,12 +6,13 @@ each API's own format.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from taskfn.lifecycle import State
 
@@ -126,6 +127,12 @@ class TaskSummary(Record):
         return self.first_completed_at > 0
 
 
+# Fields of user JSON, and the attributes that keep them as JSON text (taskfn.userjson): a
+# DynamoDB map cannot hold every JSON object, and a task that cannot be read back breaks
+# every reader of it.
+JSON_TEXT_FIELDS = {"input": "input_json", "task_definition": "definition_json"}
+
+
 class TaskRecord(Record):
     """One task, whichever API created it. BBS's fields plus the runtime's own."""
 
@@ -183,6 +190,17 @@ class TaskRecord(Record):
     stdout_dropped: int = 0
     stderr_dropped: int = 0
     duration_ms: float = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_json_text(cls, data: Any) -> Any:
+        """An item read back: its user JSON from the text it is kept as."""
+        if isinstance(data, dict) and any(name in data for name in JSON_TEXT_FIELDS.values()):
+            data = dict(data)
+            for field, attribute in JSON_TEXT_FIELDS.items():
+                if attribute in data:
+                    data[field] = json.loads(data.pop(attribute))
+        return data
 
     @property
     def finished(self) -> bool:

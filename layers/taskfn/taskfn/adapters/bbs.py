@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from taskfn import userjson
 from taskfn.adapters.bbs_view import task_view as task_view  # the Cell API's task view
 from taskfn.api import json_response, raw_body
 from taskfn.errors import (
@@ -39,8 +40,6 @@ SOURCE_MAX_BYTES = 64 * 1024
 # other calls a guid, a cell id, a reason or a result.
 DESIRE_MAX_BYTES = 128 * 1024
 REQUEST_MAX_BYTES = 64 * 1024
-# DynamoDB nests at most 32 levels; the record wraps the input in two more.
-MAX_NESTING = 24
 
 
 def error_response(error: TaskfnError) -> Response:
@@ -185,13 +184,9 @@ def parse[T: BaseModel](app: APIGatewayHttpResolver, model: type[T], *,
     data = raw_body(app)
     if len(data) > limit:
         raise PayloadTooLarge("request body too large", f"at most {limit} bytes")
-    try:
-        value = json.loads(data) if data.strip() else {}
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidRequest("malformed JSON body", str(error)) from error
+    value = userjson.loads(data) if data.strip() else {}
     if not isinstance(value, dict):
         raise InvalidRequest("the body must be a JSON object")
-    _check_shape(value)
     try:
         return model.model_validate(value)
     except ValidationError as error:
@@ -220,25 +215,6 @@ def _problems(error: ValidationError) -> str:
         where = ".".join(str(p) for p in problem["loc"]) or "body"
         parts.append(f"{where}: {problem['msg']}")
     return "; ".join(parts)
-
-
-def _check_shape(value: Any) -> None:
-    """What DynamoDB would refuse with a 500 instead of a bad request: nesting deeper than it
-    stores, and empty names in objects. Walked without recursion."""
-    stack = [(value, 0)]
-    while stack:
-        current, level = stack.pop()
-        if isinstance(current, dict):
-            if "" in current:
-                raise InvalidRequest("an object in the body has an empty name")
-            children = list(current.values())
-        elif isinstance(current, list):
-            children = current
-        else:
-            continue
-        if level + 1 > MAX_NESTING:
-            raise InvalidRequest(f"the body nests more than {MAX_NESTING} levels")
-        stack.extend((child, level + 1) for child in children)
 
 
 # --- views ------------------------------------------------------------------------------

@@ -3,12 +3,12 @@ domain records in GreenCloud's field names, and its error body {message, detail?
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from taskfn import userjson
 from taskfn.api import json_response
 from taskfn.errors import InvalidRequest, TaskfnError
 from taskfn.models import BuildRecord, FunctionRecord, TaskRecord, TaskSummary
@@ -82,10 +82,10 @@ def parse_task_body(data: bytes, content_type: str | None) -> Any:
     except UnicodeDecodeError as error:
         raise InvalidRequest("the body must be UTF-8 text or JSON") from error
     try:
-        return json.loads(text)
-    except ValueError as error:
+        return userjson.loads(text)
+    except userjson.MalformedJSON:
         if declared_json:
-            raise InvalidRequest("malformed JSON body", str(error)) from error
+            raise
         return text
 
 

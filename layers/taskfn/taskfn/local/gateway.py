@@ -296,6 +296,14 @@ class _Unauthorized(Exception):
         self.response = response
 
 
+class _Server(ThreadingHTTPServer):
+    """A thread per connection, and a listen backlog for bursts of clients (the standard
+    library's 5 resets connections under a few dozen concurrent ones)."""
+
+    daemon_threads = True
+    request_queue_size = 1024
+
+
 class Gateway:
     """The HTTP server: route, authorize (with a cache), invoke, answer."""
 
@@ -316,8 +324,7 @@ class Gateway:
         self.access_log = access_log
         self._cache: dict[tuple, tuple[float, bool, Any]] = {}
         self._cache_lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), _make_handler(self))
         self._thread: threading.Thread | None = None
 
     @property
@@ -519,6 +526,22 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: one access line per request is written by _serve."""
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+        def send_error(self, code: int, message_text: str | None = None,
+                       explain: str | None = None) -> None:
+            """The standard library's own refusals (a malformed request line, headers too
+            long) in API Gateway's JSON, not an HTML page."""
+            self.close_connection = True
+            if self.request_version in ("", "HTTP/0.9"):  # else no status line at all
+                self.request_version = "HTTP/1.0"
+            text = {400: "Bad Request", 414: "Request-URI Too Long",
+                    431: "Request Header Fields Too Large"}.get(code, message_text or "Error")
+            self._send(message(code, text), _request_id())
+
+        def __getattr__(self, name: str) -> Any:
+            # Every method goes to the router, as API Gateway routes any method: one without
+            # a route is its 404, never the standard library's 501 page.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
 
     return Handler

@@ -298,6 +298,9 @@ def analyze_main(source: bytes) -> tuple[bool, str]:
         return True, "main.py compiles; handler is assumed to come from a 'from ... import *'"
     if binding is None:
         return False, "main.py does not define handler"
+    if binding.startswith("value:"):
+        return False, (f"main.py binds handler to {binding.removeprefix('value:')}; it must be "
+                       "a function: def handler(event, context)")
     return True, "main.py compiles and defines handler"
 
 
@@ -363,10 +366,10 @@ def _handler_binding(body: list[ast.stmt]) -> str | None:
             kind = "async"
         elif isinstance(node, ast.Assign):
             if any(_binds_handler(target) for target in node.targets):
-                kind = "def"
+                kind = _assigned(node.value, node.targets)
         elif isinstance(node, ast.AnnAssign):
             if node.value is not None and _binds_handler(node.target):
-                kind = "def"
+                kind = _assigned(node.value, [node.target])
         elif isinstance(node, ast.ImportFrom):
             for alias in node.names:
                 if alias.name == "*":
@@ -386,6 +389,26 @@ def _handler_binding(body: list[ast.stmt]) -> str | None:
     if found is None and star:
         return "star"
     return found
+
+
+# Expressions whose value is never callable: `handler = 5` would fail every run.
+_NOT_CALLABLE = {
+    ast.Constant: "a constant", ast.List: "a list", ast.Tuple: "a tuple", ast.Dict: "a dict",
+    ast.Set: "a set", ast.JoinedStr: "a string", ast.ListComp: "a list",
+    ast.SetComp: "a set", ast.DictComp: "a dict", ast.GeneratorExp: "a generator",
+}
+
+
+def _assigned(value: ast.expr, targets: list[ast.expr]) -> str:
+    """"def", or "value:<what>" when the plain name handler gets a value that no call of it
+    could ever work on."""
+    plain = any(isinstance(target, ast.Name) for target in targets)
+    what = _NOT_CALLABLE.get(type(value))
+    if plain and what:
+        if isinstance(value, ast.Constant):
+            what = f"{type(value.value).__name__} {ast.unparse(value)[:40]}"
+        return f"value:{what}"
+    return "def"
 
 
 def _blocks(node: ast.stmt) -> list[list[ast.stmt]]:

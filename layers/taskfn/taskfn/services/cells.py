@@ -9,11 +9,10 @@ complete. Route scopes are checked by the handlers; visibility here.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskfn import ids, lifecycle, wiring
+from taskfn import ids, lifecycle, userjson, wiring
 from taskfn.errors import InvalidRequest, NotFound, ResourceExists
 from taskfn.models import Caller, FunctionRecord, Scope, TaskRecord, now_ns
 from taskfn.services.ownership import owned
@@ -111,7 +110,7 @@ class CellService:
 
     def _input(self, value: Any) -> dict[str, Any]:
         """The function's event body. Kept in the record, so bounded by the inline size."""
-        size = len(json.dumps(value, separators=(",", ":")).encode())
+        size = len(userjson.dumps(value).encode())
         if size > self.settings.inline_input_bytes:
             raise InvalidRequest(
                 f"task_definition.input is at most {self.settings.inline_input_bytes} bytes of"

@@ -110,7 +110,16 @@ class TaskEvents:
     def publish(self, records: list[Mapping[str, Any]], view: TaskView) -> int:
         """Keep and publish the events of one stream batch; returns how many. Raises when
         either fails, so the whole batch comes again."""
-        events = [event for record in records if (event := event_of(record, view))]
+        events = []
+        for record in records:
+            try:
+                event = event_of(record, view)
+            except Exception:  # one unreadable item must not stop every user's events
+                logger.exception("stream record %s skipped: its task cannot be read",
+                                 (record.get("dynamodb") or {}).get("SequenceNumber"))
+                continue
+            if event is not None:
+                events.append(event)
         if not events:
             return 0
         by_owner: dict[str, list[TaskEvent]] = {}

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from taskfn import lifecycle, wiring
 from taskfn.errors import InvalidStateTransition, NotFound, RunningOnDifferentCell
 from taskfn.models import BUILT_IN_CELL_PREFIX, TaskRecord, now_ns
@@ -162,7 +164,16 @@ class Executor:
         if not outcome.changed:
             logger.info("task %s already running on this cell", task_id)
             return None
-        return TaskRecord.model_validate(outcome.task)
+        try:
+            return TaskRecord.model_validate(outcome.task)
+        except ValidationError:
+            # Nothing can run it; fail it now rather than leave it Running for convergence.
+            logger.exception("task %s cannot be read: failed", task_id)
+            self.tasks.apply(task_id, lifecycle.complete(
+                self.cell_id, now_ns(), failed=True,
+                failure_reason="the task's record cannot be read",
+                extra=_error_response("TaskUnreadable", "the task's record cannot be read")))
+            return None
 
     def execute(self, task: TaskRecord, cancel: threading.Event | None = None) -> Execution:
         """Run the task's code: in its function's own Lambda, or in a sandbox of this

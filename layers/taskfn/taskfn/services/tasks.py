@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from taskfn import ids, wiring
+from taskfn import ids, userjson, wiring
 from taskfn.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
 from taskfn.models import Caller, TaskRecord, TaskSummary, now_ns
 from taskfn.services.ownership import owned
@@ -77,7 +77,7 @@ class TaskService:
         now = now_ns()
         task_id = ids.new_id()
         payload = {"body": body, "query": query}
-        encoded = json.dumps(payload, separators=(",", ":")).encode()
+        encoded = userjson.dumps(payload).encode()
         task = TaskRecord(
             task_guid=task_id,
             owner=caller.user,

@@ -4,11 +4,14 @@ lifecycle Transition; a failed condition is explained by the lifecycle, not here
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
-from taskfn import lifecycle
+from pydantic import BaseModel, ValidationError
+
+from taskfn import lifecycle, userjson
 from taskfn.lifecycle import Outcome, State, Transition
-from taskfn.models import TaskRecord, TaskSummary
+from taskfn.models import JSON_TEXT_FIELDS, TaskRecord, TaskSummary
 from taskfn.stores.table import Table, time_key
 
 logger = logging.getLogger(__name__)
@@ -19,6 +22,20 @@ CALLBACK_URL = "completion_callback_url"
 
 def domain_partition(domain: str) -> str:
     return f"DOMAIN#{domain}"
+
+
+def readable[T: BaseModel](model: type[T], items: Iterable[dict[str, Any]]) -> list[T]:
+    """The items that read back as `model`. One that does not (written by an older version,
+    or by hand) is reported and left out: a list, a convergence pass or a stream batch must
+    not stop for every user because of one item."""
+    records = []
+    for item in items:
+        try:
+            records.append(model.model_validate(item))
+        except ValidationError as error:
+            logger.error("unreadable item %s left out: %s", item.get("PK") or item.get("task_guid"),
+                         error.errors(include_url=False, include_input=False)[:3])
+    return records
 
 
 class TaskStore:
@@ -43,6 +60,11 @@ class TaskStore:
             "created_at": task.created_at,
             "updated_at": task.updated_at,
         }
+        for field, attribute in JSON_TEXT_FIELDS.items():
+            value = getattr(task, field)
+            values.pop(field, None)
+            if value is not None:
+                values[attribute] = userjson.dumps(value)
         if not task.finished:
             values["GSI3PK"], values["GSI3SK"] = OPEN, created
         if task.desired:
@@ -59,7 +81,7 @@ class TaskStore:
         self, owner: str, *, limit: int, cursor: str | None
     ) -> tuple[list[TaskSummary], str | None]:
         page = self.table.query("GSI1", f"OWNER#{owner}#TASK", limit=limit, cursor=cursor)
-        return [TaskSummary.model_validate(i) for i in page.items], page.cursor
+        return readable(TaskSummary, page.items), page.cursor
 
     def list_by_domain(
         self, domain: str, *, bound: int, cell_id: str | None = None, owner: str | None = None
@@ -75,7 +97,7 @@ class TaskStore:
         )
         if more:
             logger.warning("list of domain %s stopped at %d tasks", domain, bound)
-        return [TaskRecord.model_validate(item) for item in items]
+        return readable(TaskRecord, items)
 
     def open_tasks(
         self, *, bound: int, attributes: tuple[str, ...] = ()
@@ -88,7 +110,7 @@ class TaskStore:
         order = {key["PK"]: position for position, key in enumerate(keys)}
         items = self.table.get_many([(k["PK"], k["SK"]) for k in keys], attributes=attributes)
         items.sort(key=lambda item: order.get(f"TASK#{item.get('task_guid')}", 0))
-        return [TaskRecord.model_validate(item) for item in items], more
+        return readable(TaskRecord, items), more
 
     def apply(
         self, task_id: str, transition: Transition, *, has_callback: bool | None = None
