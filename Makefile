@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test lint unit template build bench clean
+.PHONY: run test lint unit template build bench openapi fuzz clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: install it or pass PYTHON=/path/to/python3.13"; exit 1; }
@@ -26,6 +26,15 @@ test: $(STAMP) lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# The contract: openapi.json (and the docs Lambda's copy) from the handlers' own resolvers.
+openapi: $(STAMP)
+	$(BIN)/python -m taskfn.openapi
+
+# The fuzzer alone, with more cases: `make fuzz FUZZ_CASES=50000`.
+FUZZ_CASES ?= 20000
+fuzz: $(STAMP)
+	FUZZ_CASES=$(FUZZ_CASES) $(BIN)/pytest tests/e2e/test_fuzz.py
 
 # The template checks: lint, then a real `sam build` (the taskfn layer from its requirements).
 template: $(STAMP)

@@ -32,8 +32,8 @@ from taskfn.lifecycle import State
 from taskfn.models import TaskRecord
 from taskfn.services.converger import READ_ATTRIBUTES, SECOND_NS, Step
 from taskfn.settings import Settings
-from taskfn.stores.table import time_key, to_item
-from taskfn.stores.tasks import OPEN, TaskStore
+from taskfn.stores.table import to_item
+from taskfn.stores.tasks import TaskStore, open_partitions
 
 TASKS, QUICK_TASKS = 10_000, 1_000
 READ_PHASE_TARGET = 1.2  # the store's reading (parsing into records) over the bare requests
@@ -158,12 +158,9 @@ def task_mix(
 
 
 def record_item(task: TaskRecord) -> dict[str, Any]:
-    """The item TaskStore writes for `task`: put_new's shape, plus the open index a finished
-    task with a callback keeps (its completing write leaves GSI3 in place until deletion)."""
-    item = TaskStore.item_for(task)
-    if task.finished and task.completion_callback_url:
-        item["GSI3PK"], item["GSI3SK"] = OPEN, time_key(task.created_at, task.task_guid)
-    return item
+    """The item TaskStore writes for `task` in its state: put_new's shape, with the open
+    index a finished task with a callback (or a Cell API task) keeps until deletion."""
+    return TaskStore.item_for(task)
 
 
 def put_items(client: Any, table: str, items: Sequence[dict[str, Any]]) -> int:
@@ -300,23 +297,25 @@ class ReadTally:
 
 
 def bare_reads(client: Any, table: str, attributes: Sequence[str]) -> dict[str, int]:
-    """The open tasks read as any pass must: every page of the open index's keys, then those
-    keys in hundreds, raw boto3 with the pass's projection; the counts of what it read."""
-    query: dict[str, Any] = {
-        "TableName": table,
-        "IndexName": "GSI3",
-        "KeyConditionExpression": "#pk = :pk",
-        "ExpressionAttributeNames": {"#pk": "GSI3PK"},
-        "ExpressionAttributeValues": {":pk": {"S": OPEN}},
-    }
+    """The open tasks read as any pass must: every page of every shard of the open index's
+    keys, then those keys in hundreds, raw boto3 with the pass's projection; the counts of
+    what it read."""
     keys, pages = [], 0
-    while True:
-        answer = client.query(**query)
-        pages += 1
-        keys.extend({"PK": i["PK"], "SK": i["SK"]} for i in answer.get("Items", []))
-        if "LastEvaluatedKey" not in answer:
-            break
-        query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+    for partition in open_partitions():
+        query: dict[str, Any] = {
+            "TableName": table,
+            "IndexName": "GSI3",
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": "GSI3PK"},
+            "ExpressionAttributeValues": {":pk": {"S": partition}},
+        }
+        while True:
+            answer = client.query(**query)
+            pages += 1
+            keys.extend({"PK": i["PK"], "SK": i["SK"]} for i in answer.get("Items", []))
+            if "LastEvaluatedKey" not in answer:
+                break
+            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
     names = {f"#p{i}": name for i, name in enumerate(attributes)}
     projection = {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
     read, batches = 0, 0
@@ -424,7 +423,7 @@ def measure(quick: bool = False) -> Section:
         # Warm both request shapes (botocore loads their models on first use), then the floor.
         client.query(
             TableName=table.name, IndexName="GSI3", KeyConditionExpression="GSI3PK = :p",
-            ExpressionAttributeValues={":p": {"S": OPEN}}, Limit=1,
+            ExpressionAttributeValues={":p": {"S": open_partitions()[0]}}, Limit=1,
         )
         client.batch_get_item(RequestItems={table.name: {"Keys": [
             {"PK": {"S": items[0]["PK"]}, "SK": {"S": "TASK"}}]}})

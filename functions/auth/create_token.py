@@ -1,7 +1,8 @@
 """POST /v1/tokens (admin): {user, scope} → 201 {id, token, user, scope}; shown only once."""
 
-from taskfn import api
+from taskfn import api, apidoc
 from taskfn.adapters import greencloud
+from taskfn.adapters import greencloud_doc as doc
 from taskfn.models import Scope
 from taskfn.services.tokens import TokenService
 
@@ -9,7 +10,11 @@ app = api.resolver(greencloud.error_response)
 tokens = TokenService.from_env()
 
 
-@app.post("/v1/tokens")
+@app.post("/v1/tokens", **apidoc.route(
+    doc.API, operation_id="createToken", summary="Issue a token (admin tokens only)",
+    body=apidoc.json_body(apidoc.ref("NewToken")),
+    answers={201: apidoc.Answer("the token, shown only this once", apidoc.ref("Token"))},
+    errors=(400, 413)))
 def create_token():
     api.caller(app, scopes=(Scope.ADMIN,))
     body = api.json_object(app, limit=4096)

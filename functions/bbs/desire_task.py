@@ -1,8 +1,9 @@
 """POST /v1/tasks/desire.r2 (BBS DesireTask): {task_guid, domain, task_definition} → {error}.
 Without placement_tags the built-in executor runs task_definition.function_id."""
 
-from taskfn import api, aws
+from taskfn import api, apidoc, aws
 from taskfn.adapters import bbs
+from taskfn.adapters import bbs_doc as doc
 from taskfn.services.cells import CellService
 
 app = api.resolver(bbs.error_response)
@@ -10,7 +11,11 @@ cells = CellService.from_env()
 aws.client("sqs")  # most desires send: build the client during init, not on a request
 
 
-@app.post("/v1/tasks/desire.r2")
+@app.post("/v1/tasks/desire.r2", **apidoc.route(
+    doc.API, operation_id="desireTask", summary="Desire a task",
+    description="Without placement_tags the built-in executor runs "
+                "task_definition.function_id; with them an external cell takes it.",
+    body=doc.body(bbs.DesireTaskRequest), answers=doc.DONE))
 def desire_task():
     caller = api.caller(app)
     cells.desire(caller, bbs.parse_desire(app))

@@ -1,15 +1,18 @@
 """POST /v1/tasks/fail (BBS FailTask, cells only, deprecated upstream): {task_guid,
 failure_reason} → {error}; Pending or Running → Completed and failed, from any cell."""
 
-from taskfn import api
+from taskfn import api, apidoc
 from taskfn.adapters import bbs
+from taskfn.adapters import bbs_doc as doc
 from taskfn.services.cells import CellService
 
 app = api.resolver(bbs.error_response)
 cells = CellService.from_env()
 
 
-@app.post("/v1/tasks/fail")
+@app.post("/v1/tasks/fail", **apidoc.route(
+    doc.API, operation_id="failTask", summary="Fail a Pending or Running task (cells)",
+    body=doc.body(bbs.FailTaskRequest), answers=doc.DONE))
 def fail_task():
     api.caller(app, scopes=api.CELL_SCOPES)
     request = bbs.parse(app, bbs.FailTaskRequest)

@@ -2,16 +2,21 @@
 events, from Last-Event-ID on. One answer per request: it returns as soon as events exist or
 after the wait, and the client reconnects with the last id it saw (EventSource does so)."""
 
-from taskfn import api
+from taskfn import api, apidoc
 from taskfn.adapters import bbs
+from taskfn.adapters import bbs_doc as doc
 from taskfn.services.events import TaskEvents
 
 app = api.resolver(bbs.error_response)
 events = TaskEvents.from_env()
 
 
-@app.get("/v1/events/tasks.r1")
-@app.post("/v1/events/tasks.r1")
+@app.get("/v1/events/tasks.r1", **apidoc.route(
+    doc.API, operation_id="followTaskEvents", summary="The caller's task events (EventSource)",
+    parameters=doc.EVENTS, answers=doc.STREAM))
+@app.post("/v1/events/tasks.r1", **apidoc.route(
+    doc.API, operation_id="readTaskEvents", summary="The caller's task events (BBS clients)",
+    parameters=doc.EVENTS, answers=doc.STREAM))
 def task_events():
     caller = api.caller(app)  # a user's (or admin's) own tasks' events
     request = bbs.events_request(app, default_wait_s=events.settings.events_wait_s)

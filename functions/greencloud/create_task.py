@@ -1,7 +1,8 @@
 """POST /v1/task/{functionId}: the JSON body and query parameters become a task → 201 {id}."""
 
-from taskfn import api, aws
+from taskfn import api, apidoc, aws
 from taskfn.adapters import greencloud
+from taskfn.adapters import greencloud_doc as doc
 from taskfn.services.tasks import TaskService
 
 app = api.resolver(greencloud.error_response)
@@ -9,13 +10,18 @@ tasks = TaskService.from_env()
 aws.client("sqs")  # every create sends: build the client during init, not on a request
 
 
-@app.post("/v1/task/<function_id>")
+@app.post("/v1/task/<function_id>", **apidoc.route(
+    doc.API, operation_id="createTask", summary="Run a function as a task",
+    description="The body (JSON, or text) and the query parameters become the function's "
+                "event.body and event.query.",
+    body={"required": False, "content": {"application/json": {"schema": {}},
+                                          "text/plain": {"schema": {"type": "string"}}}},
+    answers={201: doc.created("task")}, errors=(400, 404, 409, 413)))
 def create_task(function_id: str):
+    caller = api.caller(app)
     data = api.raw_body(app)
     body = greencloud.parse_task_body(data, app.current_event.headers.get("content-type"))
-    task = tasks.create(
-        api.caller(app), function_id, body=body, query=api.query(app), size=len(data)
-    )
+    task = tasks.create(caller, function_id, body=body, query=api.query(app), size=len(data))
     return api.json_response(201, {"id": task.task_guid})
 
 

@@ -1,14 +1,18 @@
 """DELETE /v1/function/{id}: 204; its finished tasks and their results stay readable."""
 
-from taskfn import api
+from taskfn import api, apidoc
 from taskfn.adapters import greencloud
+from taskfn.adapters import greencloud_doc as doc
 from taskfn.services.functions import FunctionService
 
 app = api.resolver(greencloud.error_response)
 functions = FunctionService.from_env()
 
 
-@app.delete("/v1/function/<function_id>")
+@app.delete("/v1/function/<function_id>", **apidoc.route(
+    doc.API, operation_id="deleteFunction", summary="Delete a function",
+    description="Its finished tasks and their results stay readable.",
+    answers={204: apidoc.Answer("deleted")}, errors=(400, 404)))
 def delete_function(function_id: str):
     functions.delete(api.caller(app), function_id)
     return api.empty(204)

@@ -1,14 +1,17 @@
 """GET /v1/function/{id}: one of the caller's functions."""
 
-from taskfn import api
+from taskfn import api, apidoc
 from taskfn.adapters import greencloud
+from taskfn.adapters import greencloud_doc as doc
 from taskfn.services.functions import FunctionService
 
 app = api.resolver(greencloud.error_response)
 functions = FunctionService.from_env()
 
 
-@app.get("/v1/function/<function_id>")
+@app.get("/v1/function/<function_id>", **apidoc.route(
+    doc.API, operation_id="getFunction", summary="One of the caller's functions",
+    answers={200: apidoc.Answer("the function", apidoc.ref("Function"))}, errors=(400, 404)))
 def get_function(function_id: str):
     record = functions.get(api.caller(app), function_id)
     return api.json_response(200, greencloud.function_view(record))

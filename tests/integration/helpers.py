@@ -8,14 +8,25 @@ from pathlib import Path
 
 import boto3
 
+from taskfn import wiring
 from taskfn.local.pollers import StreamShards, passes
 from taskfn.local.template import load_template
 from taskfn.models import Caller, Scope
 from taskfn.settings import get_settings
+from taskfn.stores.tasks import open_partitions
 
 TEMPLATE = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
 ALICE = Caller(user="alice", scope=Scope.USER)
 BOB = Caller(user="bob", scope=Scope.USER)
+
+
+def open_keys() -> list[str]:
+    """The keys (PK) on the open index, every shard of it, sorted."""
+    found = []
+    for partition in open_partitions():
+        items, _ = wiring.table().query_all("GSI3", partition, bound=10_000)
+        found += [item["PK"] for item in items]
+    return sorted(found)
 
 
 def make_zip(files: dict[str, str | bytes]) -> bytes:

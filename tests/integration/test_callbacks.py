@@ -1,15 +1,24 @@
 """Completion callbacks against moto: queued from the table's stream (through the enqueue
 mapping's filter) after every completing write, whoever made it, delivered by
 CallbackDelivery (statuses, retries, SSRF guard, a real 127.0.0.1 server), and convergence
-steps 4-6. Clocks and the HTTP poster are injected: nothing waits on a real timeout."""
+steps 4-6. Clocks and the HTTP poster are injected: nothing waits on a real timeout but the
+POST's own deadline, against a server that trickles its answer."""
 
 from __future__ import annotations
 
+import datetime
 import json
+import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from taskfn import aws, lifecycle, wiring
 from taskfn.models import Caller, Scope, TaskRecord, now_ns
@@ -18,7 +27,7 @@ from taskfn.services.cells import CellService
 from taskfn.services.converger import SECOND_NS, Converger, step_for
 from taskfn.settings import get_settings
 from taskfn.stores.queue import decode
-from tests.integration.helpers import StreamReader
+from tests.integration.helpers import StreamReader, open_keys
 
 S = SECOND_NS
 T0 = now_ns()
@@ -70,11 +79,6 @@ def callbacks_queued() -> list[str]:
             found.append(decode(message["Body"]))
             aws.client("sqs").delete_message(QueueUrl=get_settings().callback_queue_url,
                                               ReceiptHandle=message["ReceiptHandle"])
-
-
-def open_keys() -> list[str]:
-    items, _ = wiring.table().query_all("GSI3", "OPEN", bound=100)
-    return sorted(item["PK"] for item in items)
 
 
 class Poster:
@@ -266,6 +270,120 @@ def test_the_post_goes_to_the_checked_address_with_the_url_s_host_name(backend):
         server.shutdown()
         server.server_close()
     assert _Recorder.hosts == [(f"callbacks.invalid:{port}", "/cb?x=1")]
+
+
+class _Trickler(BaseHTTPRequestHandler):
+    """Reads the POST, then answers one byte every `pace` seconds: each byte comes well
+    within a socket timeout, the whole answer long after the POST's deadline. Records how
+    many bytes of the answer each connection got out before the client hung up."""
+
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+    pace = 0.1
+    sent: list[int] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        count = 0
+        for byte in self.answer:
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except OSError:  # the client is gone
+                break
+            count += 1
+            time.sleep(self.pace)
+        type(self).sent.append(count)
+        self.close_connection = True
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def _self_signed(directory: Path, host: str) -> tuple[Path, Path]:
+    """A certificate for `host` that signs itself, and its key (PEM files)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=True, key_cert_sign=True, content_commitment=False,
+            key_encipherment=False, data_encipherment=False, key_agreement=False,
+            crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                       critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()),
+                       critical=False)
+        .sign(key, hashes.SHA256()))
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+class _JoiningServer(ThreadingHTTPServer):
+    daemon_threads = False  # server_close() waits for every connection's handler
+
+
+def _serve(handler, scheme: str, tmp_path: Path, monkeypatch) -> ThreadingHTTPServer:
+    """A server on 127.0.0.1; for https, with a certificate for callbacks.test that this
+    test's TLS clients trust (SSL_CERT_FILE)."""
+    server = _JoiningServer(("127.0.0.1", 0), handler)
+    if scheme == "https":
+        cert_file, key_file = _self_signed(tmp_path, "callbacks.test")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert_file, key_file)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _stop(server: ThreadingHTTPServer) -> None:
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_server_that_trickles_its_answer_is_given_up_on_at_the_deadline(
+        backend, tmp_path, monkeypatch, scheme):
+    """The timeout is each POST's whole budget, not a limit on each read: a server sending a
+    byte at a time cannot hold the callback until the Lambda times out."""
+    _Trickler.sent = []
+    server = _serve(_Trickler, scheme, tmp_path, monkeypatch)
+    try:
+        completed("t", url=f"{scheme}://callbacks.test:{server.server_address[1]}/cb")
+        settings = get_settings().model_copy(update={"allow_private_callbacks": True,
+                                                     "callback_timeout_s": 1})
+        pinned = CallbackDelivery(wiring.tasks(), settings, resolver=lambda host: ["127.0.0.1"])
+        assert pinned.deliver("t") == "gave_up"
+    finally:
+        _stop(server)
+    assert wiring.tasks().get("t").state == "Resolving"
+    assert len(_Trickler.sent) == 3  # every attempt timed out
+    assert all(count < len(_Trickler.answer) for count in _Trickler.sent), _Trickler.sent
+
+
+def test_an_https_callback_is_delivered_to_the_checked_address(backend, tmp_path, monkeypatch):
+    _Recorder.statuses, _Recorder.bodies, _Recorder.hosts = [200], [], []
+    server = _serve(_Recorder, "https", tmp_path, monkeypatch)
+    try:
+        port = server.server_address[1]
+        completed("t", url=f"https://callbacks.test:{port}/cb")
+        settings = get_settings().model_copy(update={"allow_private_callbacks": True})
+        pinned = CallbackDelivery(wiring.tasks(), settings, resolver=lambda host: ["127.0.0.1"])
+        assert pinned.deliver("t") == "delivered"
+    finally:
+        _stop(server)
+    assert _Recorder.hosts == [(f"callbacks.test:{port}", "/cb")]
+    assert [body["task_guid"] for body in _Recorder.bodies] == ["t"]
 
 
 # --- convergence steps 4-6 --------------------------------------------------------------

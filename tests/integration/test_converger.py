@@ -4,6 +4,7 @@ injected: nothing sleeps through a real timeout."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from taskfn.services.functions import FunctionService, NewFunction
 from taskfn.settings import get_settings
 from taskfn.stores.queue import decode
 
-from .helpers import ALICE
+from .helpers import ALICE, open_keys
 
 S = SECOND_NS
 T0 = now_ns()
@@ -44,11 +45,6 @@ def queued() -> list[str]:
 
 def state(guid: str) -> TaskRecord:
     return wiring.tasks().get(guid)
-
-
-def open_keys() -> list[str]:
-    items, _ = wiring.table().query_all("GSI3", "OPEN", bound=100)
-    return sorted(item["PK"] for item in items)
 
 
 def test_old_pending_tasks_expire_and_leave_the_open_index(backend):
@@ -182,8 +178,9 @@ class NoCode:
     def __init__(self, path: Path):
         self.path = path
 
-    def get(self, build_id, fetch):
-        return self.path
+    @contextlib.contextmanager
+    def use(self, build_id, fetch):
+        yield self.path
 
 
 def test_the_executor_heartbeats_a_long_task(backend, tmp_path: Path):

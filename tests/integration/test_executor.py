@@ -15,9 +15,11 @@ import pytest
 from taskfn import lifecycle, wiring
 from taskfn.models import TaskRecord, now_ns
 from taskfn.runtime.codecache import CodeCache
+from taskfn.runtime.packaging import zip_from_source
 from taskfn.runtime.pool import SandboxPool
 from taskfn.runtime.python import run_python
 from taskfn.services.builds import BuildService
+from taskfn.services.converger import Converger
 from taskfn.services.executor import Executor, NotEnoughTime
 from taskfn.services.functions import FunctionService, NewFunction
 from taskfn.services.tasks import TaskService
@@ -121,6 +123,67 @@ def test_a_task_failed_elsewhere_while_running_keeps_that_outcome(backend, tmp_p
     task = wiring.tasks().get(task_id)
     assert task.failure_reason == "cell disappeared" and task.response_status == 0
     assert TaskService.from_env().result(ALICE, task_id).status == 500
+
+
+def test_the_code_a_run_is_using_stays_while_other_builds_fill_the_cache(backend, tmp_path):
+    """The bound evicts least recently used builds, never the one a sandbox runs from."""
+    task_id = new_task(function_with("def handler(event, context):\n    return 'kept'\n"))
+    filler = zip_from_source("def handler(event, context):\n    return 0\n# " + "x" * 100_000)
+    cache = CodeCache(tmp_path / "code", max_bytes=150_000)  # the task's code and one filler
+
+    def runner(code_dir, event, **kwargs):
+        for n in range(3):  # other tasks' builds, arriving while this one runs
+            cache.get(f"other-{n}", lambda: filler)
+        return run_python(code_dir, event, limits=kwargs["limits"])
+
+    cell = Executor(wiring.tasks(), wiring.functions(), wiring.blobs(), cache, "cell-a",
+                    get_settings(), runner)
+    assert cell.run(task_id) == "succeeded"
+    assert TaskService.from_env().result(ALICE, task_id).body == b"kept"
+    assert len([p for p in (tmp_path / "code").iterdir() if not p.name.startswith(".")]) == 2
+
+
+LOUD = """\
+def handler(event, context):
+    who = event["body"]["who"]
+    print(who * 2000)
+    return who + "x" * 40000
+"""
+
+
+def test_an_attempt_that_lost_its_task_does_not_overwrite_the_winner_s_outputs(
+        backend, tmp_path):
+    """Convergence takes a task from a silent cell and a retry completes it elsewhere; the
+    old attempt, unaware, then keeps its (large) outputs before its completion is refused."""
+    task_id = new_task(function_with(LOUD), {"who": "winner"})
+    table = wiring.table()
+    table.update(f"TASK#{task_id}", "TASK", set_values={"retries": 1},
+                 condition="attribute_exists(PK)")
+    winner = executor(tmp_path, "cell-b")
+
+    def losing_runner(code_dir, event, *, limits, **_):
+        silent_for = (get_settings().cell_timeout_s + 1) * lifecycle.SECOND_NS
+        report = Converger(wiring.tasks(), wiring.task_queue(), get_settings(),
+                           now=lambda: now_ns() + silent_for).run()
+        assert report.retried == 1
+        table.update(f"TASK#{task_id}", "TASK", set_values={"retry_at": 1},
+                     condition="attribute_exists(PK)")  # its back-off is over
+        assert winner.run(task_id) == "succeeded"
+        return run_python(code_dir, {**event, "body": {"who": "loser"}}, limits=limits)
+
+    assert executor(tmp_path, "cell-a", losing_runner).run(task_id) == "superseded"
+    task = wiring.tasks().get(task_id)
+    assert task.response_key and task.stdout_key
+    blobs = wiring.blobs()
+    assert blobs.get(task.response_key).decode().startswith("winner")
+    assert blobs.get(task.stdout_key).decode().startswith("winner")
+    result = TaskService.from_env().result(ALICE, task_id)
+    assert result.body.decode() == "winner" + "x" * 40000
+    assert TaskService.from_env().logs(ALICE, task_id).stdout == "winner" * 2000 + "\n"
+    # The loser's outputs were kept too, under keys of its own.
+    listed = blobs.client.list_objects_v2(Bucket=blobs.bucket, Prefix=f"tasks/{task_id}/")
+    keys = {item["Key"] for item in listed["Contents"]} - {task.input_key}
+    assert len(keys) == 4 and {task.response_key, task.stdout_key} < keys
 
 
 def test_a_failing_task_with_retries_runs_again_after_its_back_off_keeping_every_attempt(

@@ -21,10 +21,26 @@ def stack() -> Iterator[LocalStack]:
         yield up
 
 
+MARKER = {"PK": {"S": "TASK#iam-marker"}, "SK": {"S": "TASK"}}  # a task item's keys
+
+
 def put_marker(stack: LocalStack) -> None:
-    aws.client("dynamodb").put_item(
-        TableName=stack.provisioned.refs["Table"],
-        Item={"PK": {"S": "MARKER#iam"}, "SK": {"S": "MARKER"}})
+    aws.client("dynamodb").put_item(TableName=stack.provisioned.refs["Table"], Item=MARKER)
+
+
+def query(stack: LocalStack, index: str, partition: str) -> None:
+    aws.client("dynamodb").query(
+        TableName=stack.provisioned.refs["Table"], IndexName=index,
+        KeyConditionExpression="#pk = :pk", ExpressionAttributeNames={"#pk": f"{index}PK"},
+        ExpressionAttributeValues={":pk": {"S": partition}})
+
+
+def get_object(stack: LocalStack, key: str) -> None:
+    try:
+        aws.client("s3").get_object(Bucket=stack.provisioned.refs["Bucket"], Key=key)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "NoSuchKey":  # allowed, and not there
+            raise
 
 
 def denied(call) -> bool:
@@ -36,19 +52,29 @@ def denied(call) -> bool:
 
 
 def test_a_function_may_do_what_its_policies_allow(stack):
-    with acting_as("CreateTaskFunction"):  # DynamoDBCrudPolicy on the table
+    with acting_as("CreateTaskFunction"):  # PutItem of task items
         put_marker(stack)
         aws.client("sqs").send_message(QueueUrl=stack.provisioned.refs["TaskQueue"],
                                        MessageBody="{}")
 
 
 def test_a_function_may_not_do_what_its_policies_do_not_allow(stack):
-    with acting_as("GetTaskFunction"):  # DynamoDBReadPolicy: no writes, no queue
+    with acting_as("GetTaskFunction"):  # GetItem of task items: no writes, no queue
         assert denied(lambda: put_marker(stack))
         assert denied(lambda: aws.client("sqs").send_message(
             QueueUrl=stack.provisioned.refs["TaskQueue"], MessageBody="{}"))
-        aws.client("dynamodb").get_item(TableName=stack.provisioned.refs["Table"],
-                                        Key={"PK": {"S": "MARKER#iam"}, "SK": {"S": "MARKER"}})
+        aws.client("dynamodb").get_item(TableName=stack.provisioned.refs["Table"], Key=MARKER)
+        assert denied(lambda: query(stack, "GSI1", "OWNER#alice#TASK"))
+    with acting_as("AuthorizerFunction"):  # token items by key only: no Query, no Scan
+        assert denied(lambda: aws.client("dynamodb").scan(
+            TableName=stack.provisioned.refs["Table"]))
+        assert denied(lambda: query(stack, "GSI1", "OWNER#alice#TASK"))
+    with acting_as("ListTasksFunction"):  # GSI1 only, not the other indexes
+        query(stack, "GSI1", "OWNER#alice#TASK")
+        assert denied(lambda: query(stack, "GSI4", "DOMAIN#d"))
+    with acting_as("GetTaskResultFunction"):  # objects under tasks/ only
+        get_object(stack, "tasks/none/result")
+        assert denied(lambda: get_object(stack, "code/none.zip"))
     with acting_as("GetBuildFunction"):  # no S3 rights at all
         assert denied(lambda: aws.client("s3").get_object(
             Bucket=stack.provisioned.refs["Bucket"], Key="code/none.zip"))

@@ -100,6 +100,7 @@ def test_provision_creates_the_template_resources(aws):
         "POWERTOOLS_LOG_LEVEL": "INFO",
         # moto runs no Lambdas: locally, user code runs in the executor's sandboxes.
         "ISOLATION": "process",
+        "TASK_RETENTION_DAYS": "30",  # the template's TaskRetentionDays, for records' TTL
         "FUNCTION_NAME_PREFIX": "tfn-local-",
         "FUNCTION_ROLE_ARN": "",
         "FUNCTION_LAYER_ARNS": provisioned.refs["TaskfnLayer"],

@@ -7,6 +7,7 @@ import pytest
 from taskfn import lifecycle, wiring
 from taskfn.errors import InvalidRequest, InvalidStateTransition, NotFound, RunningOnDifferentCell
 from taskfn.models import TaskRecord
+from taskfn.stores.tasks import open_partition
 
 
 def new_task(store, task_id="6560f1a0000000000000aa01", owner="alice", created=1):
@@ -25,10 +26,11 @@ def test_create_twice_is_refused(backend):
 def test_start_is_conditional_and_a_repeat_on_the_same_cell_does_nothing(backend):
     store = wiring.tasks()
     task = new_task(store)
-    assert store.table.get(f"TASK#{task.task_guid}", "TASK")["GSI3PK"] == "OPEN"
+    shard = open_partition(task.task_guid)
+    assert store.table.get(f"TASK#{task.task_guid}", "TASK")["GSI3PK"] == shard
     first = store.apply(task.task_guid, lifecycle.start("cell-a", 10))
     assert first.changed and first.task["state"] == "Running"
-    assert first.task["GSI3PK"] == "OPEN"
+    assert first.task["GSI3PK"] == shard
     again = store.apply(task.task_guid, lifecycle.start("cell-a", 11))
     assert again.changed is False
     assert store.get(task.task_guid).started_at == 10

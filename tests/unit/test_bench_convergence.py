@@ -22,7 +22,7 @@ from bench.convergence import (
 from taskfn.services.converger import SECOND_NS, Step, step_for
 from taskfn.settings import Settings
 from taskfn.stores.table import to_item
-from taskfn.stores.tasks import OPEN
+from taskfn.stores.tasks import OPEN_SHARDS, open_partition, open_partitions
 
 NOW = 1_800_000_000 * SECOND_NS
 
@@ -89,19 +89,24 @@ def test_kinds_are_interleaved_not_in_blocks():
 
 def test_every_task_is_written_on_the_open_index_with_a_unique_key():
     items = [record_item(task) for _, task in task_mix(500, NOW, Settings())]
-    assert all(item["GSI3PK"] == OPEN for item in items)
+    assert all(item["GSI3PK"] == open_partition(item["task_guid"]) for item in items)
+    # spread over every shard, each of which the pass (and the floor) reads
+    assert {item["GSI3PK"] for item in items} == set(open_partitions()[1:])
+    assert len(open_partitions()) == OPEN_SHARDS + 1
     assert len({item["PK"] for item in items}) == len(items)
     # GSI3SK orders by age, as the open index does
     assert all(item["GSI3SK"].startswith(f"{item['created_at']:020d}#") for item in items)
 
 
-def test_finished_tasks_keep_the_open_index_only_with_a_callback():
+def test_finished_tasks_keep_the_open_index_only_with_a_callback_or_through_the_cell_api():
     mix = task_mix(1000, NOW, Settings())
     finished = [(kind, task) for kind, task in mix if task.finished]
     assert finished, "the mix has finished tasks with callbacks"
     assert all(task.completion_callback_url for _, task in finished)
-    bare = finished[0][1].model_copy(update={"completion_callback_url": ""})
-    assert "GSI3PK" not in record_item(bare)
+    cell_api = finished[0][1].model_copy(update={"completion_callback_url": ""})
+    assert "GSI3PK" in record_item(cell_api)  # deleted by convergence after the expiry
+    greencloud = cell_api.model_copy(update={"task_definition": None})
+    assert "GSI3PK" not in record_item(greencloud)
 
 
 def test_cell_api_tasks_are_listed_by_their_domain():

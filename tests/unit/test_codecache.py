@@ -1,8 +1,12 @@
-"""CodeCache: each key is fetched and extracted once, atomically, under concurrency."""
+"""CodeCache: each key is fetched and extracted once, atomically, under concurrency; the
+cache stays within its bound by evicting the least recently used entries no run holds."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -14,6 +18,12 @@ from taskfn.runtime.codecache import CodeCache, dir_name
 from taskfn.runtime.packaging import CodeError, zip_from_source
 
 SOURCE = "def handler(event, context):\n    return 'v1'\n"
+
+
+def contents(root: Path) -> list[str]:
+    """Everything the cache keeps: entries, temp dirs and (under .locks) lock files."""
+    top = [p.name for p in root.iterdir() if p.name != ".locks"]
+    return sorted(top + [f".locks/{p.name}" for p in (root / ".locks").iterdir()])
 
 
 def counting_fetch(data: bytes, delay: float = 0.0):
@@ -62,7 +72,8 @@ def test_concurrent_callers_extract_once(tmp_path):
     assert len(calls) == 1
     assert len(results) == 12 and len(set(results)) == 1
     assert (results[0] / "main.py").read_text() == SOURCE
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == [results[0].name]
+    name = results[0].name
+    assert contents(tmp_path / "cache") == [f".locks/{name}", name]
 
 
 def test_different_keys_do_not_block_each_other(tmp_path):
@@ -108,7 +119,7 @@ def test_fetch_failure_caches_nothing(tmp_path):
 
     with pytest.raises(OSError, match="s3 is down"):
         cache.get("build-1", broken)
-    assert list((tmp_path / "cache").iterdir()) == []
+    assert contents(tmp_path / "cache") == []
     path = cache.get("build-1", lambda: zip_from_source(SOURCE))
     assert (path / "main.py").exists()
 
@@ -119,7 +130,7 @@ def test_bad_code_raises_and_leaves_nothing(tmp_path):
         cache.get("build-1", lambda: b"not a zip")
     with pytest.raises(CodeError, match="does not define handler"):
         cache.get("build-1", lambda: zip_from_source("x = 1\n"))
-    assert list((tmp_path / "cache").iterdir()) == []
+    assert contents(tmp_path / "cache") == []
 
 
 def test_crash_mid_extract_is_never_reused(tmp_path, monkeypatch):
@@ -135,7 +146,7 @@ def test_crash_mid_extract_is_never_reused(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         cache.get("build-1", lambda: zip_from_source(SOURCE))
     monkeypatch.undo()
-    assert list((tmp_path / "cache").iterdir()) == []
+    assert contents(tmp_path / "cache") == []
     path = cache.get("build-1", lambda: zip_from_source(SOURCE))
     assert (path / "main.py").read_text() == SOURCE
 
@@ -153,3 +164,116 @@ def test_stale_temp_dirs_are_swept_fresh_ones_kept(tmp_path):
     assert not stale.exists() and fresh.exists()
     path = cache.get("build-1", lambda: zip_from_source(SOURCE))
     assert (path / "main.py").read_text() == SOURCE
+
+
+# --- the bound: least recently used entries no run holds are evicted --------------------
+
+
+def source_of(key: str) -> str:
+    """A build of about 100 KB, different for each key."""
+    return f"def handler(event, context):\n    return {key!r}\n# {'x' * 100_000}\n"
+
+
+class Builds:
+    """Fetches for any key, counting each key's fetches."""
+
+    def __init__(self):
+        self.fetched: dict[str, int] = {}
+
+    def fetch(self, key: str):
+        def fetch() -> bytes:
+            self.fetched[key] = self.fetched.get(key, 0) + 1
+            return zip_from_source(source_of(key))
+        return fetch
+
+
+def room_for(builds: int, tmp_path: Path) -> int:
+    """A bound that holds `builds` entries like source_of's, and not one more."""
+    probe = CodeCache(tmp_path / "probe")
+    size = codecache._disk_bytes(probe.get("probe", Builds().fetch("probe")))
+    return int((builds + 0.5) * size)
+
+
+@pytest.mark.parametrize("verify", [False, True])
+def test_filling_past_the_bound_evicts_the_least_recently_used_entry(tmp_path, verify):
+    cache = CodeCache(tmp_path / "cache", verify=verify, max_bytes=room_for(2, tmp_path))
+    builds = Builds()
+    a = cache.get("a", builds.fetch("a"))
+    b = cache.get("b", builds.fetch("b"))
+    assert cache.get("a", builds.fetch("a")) == a  # a is now used more recently than b
+    c = cache.get("c", builds.fetch("c"))
+    assert not b.exists() and a.is_dir() and c.is_dir()
+    assert builds.fetched == {"a": 1, "b": 1, "c": 1}
+    assert contents(tmp_path / "cache") == sorted(
+        [a.name, c.name, f".locks/{a.name}", f".locks/{c.name}"])
+
+    again = cache.get("b", builds.fetch("b"))  # extracted again, whole; a is now the oldest
+    assert again == b and builds.fetched["b"] == 2
+    assert (again / "main.py").read_text() == source_of("b")
+    assert sorted(os.listdir(again)) == ["main.py"]
+    assert not a.exists() and c.is_dir()
+
+
+def test_an_entry_in_use_is_not_evicted(tmp_path):
+    cache = CodeCache(tmp_path / "cache", max_bytes=room_for(2, tmp_path))
+    builds = Builds()
+    with cache.use("a", builds.fetch("a")) as a:  # the oldest, but a run is using it
+        b = cache.get("b", builds.fetch("b"))
+        c = cache.get("c", builds.fetch("c"))
+        assert (a / "main.py").read_text() == source_of("a")
+        assert not b.exists() and c.is_dir()
+        d = cache.get("d", builds.fetch("d"))  # over the bound: only `a` is held, it stays
+        assert (a / "main.py").read_text() == source_of("a")
+        assert not c.exists() and d.is_dir()
+    cache.get("e", builds.fetch("e"))  # no longer held: the oldest goes
+    assert not a.exists() and d.is_dir()
+    assert builds.fetched == {"a": 1, "b": 1, "c": 1, "d": 1, "e": 1}
+
+
+HOLDER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from taskfn.runtime.codecache import CodeCache
+    from taskfn.runtime.packaging import zip_from_source
+
+    cache = CodeCache(Path(sys.argv[1]))
+    with cache.use("a", lambda: zip_from_source(sys.argv[2])) as entry:
+        print(entry, flush=True)
+        sys.stdin.readline()  # held until the test says
+""")
+
+
+def test_an_entry_another_process_is_using_is_not_evicted(tmp_path):
+    root = tmp_path / "cache"
+    cache = CodeCache(root, max_bytes=room_for(1, tmp_path))
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(root), source_of("a")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        a = Path(holder.stdout.readline().strip())
+        assert a.is_dir()
+        builds = Builds()
+        b = cache.get("b", builds.fetch("b"))  # one entry fits: `a` should go, but is held
+        assert a.is_dir() and (a / "main.py").read_text() == source_of("a")
+        holder.communicate("done\n", timeout=30)
+        assert holder.returncode == 0
+        cache.get("c", builds.fetch("c"))
+        assert not a.exists() and not b.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_default_bound_is_the_setting_s_default():
+    from taskfn.settings import Settings
+
+    assert Settings().code_cache_max_bytes == codecache.DEFAULT_MAX_BYTES
+
+
+def test_entries_an_earlier_process_left_count_and_go_first(tmp_path):
+    root = tmp_path / "cache"
+    builds = Builds()
+    earlier = CodeCache(root)
+    old = [earlier.get(key, builds.fetch(key)) for key in ("a", "b")]
+    cache = CodeCache(root, max_bytes=room_for(2, tmp_path))
+    c = cache.get("c", builds.fetch("c"))
+    assert not old[0].exists() and old[1].is_dir() and c.is_dir()

@@ -158,3 +158,27 @@ def test_the_converger_period_setting_is_the_template_s_schedule():
     template = load_template()
     (schedule,) = [s for s in template.schedules if s.function_id == "ConvergerFunction"]
     assert schedule.period_s == Settings().converger_period_s
+
+
+def cell_api(state: str, *, completed: int = T0, updated: int | None = None,
+             url: str = "", marked: bool = False) -> TaskRecord:
+    """A finished Cell API task: known by its definition, or (read with a projection that
+    leaves the definition out) by the store's mark."""
+    return TaskRecord(task_guid="c", owner="o", state=state, created_at=completed - S,
+                      updated_at=completed if updated is None else updated,
+                      first_completed_at=completed, completion_callback_url=url,
+                      task_definition=None if marked else {}, cell_api=marked)
+
+
+@pytest.mark.parametrize(("record", "age_s", "expected"), [
+    (cell_api("Completed"), 120, None),                  # "longer than"
+    (cell_api("Completed"), 121, Step.DELETE),           # BBS's completed expiry
+    (cell_api("Completed", marked=True), 121, Step.DELETE),
+    (cell_api("Completed"), 60, None),                   # kicked, but no callback to send
+    (cell_api("Completed", url="http://x"), 60, Step.KICK),
+    (cell_api("Resolving"), 31, Step.DEMOTE),            # resolved by hand, never deleted
+    (cell_api("Resolving"), 29, None),
+    (task("Completed"), 10**6, None),                    # GreenCloud's: never deleted
+])
+def test_step_for_finished_cell_api_tasks(record, age_s, expected):
+    assert step_for(record, T0 + age_s * S, SETTINGS) == expected

@@ -3,6 +3,8 @@ one shared environment, and the layers every function needs."""
 
 from __future__ import annotations
 
+import re
+import tomllib
 from collections import defaultdict
 from pathlib import Path
 
@@ -29,12 +31,12 @@ def test_every_route_has_a_handler_file_and_every_handler_file_a_function():
 def test_one_route_per_handler_and_no_duplicate_routes():
     keys = [(r.method, r.path) for r in TEMPLATE.routes]
     assert len(keys) == len(set(keys))
-    # One endpoint per handler; only the events stream answers two methods (EventSource
-    # GETs, BBS POSTs).
+    # One endpoint per handler (the contract's document, page and assets are one); only the
+    # events stream answers two methods (EventSource GETs, BBS POSTs).
     paths = defaultdict(set)
     for route in TEMPLATE.routes:
         paths[route.function_id].add(route.path)
-    assert {len(p) for p in paths.values()} == {1}
+    assert {f for f, p in paths.items() if len(p) > 1} == {"DocsFunction"}
     methods = {f: {r.method for r in TEMPLATE.routes if r.function_id == f} for f in paths}
     assert {f for f, m in methods.items() if len(m) > 1} == {"TaskEventsFunction"}
 
@@ -59,8 +61,11 @@ def test_environment_lives_in_globals_only():
             assert "Environment" not in resource.get("Properties", {}), logical_id
 
 
-def test_every_route_but_none_listed_is_authenticated():
-    assert all(route.authorizer == "TokenAuthorizer" for route in TEMPLATE.routes)
+def test_every_route_but_the_contract_s_is_authenticated():
+    public = {route.path for route in TEMPLATE.routes if route.authorizer is None}
+    assert public == {"/openapi.json", "/docs", "/docs/{asset}"}
+    assert all(route.authorizer == "TokenAuthorizer" for route in TEMPLATE.routes
+               if route.path not in public)
 
 
 def test_the_executor_reports_batch_item_failures_and_the_queue_has_a_dlq():
@@ -186,6 +191,9 @@ def test_only_these_functions_touch_lambdas_and_only_the_functions_own():
         for statement in _statements(logical_id):
             listed = statement["Action"]
             listed = {listed} if isinstance(listed, str) else set(listed)
+            if not any(action.startswith(("lambda:", "iam:")) for action in listed):
+                continue  # the table's and the bucket's: see test_table_rights_are_by_…
+            assert all(action.startswith(("lambda:", "iam:")) for action in listed), statement
             actions |= listed
             resource_ = statement["Resource"]
             if listed == {"iam:PassRole"}:
@@ -202,6 +210,87 @@ def test_only_these_functions_touch_lambdas_and_only_the_functions_own():
             granted[logical_id] = actions
     assert granted == {name: DEPLOY if rights == "deploy" else rights
                        for name, rights in LAMBDA_RIGHTS.items()}
+
+
+# --- the table's and the bucket's rights ------------------------------------------------------
+# What each function may do is pinned to what its code calls by tests/handlers/test_rights.py
+# (every call recorded against moto). Here, the shape every such grant has: item actions only
+# (never a Scan, a batch write or a wildcard), on the table or an index it has, each limited
+# by dynamodb:LeadingKeys to partitions of the key layout (stores/table.py); objects by prefix.
+
+ITEM_ACTIONS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
+                "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+OBJECT_ACTIONS = {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+# The prefixes of the key functions of stores/blobs.py: code/, tasks/, uploads/, ...
+PREFIXES = sorted(set(re.findall(r'return f"([a-z]+)/', (
+    ROOT / "layers/taskfn/taskfn/stores/blobs.py").read_text())))
+KEY_PATTERN = re.compile(r"[A-Z]+(#([A-Z]+|\*))*")  # "TASK#*", "OWNER#*#FUNC", "OPEN"
+
+
+def _actions(statement: dict) -> set[str]:
+    listed = statement["Action"]
+    return {listed} if isinstance(listed, str) else set(listed)
+
+
+def _listed(value: object) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _functions() -> list[str]:
+    return [logical_id for logical_id, resource in TEMPLATE.resources.items()
+            if resource.get("Type") == "AWS::Serverless::Function"]
+
+
+def test_no_function_holds_a_sam_template_of_the_whole_table_or_bucket():
+    """DynamoDBCrudPolicy, DynamoDBReadPolicy, S3CrudPolicy...: every action on every item,
+    index and object."""
+    for logical_id in _functions():
+        for policy in TEMPLATE.resources[logical_id]["Properties"].get("Policies", []):
+            names = set(policy) if isinstance(policy, dict) else {policy}
+            assert not {n for n in names if n.startswith(("DynamoDB", "S3"))}, logical_id
+
+
+def test_table_rights_are_by_leading_key_and_bucket_rights_by_prefix():
+    table = TEMPLATE.resources["Table"]["Properties"]
+    indexes = {index["IndexName"] for index in table["GlobalSecondaryIndexes"]}
+    index_arns = [{"Fn::Sub": f"${{Table.Arn}}/index/{name}"} for name in sorted(indexes)]
+    objects = [{"Fn::Sub": f"${{Bucket.Arn}}/{prefix}/*"} for prefix in PREFIXES]
+    for logical_id in _functions():
+        for statement in _statements(logical_id):
+            actions = _actions(statement)
+            if not any(action.startswith(("dynamodb:", "s3:")) for action in actions):
+                continue
+            context = (logical_id, statement)
+            assert statement["Effect"] == "Allow", context
+            resources = _listed(statement["Resource"])
+            if actions <= ITEM_ACTIONS:
+                for resource in resources:
+                    # an index only for Query (an index cannot be read by key, or written)
+                    assert resource == {"Fn::GetAtt": ["Table", "Arn"]} or (
+                        resource in index_arns and actions == {"dynamodb:Query"}), context
+                assert set(statement) == {"Effect", "Action", "Resource", "Condition"}, context
+                ((operator, keys),) = statement["Condition"].items()
+                assert operator == "ForAllValues:StringLike", context
+                assert set(keys) == {"dynamodb:LeadingKeys"}, context
+                assert all(KEY_PATTERN.fullmatch(key) for key in keys["dynamodb:LeadingKeys"]), (
+                    context)
+            elif actions <= OBJECT_ACTIONS:
+                assert set(statement) == {"Effect", "Action", "Resource"}, context
+                assert all(resource in objects for resource in resources), context
+            else:
+                # never called: S3 says NoSuchKey (not AccessDenied) only to a caller that
+                # may list the bucket, for code that answers an expired object with a 404
+                assert actions == {"s3:ListBucket"}, context
+                assert resources == [{"Fn::GetAtt": ["Bucket", "Arn"]}], context
+                assert set(statement) == {"Effect", "Action", "Resource"}, context
+
+
+def test_the_authorizer_may_read_token_items_and_nothing_else():
+    (policy,) = TEMPLATE.resources["AuthorizerFunction"]["Properties"]["Policies"]
+    assert policy == {"Statement": [{
+        "Effect": "Allow", "Action": "dynamodb:GetItem",
+        "Resource": {"Fn::GetAtt": ["Table", "Arn"]},
+        "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["TOKEN#*"]}}}]}
 
 
 def test_deleting_the_stack_deletes_the_function_lambdas_first():
@@ -222,3 +311,26 @@ def test_the_executor_is_sized_for_what_it_runs():
     """Isolation process: a vCPU for user code; lambda: it only waits, billed meanwhile."""
     memory = TEMPLATE.resources["ExecutorFunction"]["Properties"]["MemorySize"]
     assert memory == {"Fn::If": ["IsolatedByLambda", 256, 1769]}
+
+
+def test_the_table_and_the_bucket_outlive_the_stack():
+    """Deleting the stack, or an update that replaces either, must not delete the data."""
+    for logical_id, kind in (("Table", "AWS::DynamoDB::Table"), ("Bucket", "AWS::S3::Bucket")):
+        resource = TEMPLATE.resources[logical_id]
+        assert resource["Type"] == kind
+        assert resource.get("DeletionPolicy") == "Retain", logical_id
+        assert resource.get("UpdateReplacePolicy") == "Retain", logical_id
+
+
+def test_the_powertools_layer_is_the_version_pyproject_pins():
+    """The layer the functions run with is the Powertools the tests ran against: the two
+    versions move together."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (pin,) = [d for d in project["dependencies"] if d.startswith("aws-lambda-powertools")]
+    exact = re.fullmatch(r"aws-lambda-powertools(\[[^\]]*\])?==(?P<version>\d+(\.\d+)*)", pin)
+    assert exact, f"pyproject.toml must pin Powertools exactly, not {pin!r}"
+    function_globals = TEMPLATE.globals["Function"]
+    (architecture,) = function_globals["Architectures"]
+    assert TEMPLATE.parameters["PowertoolsLayerArn"] == (
+        f"/aws/service/powertools/python/{architecture}/{function_globals['Runtime']}/"
+        f"{exact['version']}")

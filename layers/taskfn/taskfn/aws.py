@@ -27,6 +27,8 @@ _CONFIG = Config(
 _SERVICE_CONFIGS = {
     "lambda": Config(retries={"mode": "standard", "total_max_attempts": 2},
                      connect_timeout=3, read_timeout=300, tcp_keepalive=True),
+    # SigV4 for presigned URLs too (boto3 presigns S3 with SigV2 otherwise).
+    "s3": _CONFIG.merge(Config(signature_version="s3v4")),
 }
 _clients: dict[str, Any] = {}
 _session: list[boto3.session.Session] = []

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from taskfn.lifecycle import State
+from taskfn.lifecycle import SECOND_NS, State
 
 # The built-in executor's cell ids start with this; external cells choose their own. Every
 # cell heartbeats while a task runs, so convergence fails any silent Running task alike.
@@ -23,6 +23,15 @@ BUILT_IN_CELL_PREFIX = "executor-"
 
 def now_ns() -> int:
     return time.time_ns()
+
+
+DAY_S = 86_400
+
+
+def expiry(created_ns: int, retention_days: int) -> int:
+    """When a task created at `created_ns` expires, in epoch seconds (the table's TTL unit):
+    the same number of days after which S3 expires its outputs (template TaskRetentionDays)."""
+    return created_ns // SECOND_NS + retention_days * DAY_S
 
 
 class Scope(StrEnum):
@@ -190,6 +199,13 @@ class TaskRecord(Record):
     stdout_dropped: int = 0
     stderr_dropped: int = 0
     duration_ms: float = 0
+    # When the record and its outputs are gone (epoch seconds, the table's TTL attribute),
+    # fixed at creation; 0 for records written before retention existed. DynamoDB deletes an
+    # expired item lazily (up to days later), so readers treat it as gone from this moment.
+    expires_at: int = 0
+    # Set by the store when the item carries the domain index (a Cell API task), so a read of
+    # a few attributes, without the definition, still knows; never written itself.
+    cell_api: bool = Field(False, exclude=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -208,5 +224,11 @@ class TaskRecord(Record):
 
     @property
     def desired(self) -> bool:
-        """Desired through the Cell API: listed by domain, placed by its tags."""
-        return self.task_definition is not None
+        """Desired through the Cell API: listed by domain, placed by its tags, and deleted by
+        convergence once Completed past the completed expiry (as BBS does)."""
+        return self.task_definition is not None or self.cell_api
+
+    def expired(self, now: int) -> bool:
+        """Past its expires_at at `now` (ns): gone for every reader, whether or not DynamoDB
+        has deleted it yet."""
+        return 0 < self.expires_at <= now // SECOND_NS

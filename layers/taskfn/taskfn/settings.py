@@ -29,10 +29,19 @@ class Settings(BaseModel):
     inline_log_bytes: int = 4 * 1024
     max_task_body_bytes: int = 1024 * 1024
     max_source_bytes: int = 256 * 1024
+    # How long a task's record and its outputs in S3 are kept, in days: records get their
+    # expires_at (the table's TTL) from it. template.yaml's TaskRetentionDays gives the Bucket's
+    # lifecycle rule and every function (TASK_RETENTION_DAYS) the same number; a test checks
+    # this default against that parameter's.
+    task_retention_days: int = Field(30, ge=1)
     list_page_default: int = 100
     list_page_max: int = 1000
-    # Where the executor unpacks code; /tmp is the only writable place in Lambda.
+    # Where the executor unpacks code; /tmp is the only writable place in Lambda. The cache
+    # keeps at most code_cache_max_bytes on disk (least recently used builds no run is using
+    # go first): half of Lambda's default 512 MB /tmp, the rest is the runs' own. The same
+    # default as runtime.codecache.DEFAULT_MAX_BYTES (the runtime imports nothing of this).
     code_cache_dir: str = "/tmp/taskfn-code"
+    code_cache_max_bytes: int = Field(256 * 1024 * 1024, gt=0)
     # Where user code runs (template parameter Isolation). "lambda": each function's builds
     # are deployed as a Lambda function of its own (name prefix + function id) whose role
     # grants nothing, and the executor invokes it; "process": in the executor's sandboxes
@@ -55,7 +64,7 @@ class Settings(BaseModel):
     # placement tags is sent to the queue again once it has waited the dispatch grace (so a
     # task just created is not sent twice); a running cell heartbeats every interval and a
     # Running task not updated for the cell timeout fails. One pass reads at most
-    # converger_max_tasks open tasks, oldest first.
+    # converger_max_tasks open tasks, oldest first across every shard of the open index.
     pending_expiry_s: float = Field(1800, gt=0)
     dispatch_grace_s: float = Field(30, ge=0)
     cell_heartbeat_s: float = Field(30, gt=0)
@@ -64,9 +73,10 @@ class Settings(BaseModel):
     # The converger's schedule (template.yaml's rate): a task waiting in the queue is sent
     # again only when its wait crosses grace·2^k during the last period.
     converger_period_s: float = Field(60, gt=0)
-    # Convergence of tasks with a callback: Resolving this long without an update goes back
-    # to Completed, Completed this long gets its callback sent again (BBS's kick duration),
-    # and Completed this long after first completion is deleted (BBS's completed expiry).
+    # Convergence of tasks with a callback or desired through the Cell API: Resolving this
+    # long without an update goes back to Completed, Completed this long gets its callback (if
+    # any) sent again (BBS's kick duration), and Completed this long after first completion is
+    # deleted (BBS's completed expiry). GreenCloud's tasks are never deleted by convergence.
     kick_duration_s: float = Field(30, gt=0)
     completed_expiry_s: float = Field(120, gt=0)
     # Task events: published on this EventBridge bus (none: kept for readers only) and kept

@@ -157,7 +157,12 @@ def page_headers(cursor: str | None) -> dict[str, str]:
 
 def replay(result: TaskResponse) -> Response:
     """The function's own response. Text goes out as text; anything that is not UTF-8 as
-    bytes, which API Gateway sends base64-encoded."""
+    bytes, which API Gateway sends base64-encoded. One too large for a Lambda answer is a 303
+    to its body in S3, with the function's status in X-Taskfn-Status (taskfn's extension)."""
+    if result.location is not None:
+        return Response(status_code=303, body="", headers={
+            "Location": result.location, "X-Taskfn-Status": str(result.status),
+            "Cache-Control": "no-store"})
     try:
         body: str | bytes = result.body.decode()
     except UnicodeDecodeError:

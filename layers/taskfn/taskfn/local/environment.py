@@ -30,6 +30,12 @@ def pointed_at(endpoint: str) -> dict[str, str | None]:
     return values
 
 
+def offline() -> dict[str, str | None]:
+    """For loading handlers without reaching any AWS (the OpenAPI document): fake credentials
+    and an endpoint nothing listens on."""
+    return pointed_at("http://127.0.0.1:9")
+
+
 def provisioned_environment(template: Template, *, prefix: str = "taskfn-local") -> dict[
     str, str
 ]:

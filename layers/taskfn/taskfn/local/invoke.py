@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from taskfn.local import threads
 from taskfn.local.identities import acting_as
 from taskfn.local.provision import ACCOUNT_ID, REGION, physical_name
 from taskfn.local.template import FunctionSpec, Template
@@ -65,6 +66,7 @@ class Invoker:
     """Loads each handler lazily and once (thread-safe) and invokes it with a fresh context."""
 
     def __init__(self, template: Template, *, prefix: str = "taskfn-local") -> None:
+        threads.install()  # handlers run concurrently here, one request per thread
         self.template = template
         self.prefix = prefix
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
@@ -83,6 +85,11 @@ class Invoker:
                 module = self._modules.get(path) or self._load(path, spec)
                 self._handlers[function_id] = getattr(module, attribute)
             return self._handlers[function_id]
+
+    def module(self, function_id: str) -> Any:
+        """The module a function's handler lives in (its resolver, for the OpenAPI document)."""
+        self.handler(function_id)
+        return self._modules[_module_file(self.template.functions[function_id])[0]]
 
     def _load(self, path: Path, spec: FunctionSpec) -> Any:
         if not path.is_file():

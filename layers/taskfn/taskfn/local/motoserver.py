@@ -24,6 +24,9 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from taskfn.local import presigned
+from taskfn.local.provision import ACCOUNT_ID
+
 READY_PREFIX = "moto: "
 # The services the platform's functions use (DynamoDB streams sign as dynamodb).
 SERVICES = frozenset({"dynamodb", "s3", "sqs", "events"})
@@ -83,6 +86,11 @@ class Guard:
         if path.startswith("/moto-api"):
             return _refuse(environ, start_response, 404,
                            "moto's own API is not served by taskfn local")
+        if self.enforcing and presigned.is_presigned(environ):
+            try:  # checked here (moto does not), then signed in a header for moto's IAM
+                presigned.admit(environ, account_id=ACCOUNT_ID)
+            except presigned.Refused as refusal:
+                return _refuse(environ, start_response, 403, str(refusal))
         if self.enforcing:
             signed = _SIGV4.fullmatch(environ.get("HTTP_AUTHORIZATION", "").strip())
             if signed is None or signed["service"] not in SERVICES or path.startswith(

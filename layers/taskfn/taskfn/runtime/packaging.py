@@ -19,8 +19,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-MAX_ZIP_BYTES = 5 * 1024 * 1024  # compressed upload
-MAX_UNZIPPED_BYTES = 50 * 1024 * 1024  # sum of uncompressed sizes (zip bombs)
+MAX_ZIP_BYTES = 50 * 1024 * 1024  # compressed (Lambda's own limit for a zip it deploys)
+MAX_UNZIPPED_BYTES = 128 * 1024 * 1024  # sum of uncompressed sizes (zip bombs)
 MAX_ENTRIES = 2000
 
 # main.py bigger than this is compiled in a limited child process (see _analyze_in_child).

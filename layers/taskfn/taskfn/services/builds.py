@@ -8,19 +8,37 @@ request; PENDING is only the first entry of its timeline.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from taskfn import ids, wiring
-from taskfn.errors import PayloadTooLarge
+from taskfn.errors import InvalidRequest, NotFound, PayloadTooLarge
 from taskfn.models import BuildRecord, BuildStatus, Caller, FunctionRecord, now_ns
 from taskfn.runtime.packaging import MAX_ZIP_BYTES, check_zip, zip_from_source
 from taskfn.services.ownership import owned
-from taskfn.stores.blobs import BlobStore, code_key
+from taskfn.stores.blobs import BlobStore, code_key, upload_key
 from taskfn.stores.lambdas import FunctionLambdas
 from taskfn.stores.records import BuildStore, FunctionStore
 
 logger = logging.getLogger(__name__)
+
+# A zip in a request travels base64-encoded (a third more) in Lambda's 6 MB request payload,
+# beside the rest of the event: what fits with room to spare. Larger ones go through S3.
+DIRECT_UPLOAD_MAX_BYTES = 4 * 1024 * 1024
+UPLOAD_EXPIRES_S = 900
+ZIP_TYPE = "application/zip"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Where to PUT an archive: the URL, the headers it was signed with, for how long."""
+
+    id: str
+    url: str
+    headers: dict[str, str]
+    expires_s: int
 
 
 def _stamp(status: BuildStatus, at_ns: int) -> dict[str, object]:
@@ -41,8 +59,49 @@ class BuildService:
                    wiring.function_lambdas())
 
     def create(self, caller: Caller, function_id: str, archive: bytes) -> BuildRecord:
+        """A build of a zip sent in the request, which must fit what API Gateway and Lambda
+        carry (6 MB, after base64)."""
         function = owned(self.functions.get, function_id, caller, "function")
+        if len(archive) > DIRECT_UPLOAD_MAX_BYTES:
+            raise PayloadTooLarge(
+                "archive too large for a direct upload",
+                f"at most {DIRECT_UPLOAD_MAX_BYTES} bytes in a request (it travels base64 in "
+                f"Lambda's 6 MB); upload larger ones with POST /v1/build/{function_id}/upload",
+            )
         return self._build(caller, function, archive)
+
+    def function(self, caller: Caller, function_id: str) -> FunctionRecord:
+        """The caller's function (404 otherwise), before anything of the request is read."""
+        return owned(self.functions.get, function_id, caller, "function")
+
+    def new_upload(self, function: FunctionRecord, size: Any) -> Upload:
+        """A presigned PUT of exactly `size` bytes into the bucket, for a build from it."""
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise InvalidRequest("size: the archive's length in bytes, a positive integer")
+        if size > MAX_ZIP_BYTES:
+            raise PayloadTooLarge("archive too large", f"at most {MAX_ZIP_BYTES} bytes")
+        upload_id = ids.new_id()
+        key = upload_key(function.id, upload_id)
+        url = self.blobs.upload_url(key, size, ZIP_TYPE, UPLOAD_EXPIRES_S)
+        return Upload(upload_id, url, {"Content-Type": ZIP_TYPE, "Content-Length": str(size)},
+                      UPLOAD_EXPIRES_S)
+
+    def create_from_upload(self, caller: Caller, function_id: str, upload_id: str
+                           ) -> BuildRecord:
+        """A build of an archive uploaded with new_upload; the upload is removed after."""
+        function = owned(self.functions.get, function_id, caller, "function")
+        if not ids.is_id(upload_id):
+            raise InvalidRequest("upload: an uploadId from POST /v1/build/{id}/upload")
+        key = upload_key(function.id, upload_id)
+        size = self.blobs.size(key)
+        if size is None:
+            raise NotFound("upload not found", "not uploaded yet, or expired (uploads last "
+                           f"{UPLOAD_EXPIRES_S // 60} minutes to send and a day to build)")
+        if size > MAX_ZIP_BYTES:
+            raise PayloadTooLarge("archive too large", f"at most {MAX_ZIP_BYTES} bytes")
+        record = self._build(caller, function, self.blobs.get(key))
+        self.blobs.delete(key)
+        return record
 
     def create_from_source(
         self, caller: Caller, function: FunctionRecord, source: str

@@ -20,6 +20,7 @@ import json
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,8 +40,8 @@ ATTEMPTS = 3  # BBS's callback attempts
 RETRY_STATUSES = frozenset({503, 504})
 PAYLOAD_FIELDS = ("task_guid", "failed", "failure_reason", "result", "annotation", "created_at")
 
-# (url, JSON body, timeout in seconds, the address to connect to) → HTTP status; raises
-# OSError (timeouts, refused connections, TLS failures) when no answer came.
+# (url, JSON body, the whole POST's time in seconds, the address to connect to) → HTTP
+# status; raises OSError (timeouts, refused connections, TLS failures) when no answer came.
 Poster = Callable[[str, bytes, float, str], int]
 Resolver = Callable[[str], list[str]]
 
@@ -76,30 +77,101 @@ class RefusedURL(ValueError):
     """A callback URL the platform will not call (bad scheme, or a private address)."""
 
 
-class _PinnedHTTPS(http.client.HTTPSConnection):
-    """HTTPS to a given address, with the URL's host name for SNI and certificate checks."""
+def _time_left(deadline: float) -> float:
+    """Seconds until `deadline` (time.monotonic()); TimeoutError once it has passed."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the callback's time is up")
+    return left
 
-    def __init__(self, host: str, port: int, *, address: str, timeout: float):
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+
+class _Deadlined:
+    """A socket whose every send and receive may wait only for what is left until its
+    deadline. A socket's own timeout applies to each call anew, so a server answering a byte
+    at a time would hold the POST (and the callback Lambda) for as long as it likes."""
+
+    deadline = 0.0
+
+    def keep_to_deadline(self) -> None:
+        self.settimeout(_time_left(self.deadline))
+
+    def recv(self, *args: Any) -> Any:
+        self.keep_to_deadline()
+        return super().recv(*args)
+
+    def recv_into(self, *args: Any) -> Any:
+        self.keep_to_deadline()
+        return super().recv_into(*args)
+
+    def send(self, *args: Any) -> Any:
+        self.keep_to_deadline()
+        return super().send(*args)
+
+    def sendall(self, *args: Any) -> Any:
+        self.keep_to_deadline()
+        return super().sendall(*args)
+
+
+class _DeadlinedSocket(_Deadlined, socket.socket):
+    pass
+
+
+class _DeadlinedSSLSocket(_Deadlined, ssl.SSLSocket):
+    pass
+
+
+def _connect(address: str, port: int, deadline: float) -> _DeadlinedSocket:
+    raw = socket.create_connection((address, port), _time_left(deadline))
+    sock = _DeadlinedSocket(fileno=raw.detach())
+    sock.deadline = deadline
+    return sock
+
+
+class _PinnedHTTP(http.client.HTTPConnection):
+    """HTTP to a given address, every step of it done by `deadline`."""
+
+    def __init__(self, host: str, port: int, *, address: str, deadline: float):
+        super().__init__(host, port)
         self.address = address
+        self.deadline = deadline
 
     def connect(self) -> None:
-        raw = socket.create_connection((self.address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
+        self.sock = _connect(self.address, self.port, self.deadline)
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """HTTPS to a given address, with the URL's host name for SNI and certificate checks,
+    every step of it (the TLS handshake too) done by `deadline`."""
+
+    def __init__(self, host: str, port: int, *, address: str, deadline: float):
+        context = ssl.create_default_context()
+        context.sslsocket_class = _DeadlinedSSLSocket
+        super().__init__(host, port, context=context)
+        self.address = address
+        self.deadline = deadline
+
+    def connect(self) -> None:
+        raw = _connect(self.address, self.port, self.deadline)
+        tls = self._context.wrap_socket(raw, server_hostname=self.host,
+                                        do_handshake_on_connect=False)
+        tls.deadline = self.deadline
+        tls.keep_to_deadline()  # the handshake as a whole waits at most this
+        tls.do_handshake()
+        self.sock = tls
 
 
 def post_json(url: str, body: bytes, timeout: float, address: str) -> int:
     """POST to `address`, the one the SSRF check approved, never to a fresh resolution of the
     host (which DNS could point elsewhere in between). Any HTTP status is an answer; a
-    redirect is not followed (it could lead to an address nobody checked)."""
+    redirect is not followed (it could lead to an address nobody checked). `timeout` is the
+    whole POST's: connecting, sending, the status line, headers and the (bounded) body read;
+    past it the POST raises TimeoutError, however the server paces its bytes."""
+    deadline = time.monotonic() + timeout
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    connection: http.client.HTTPConnection
-    if parts.scheme == "https":
-        connection = _PinnedHTTPS(host, port, address=address, timeout=timeout)
-    else:
-        connection = http.client.HTTPConnection(address, port, timeout=timeout)
+    pinned = _PinnedHTTPS if parts.scheme == "https" else _PinnedHTTP
+    connection = pinned(host, port, address=address, deadline=deadline)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     netloc = host if parts.port is None else f"{host}:{parts.port}"
     try:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taskfn import ids, lifecycle, userjson, wiring
-from taskfn.errors import InvalidRequest, NotFound, ResourceExists
-from taskfn.models import Caller, FunctionRecord, Scope, TaskRecord, now_ns
+from taskfn.errors import Forbidden, InvalidRequest, NotFound, ResourceExists
+from taskfn.models import Caller, FunctionRecord, Scope, TaskRecord, expiry, now_ns
 from taskfn.services.ownership import owned
 from taskfn.settings import Settings, get_settings
 from taskfn.stores.queue import TaskQueue
@@ -80,6 +80,7 @@ class CellService:
             retries=desired.retries,
             created_at=now,
             updated_at=now,
+            expires_at=expiry(now, self.settings.task_retention_days),
         )
         if desired.function_id or not desired.placement_tags:
             task = self._with_function(caller, task, desired)
@@ -119,33 +120,56 @@ class CellService:
         return {"body": value, "query": {}}
 
     def get(self, caller: Caller, task_guid: str) -> TaskRecord:
+        """The task; one past its retention is gone (DynamoDB deletes it lazily)."""
         if sees_all(caller):
             task = self.tasks.get(task_guid) if ids.is_task_guid(task_guid) else None
             if task is None:
                 raise NotFound("task not found")
-            return task
-        return owned(self.tasks.get, task_guid, caller, "task", valid=ids.is_task_guid)
+        else:
+            task = owned(self.tasks.get, task_guid, caller, "task", valid=ids.is_task_guid)
+        if task.expired(now_ns()):
+            raise NotFound("task expired", f"tasks are kept {self.settings.task_retention_days}"
+                           " days")
+        return task
 
     def list(self, caller: Caller, *, domain: str, cell_id: str = "") -> list[TaskRecord]:
-        """Tasks of a domain, filters AND-ed. A domain is required: tasks are indexed by
-        domain, and a list is always one Query per page, never a scan."""
+        """Tasks of a domain, filters AND-ed, oldest first. A domain is required: tasks are
+        indexed by domain, and a list is always one Query per page, never a scan. Every task
+        that still exists, as BBS answers: bounded because convergence deletes Completed ones
+        after the completed expiry, and Pending ones are read first, so finished tasks never
+        hide new work from a cell."""
         if not domain:
             raise InvalidRequest(
                 "domain is required", "tasks are listed by domain; cell_id filters within it"
             )
-        return self.tasks.list_by_domain(
+        found = self.tasks.list_by_domain(
             domain,
             bound=self.settings.cell_list_max,
             cell_id=cell_id or None,
             owner=None if sees_all(caller) else caller.user,
         )
+        now = now_ns()
+        return [task for task in found if not task.expired(now)]
+
+    def pending(
+        self, caller: Caller, domain: str, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[TaskRecord], str | None]:
+        """A cell's view of the work of a domain: one page of its Pending tasks (every
+        owner's) in the order they became Pending, and the next page's cursor; its cost is the
+        pending work's, however many finished tasks the domain holds."""
+        if not sees_all(caller):
+            raise Forbidden("only cells list a domain's pending work")
+        if not domain:
+            raise InvalidRequest("domain is required")
+        limit = max(1, min(limit, self.settings.list_page_max))
+        return self.tasks.list_pending(domain, limit=limit, cursor=cursor)
 
     # --- a client's transitions (owner rules) -----------------------------------------
 
     def cancel(self, caller: Caller, task_guid: str) -> None:
         """Pending or Running → Completed, failed, "task was cancelled"."""
-        self._visible(caller, task_guid)
-        self.tasks.apply(task_guid, lifecycle.cancel(now_ns()))
+        task = self._visible(caller, task_guid)
+        self.tasks.apply(task_guid, lifecycle.cancel(now_ns()), **_hints(task))
 
     def resolving(self, caller: Caller, task_guid: str) -> None:
         """Completed → Resolving (a callback is being delivered)."""
@@ -157,10 +181,12 @@ class CellService:
         self._visible(caller, task_guid)
         self.tasks.remove(task_guid, lifecycle.delete())
 
-    def _visible(self, caller: Caller, task_guid: str) -> None:
-        """Ownership costs a read for users; the write after it stays conditional on state."""
+    def _visible(self, caller: Caller, task_guid: str) -> TaskRecord | None:
+        """Ownership costs a read for users (the task read, for the write's hints); the write
+        after it stays conditional on state."""
         if not sees_all(caller):
-            self.get(caller, task_guid)
+            return self.get(caller, task_guid)
+        return None
 
     # --- a cell's transitions: one conditional write each -----------------------------
 
@@ -193,7 +219,7 @@ class CellService:
         transition = lifecycle.complete(
             cell_id, now_ns(), failed=failed, failure_reason=failure_reason, result=result
         )
-        self.tasks.apply(task_guid, transition)
+        self.tasks.apply(task_guid, transition, desired=True)
 
     def heartbeat(self, task_guid: str, cell_id: str) -> None:
         """taskfn's extension: the task still runs on this cell, so convergence leaves it.
@@ -201,7 +227,7 @@ class CellService:
         self.tasks.apply(task_guid, lifecycle.heartbeat(cell_id, now_ns()))
 
     def fail(self, task_guid: str, failure_reason: str) -> None:
-        self.tasks.apply(task_guid, lifecycle.fail(failure_reason, now_ns()))
+        self.tasks.apply(task_guid, lifecycle.fail(failure_reason, now_ns()), desired=True)
 
     def reject(self, task_guid: str, rejection_reason: str) -> None:
         """Back to Pending with one rejection more; past the retry limit, failed. The first
@@ -211,4 +237,14 @@ class CellService:
         try:
             self.tasks.apply(task_guid, retry)
         except lifecycle.RetryLimitReached:
-            self.tasks.apply(task_guid, lifecycle.reject_exhausted(rejection_reason, now))
+            self.tasks.apply(
+                task_guid, lifecycle.reject_exhausted(rejection_reason, now), desired=True
+            )
+
+
+def _hints(task: TaskRecord | None) -> dict[str, bool]:
+    """What a completing write may assume of a task it read; unread, that it is the Cell
+    API's (a guess: a wrong one costs a second write, never a wrong index)."""
+    if task is None:
+        return {"desired": True}
+    return {"has_callback": bool(task.completion_callback_url), "desired": task.desired}

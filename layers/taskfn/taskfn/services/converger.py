@@ -1,13 +1,19 @@
 """Convergence (reference/bbs.md), steps 1-6: what fixes tasks that nobody else will.
 
-A pass reads the open tasks through the sparse open index (keys), then the tasks themselves
-(BatchGetItem), decides one step per task from its state and times alone (`step_for`, pure),
-and applies the steps in BBS's order. Every change is a conditional write, so a pass racing a
-cell, another pass or a user never undoes their work: a lost race is counted, not an error.
+A pass reads the open tasks through the sparse open index (keys, every shard merged oldest
+first), then the tasks themselves (BatchGetItem), decides one step per task from its state and
+times alone (`step_for`, pure), and applies the steps in BBS's order. Every change is a
+conditional write, so a pass racing a cell, another pass or a user never undoes their work: a
+lost race is counted, not an error.
 
-Steps 4-6 concern only tasks with a completion callback: they stay on the open index until
-deleted. Tasks without one (GreenCloud's) leave it at completion and are never deleted here:
-their results must stay readable.
+Steps 4-6 concern only tasks with a completion callback or desired through the Cell API: they
+stay on the open index until deleted, and step 5 deletes them after the completed expiry as
+BBS does (step 6 only sends callbacks). GreenCloud's tasks leave it at completion and are
+never deleted here: their results must stay readable (until their retention ends).
+
+With more open tasks than the bound, a pass takes the oldest across all shards, exactly as
+one unsharded index would: they are the ones whose timeouts run out first, and which tasks a
+truncated pass sees must not depend on how the hash spread them.
 """
 
 from __future__ import annotations
@@ -24,15 +30,16 @@ from taskfn.lifecycle import SECOND_NS, State
 from taskfn.models import TaskRecord, now_ns
 from taskfn.settings import Settings, get_settings
 from taskfn.stores.queue import TaskQueue
-from taskfn.stores.tasks import TaskStore
+from taskfn.stores.tasks import DOMAIN_KEY, TaskStore
 
 logger = logging.getLogger(__name__)
 
 # What a decision needs; the rest of a task (its input above all) stays in the table.
+# DOMAIN_KEY says which are Cell API tasks (to delete once expired) without their definitions.
 READ_ATTRIBUTES = (
     "task_guid", "owner", "state", "created_at", "updated_at", "placement_tags", "cell_id",
     "first_completed_at", "completion_callback_url", "started_at", "retries", "retried",
-    "retry_at",
+    "retry_at", DOMAIN_KEY,
 )
 
 
@@ -81,15 +88,15 @@ def step_for(task: TaskRecord, now: int, settings: Settings) -> Step | None:
     # cell through /v1/tasks/heartbeat): silence past the cell timeout means the cell is gone.
     if task.state == State.RUNNING and stale:
         return Step.CELL_LOST
-    if not task.completion_callback_url:
-        return None
+    if not (task.completion_callback_url or task.desired):
+        return None  # GreenCloud's: its result stays readable
     kicked = now - task.updated_at > settings.kick_duration_s * SECOND_NS
     if task.state == State.RESOLVING and kicked:
         return Step.DEMOTE
     if task.state == State.COMPLETED:
         if now - task.first_completed_at > settings.completed_expiry_s * SECOND_NS:
             return Step.DELETE
-        if kicked:
+        if kicked and task.completion_callback_url:
             return Step.KICK
     return None
 
@@ -138,7 +145,8 @@ class Converger:
                    callbacks=wiring.callback_queue())
 
     def run(self) -> Report:
-        """One pass over at most `converger_max_tasks` open tasks, oldest first."""
+        """One pass over at most `converger_max_tasks` open tasks, oldest first across every
+        shard; `truncated` when more were left for the next pass."""
         report = Report()
         open_tasks, report.truncated = self.tasks.open_tasks(
             bound=self.settings.converger_max_tasks, attributes=READ_ATTRIBUTES
@@ -216,7 +224,8 @@ class Converger:
             self.queue.send_after_write(task.task_guid, delay_s=lifecycle.retry_delay_s(attempt))
 
     def _remove(self, task_id: str) -> bool:
-        """Step 5: delete an expired Completed task; False when it moved on (Resolving)."""
+        """Step 5: delete an expired Completed task (with a callback, or a Cell API task);
+        False when it moved on (Resolving)."""
         try:
             return self.tasks.remove(task_id, lifecycle.expire_completed()).changed
         except (InvalidStateTransition, NotFound) as error:
@@ -227,7 +236,9 @@ class Converger:
         """Apply one convergence write; False when the task moved on since it was read."""
         has_callback = bool(task.completion_callback_url)
         try:
-            return self.tasks.apply(task.task_guid, transition, has_callback=has_callback).changed
+            return self.tasks.apply(
+                task.task_guid, transition, has_callback=has_callback, desired=task.desired
+            ).changed
         except (InvalidStateTransition, RunningOnDifferentCell, NotFound) as error:
             logger.info("converger left task %s: %s", task.task_guid, error.message)
             return False

@@ -24,7 +24,7 @@ from taskfn.models import BUILT_IN_CELL_PREFIX, TaskRecord, now_ns
 from taskfn.runtime.codecache import CodeCache
 from taskfn.runtime.python import DEFAULT_MEMORY_MB, Execution, Limits, failure, run_python
 from taskfn.settings import Settings, get_settings
-from taskfn.stores.blobs import BlobStore, task_key
+from taskfn.stores.blobs import BlobStore, attempt_key
 from taskfn.stores.lambdas import FunctionLambdas
 from taskfn.stores.queue import TaskQueue
 from taskfn.stores.records import FunctionStore
@@ -77,7 +77,7 @@ class Executor:
             wiring.tasks(),
             wiring.functions(),
             wiring.blobs(),
-            CodeCache(Path(settings.code_cache_dir)),
+            CodeCache(Path(settings.code_cache_dir), max_bytes=settings.code_cache_max_bytes),
             executor_cell_id(),
             settings,
             runner,
@@ -100,7 +100,7 @@ class Executor:
             with self._heartbeat(task_id, cancelled):
                 execution = self.execute(started, cancel=cancelled)
                 if not cancelled.is_set():
-                    extra = self.keep_outputs(task_id, execution)
+                    extra = self.keep_outputs(started, execution)
             if cancelled.is_set():
                 return _superseded(task_id, "no longer Running on this cell")
             transition = lifecycle.complete(
@@ -199,16 +199,17 @@ class Executor:
                 return failure(500, "FunctionNotFound", "the function was deleted",
                                reason="the function was deleted")
             code_key, build_id = function.code_key, function.build_id
-        code_dir = self.code.get(build_id, lambda: self.blobs.get(code_key))
-        return self.runner(
-            code_dir,
-            event,
-            limits=limits,
-            task_id=task.task_guid,
-            function_id=task.function_id,
-            on_progress=self._progress_reporter(task.task_guid),
-            cancel=cancel,
-        )
+        # Held until the run has ended: the cache evicts no code a sandbox is using.
+        with self.code.use(build_id, lambda: self.blobs.get(code_key)) as code_dir:
+            return self.runner(
+                code_dir,
+                event,
+                limits=limits,
+                task_id=task.task_guid,
+                function_id=task.function_id,
+                on_progress=self._progress_reporter(task.task_guid),
+                cancel=cancel,
+            )
 
     @contextmanager
     def _heartbeat(self, task_id: str, cancelled: threading.Event) -> Iterator[None]:
@@ -263,8 +264,11 @@ class Executor:
 
         return report
 
-    def keep_outputs(self, task_id: str, execution: Execution) -> dict[str, Any]:
-        """Response and logs: inline when small, in S3 when large."""
+    def keep_outputs(self, task: TaskRecord, execution: Execution) -> dict[str, Any]:
+        """Response and logs: inline when small, in S3 when large, under keys of this attempt
+        only (the record points at the completing attempt's)."""
+        task_id = task.task_guid
+        attempt = attempt_id(self.cell_id, task.started_at)
         extra: dict[str, Any] = {
             "response_status": execution.status_code,
             "response_headers": dict(execution.headers),
@@ -277,7 +281,7 @@ class Executor:
             extra["progress"] = 100
         body = execution.body
         if len(body) > self.settings.inline_result_bytes:
-            key = task_key(task_id, "result")
+            key = attempt_key(task_id, attempt, "result")
             self.blobs.put(key, _decoded(execution), execution.content_type)
             extra["response_key"] = key
         else:
@@ -285,12 +289,18 @@ class Executor:
         for stream in ("stdout", "stderr"):
             text: str = getattr(execution, stream)
             if len(text) > self.settings.inline_log_bytes:
-                key = task_key(task_id, f"{stream}.txt")
+                key = attempt_key(task_id, attempt, f"{stream}.txt")
                 self.blobs.put(key, text.encode(), "text/plain; charset=utf-8")
                 extra[f"{stream}_key"] = key
             else:
                 extra[stream] = text
         return extra
+
+
+def attempt_id(cell_id: str, started_at: int) -> str:
+    """One attempt at a task: the cell that started it and when. Cell ids are unique per
+    executor instance and one cell starts a task at most once per moment."""
+    return f"{cell_id}-{started_at}"
 
 
 def _superseded(task_id: str, why: str) -> str:

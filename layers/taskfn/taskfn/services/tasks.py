@@ -7,9 +7,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from taskfn import ids, userjson, wiring
 from taskfn.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
-from taskfn.models import Caller, TaskRecord, TaskSummary, now_ns
+from taskfn.models import Caller, TaskRecord, TaskSummary, expiry, now_ns
 from taskfn.services.ownership import owned
 from taskfn.settings import Settings, get_settings
 from taskfn.stores.blobs import BlobStore, task_key
@@ -17,14 +19,25 @@ from taskfn.stores.queue import TaskQueue
 from taskfn.stores.records import FunctionStore
 from taskfn.stores.tasks import TaskStore
 
+# A Lambda answer carries 6 MB of JSON, and a binary body is base64 in it (a third more):
+# larger results are answered with a redirect to a presigned GET, valid this long.
+ANSWER_MAX_BYTES = 4 * 1024 * 1024
+RESULT_URL_EXPIRES_S = 300
+
 
 @dataclass(frozen=True)
 class TaskResponse:
-    """A finished task's HTTP response, replayed as the function gave it."""
+    """A finished task's HTTP response, replayed as the function gave it; or, for one too
+    large to answer, where to fetch its body (`location`)."""
 
     status: int
     headers: dict[str, str]
     body: bytes
+    location: str | None = None
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    return next((value for key, value in headers.items() if key.lower() == name), None)
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,7 @@ class TaskService:
             owner=caller.user,
             created_at=now,
             updated_at=now,
+            expires_at=expiry(now, self.settings.task_retention_days),
             **function.run_fields(),
         )
         if len(encoded) > self.settings.inline_input_bytes:
@@ -96,8 +110,26 @@ class TaskService:
         return task
 
     def get(self, caller: Caller, task_id: str) -> TaskRecord:
-        """A task of the caller's, whichever API created it (a Cell API guid included)."""
-        return owned(self.tasks.get, task_id, caller, "task", valid=ids.is_task_guid)
+        """A task of the caller's, whichever API created it (a Cell API guid included). One
+        past its retention is gone, whether or not DynamoDB has deleted it yet (it does so
+        lazily, up to days later)."""
+        task = owned(self.tasks.get, task_id, caller, "task", valid=ids.is_task_guid)
+        if task.expired(now_ns()):
+            raise NotFound("task expired", self._kept())
+        return task
+
+    def _kept(self) -> str:
+        return f"tasks, results and logs are kept {self.settings.task_retention_days} days"
+
+    def _output(self, key: str) -> bytes:
+        """An object of the task's in S3; one its lifecycle rule already removed is expired
+        (a 404 of the API's own), not a fault."""
+        try:
+            return self.blobs.get(key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise NotFound("task output expired", self._kept()) from error
+            raise
 
     def list(
         self, caller: Caller, *, limit: int, cursor: str | None
@@ -106,7 +138,7 @@ class TaskService:
 
     def input_of(self, task: TaskRecord) -> dict[str, Any]:
         if task.input_key:
-            return json.loads(self.blobs.get(task.input_key))
+            return json.loads(self._output(task.input_key))
         return task.input or {"body": None, "query": {}}
 
     def result(self, caller: Caller, task_id: str) -> TaskResponse:
@@ -120,7 +152,18 @@ class TaskService:
             return TaskResponse(500, {"Content-Type": "application/json"},
                                 json.dumps(error).encode())
         if task.response_key:
-            body = self.blobs.get(task.response_key)
+            size = self.blobs.size(task.response_key)
+            if size is None:
+                raise NotFound("task output expired", self._kept())
+            if size > ANSWER_MAX_BYTES:
+                # More than a Lambda answer carries: the client fetches it from S3 itself.
+                content_type = _header(task.response_headers, "content-type") or \
+                    "application/octet-stream"
+                url = self.blobs.download_url(task.response_key, content_type,
+                                              RESULT_URL_EXPIRES_S)
+                return TaskResponse(task.response_status, dict(task.response_headers), b"",
+                                    location=url)
+            body = self._output(task.response_key)
         else:
             text = task.response_body or ""
             body = base64.b64decode(text) if task.response_base64 else text.encode()
@@ -128,6 +171,6 @@ class TaskService:
 
     def logs(self, caller: Caller, task_id: str) -> TaskLogs:
         task = self.get(caller, task_id)
-        stdout = self.blobs.get(task.stdout_key).decode() if task.stdout_key else task.stdout
-        stderr = self.blobs.get(task.stderr_key).decode() if task.stderr_key else task.stderr
+        stdout = self._output(task.stdout_key).decode() if task.stdout_key else task.stdout
+        stderr = self._output(task.stderr_key).decode() if task.stderr_key else task.stderr
         return TaskLogs(stdout, stderr, task.stdout_dropped, task.stderr_dropped)

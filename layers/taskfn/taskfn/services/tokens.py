@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from taskfn import ids, wiring
@@ -12,6 +15,10 @@ from taskfn.errors import InvalidRequest
 from taskfn.models import Caller, Scope, TokenRecord, now_ns
 from taskfn.stores.records import TokenStore
 
+# The authorizer runs for every request (no identity source, so no API Gateway cache): it
+# keeps what it learnt of a token for as long as API Gateway's cache did, in a bounded map.
+AUTH_CACHE_S = 60.0
+AUTH_CACHE_MAX = 10_000
 USER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 TOKEN_PREFIX = "tfn_"
 
@@ -39,8 +46,13 @@ class IssuedToken:
 
 
 class TokenService:
-    def __init__(self, store: TokenStore):
+    def __init__(self, store: TokenStore, *, cache_s: float = AUTH_CACHE_S,
+                 clock: Callable[[], float] = time.monotonic):
         self.store = store
+        self.cache_s = cache_s
+        self.clock = clock
+        self._known: dict[str, tuple[float, Caller | None]] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def from_env(cls) -> TokenService:
@@ -69,7 +81,17 @@ class TokenService:
         secret = token_from_header(header_value)
         if secret is None or len(secret) > 512:
             return None
-        record = self.store.get(hash_token(secret))
-        if record is None:
-            return None
-        return Caller(user=record.user, scope=record.scope, token_id=record.id)
+        digest = hash_token(secret)
+        now = self.clock()
+        with self._lock:
+            known = self._known.get(digest)
+        if known is not None and known[0] > now:
+            return known[1]
+        record = self.store.get(digest)
+        caller = None if record is None else Caller(
+            user=record.user, scope=record.scope, token_id=record.id)
+        with self._lock:
+            if len(self._known) >= AUTH_CACHE_MAX:
+                self._known.clear()
+            self._known[digest] = (now + self.cache_s, caller)
+        return caller

@@ -9,8 +9,19 @@ def code_key(function_id: str, build_id: str) -> str:
     return f"code/{function_id}/{build_id}.zip"
 
 
+def upload_key(function_id: str, upload_id: str) -> str:
+    """An archive uploaded with a presigned PUT, until a build takes it (a day at most)."""
+    return f"uploads/{function_id}/{upload_id}.zip"
+
+
 def task_key(task_id: str, name: str) -> str:
     return f"tasks/{task_id}/{name}"
+
+
+def attempt_key(task_id: str, attempt_id: str, name: str) -> str:
+    """An output of one attempt at a task. Attempts never share a key: an attempt that lost
+    the task (failed by convergence, delivered twice) cannot overwrite the winner's objects."""
+    return f"tasks/{task_id}/{attempt_id}/{name}"
 
 
 class BlobStore:
@@ -23,3 +34,31 @@ class BlobStore:
 
     def get(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def size(self, key: str) -> int | None:
+        """The object's size in bytes, None when there is none."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return int(self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def upload_url(self, key: str, size: int, content_type: str, expires_s: int) -> str:
+        """A presigned PUT of exactly `size` bytes (the length is signed, so S3 refuses any
+        other) to `key`, valid for `expires_s`."""
+        return self.client.generate_presigned_url(
+            "put_object", ExpiresIn=expires_s, HttpMethod="PUT",
+            Params={"Bucket": self.bucket, "Key": key, "ContentLength": size,
+                    "ContentType": content_type})
+
+    def download_url(self, key: str, content_type: str, expires_s: int) -> str:
+        """A presigned GET of `key` that answers with `content_type`."""
+        return self.client.generate_presigned_url(
+            "get_object", ExpiresIn=expires_s,
+            Params={"Bucket": self.bucket, "Key": key, "ResponseContentType": content_type})

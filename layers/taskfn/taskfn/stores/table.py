@@ -7,24 +7,37 @@ Key design (see template.yaml for the indexes):
   GSI2PK / GSI2SK  children of a parent by time: "FUNC#<id>#BUILD" / "<created>#<id>" (keys);
                    tasks have no entry here: one index entry more per task would cost more
                    than reading an owner's range with a filter the rare time a CSV needs it
-  GSI3PK / GSI3SK  unfinished tasks by age, sparse: "OPEN" / "<created>#<id>" (keys), set at
-                   create and removed at completion (the converger's index)
-  GSI4PK / GSI4SK  Cell API tasks by domain, oldest first, sparse: "DOMAIN#<domain>" /
-                   "<created>#<id>" (all attributes: BBS's list shows whole tasks); only tasks
-                   desired through the Cell API carry it
+  GSI3PK / GSI3SK  tasks convergence still has work for, by age, sparse (keys):
+                   "OPEN#<n>" / "<created>#<id>", n = crc32(id) mod OPEN_SHARDS, so no one
+                   partition takes every open task's writes; the converger merges the shards.
+                   Set at create, removed at completion, except for tasks with a completion
+                   callback or desired through the Cell API: they keep it until deleted
+  GSI4PK / GSI4SK  Cell API tasks by domain, sparse (all attributes: BBS's list shows whole
+                   tasks): "DOMAIN#<domain>" / "PENDING#<since>#<id>" while Pending, "TAKEN"
+                   once started or finished. Pending work is one key range at the head of
+                   its domain, however many finished tasks the domain holds (until
+                   convergence deletes them after the completed expiry)
 
 Index writes are DynamoDB's hidden cost: every index entry a write adds, changes or removes is
-billed like a write of its own, so the keys and projections above are chosen so that a task's
-life costs as few index writes as possible (see bench/ for the figures).
+billed like a write of its own (an entry whose key changes: two), so the keys and projections
+above are chosen so that a task's life costs as few index writes as possible. A GreenCloud
+task: 4 (put: owner list and open index; completion: owner list and open index; a start none).
+A Cell API task without a callback, run by a cell that heartbeats N times: 10 + N (put 3;
+start 2, as its domain key leaves the Pending range; each heartbeat 1; completion 2, the open
+index kept; convergence's delete 3), where it was 7 + N before it was deleted as BBS deletes it.
+See bench/ for the figures.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import heapq
+import itertools
 import json
+import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -287,8 +300,10 @@ class Table:
         cursor: str | None = None,
         newest_first: bool = True,
         between: tuple[str, str] | None = None,
+        prefix: str | None = None,
     ) -> Page:
-        """One Query call: one page of an index partition, with an opaque cursor."""
+        """One Query call: one page of an index partition (or of its sort keys that start
+        with `prefix`), with an opaque cursor."""
         pk, sk = f"{index}PK", f"{index}SK"
         condition = "#pk = :pk"
         names = {"#pk": pk}
@@ -297,6 +312,10 @@ class Table:
             condition += " AND #sk BETWEEN :lo AND :hi"
             names["#sk"] = sk
             values[":lo"], values[":hi"] = between
+        elif prefix:
+            condition += " AND begins_with(#sk, :prefix)"
+            names["#sk"] = sk
+            values[":prefix"] = prefix
         arguments: dict[str, Any] = {
             "TableName": self.name,
             "IndexName": index,
@@ -311,6 +330,8 @@ class Table:
             # A cursor only continues the listing it came from: never another partition.
             if start.get(pk) != partition or not {"PK", "SK", sk} <= start.keys():
                 raise InvalidRequest("invalid cursor")
+            if prefix and not start[sk].startswith(prefix):
+                raise InvalidRequest("invalid cursor")
             arguments["ExclusiveStartKey"] = to_item(start)
         answer = self.client.query(**arguments)
         items = [from_item(item) for item in answer.get("Items", [])]
@@ -323,16 +344,26 @@ class Table:
         *,
         bound: int,
         equals: Mapping[str, Any] | None = None,
+        prefix: str | None = None,
+        below: str | None = None,
     ) -> tuple[list[dict[str, Any]], bool]:
-        """Every page of an index partition, oldest first, for lists that have no paging
-        (BBS's): items whose attributes equal `equals` (a FilterExpression, AND-ed), at most
-        `bound` of them. Returns the items and whether more may exist beyond the bound."""
+        """Every page of an index partition (or of its sort keys that start with `prefix`, or
+        sort before `below`), oldest first, for lists that have no paging (BBS's): items whose
+        attributes equal `equals` (a FilterExpression, AND-ed), at most `bound` of them.
+        Returns the items and whether more may exist beyond the bound."""
         names = {"#pk": f"{index}PK"}
         values: dict[str, Any] = {":pk": partition}
+        condition = "#pk = :pk"
+        if prefix is not None:
+            condition += " AND begins_with(#sk, :prefix)"
+            names["#sk"], values[":prefix"] = f"{index}SK", prefix
+        elif below is not None:
+            condition += " AND #sk < :below"
+            names["#sk"], values[":below"] = f"{index}SK", below
         arguments: dict[str, Any] = {
             "TableName": self.name,
             "IndexName": index,
-            "KeyConditionExpression": "#pk = :pk",
+            "KeyConditionExpression": condition,
         }
         filters = []
         for position, (attribute, value) in enumerate((equals or {}).items()):
@@ -352,4 +383,38 @@ class Table:
                 return items[:bound], True
             if not last:
                 return items, False
+            arguments["ExclusiveStartKey"] = last
+
+    def query_merged(
+        self, index: str, partitions: Sequence[str], *, bound: int, page: int | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The first `bound` items of several partitions of an index taken together, oldest
+        first by sort key across all of them (a merge), and whether more exist. Each partition
+        is read lazily, a page at a time, so about `bound` items are read in all, not `bound`
+        per partition; a page is sized for an even share of the bound unless given."""
+        sk = f"{index}SK"
+        if page is None:
+            page = max(100, math.ceil(1.25 * bound / max(1, len(partitions))) + 1)
+        streams = [self._ascending(index, partition, page) for partition in partitions]
+        merged = heapq.merge(*streams, key=lambda item: (item.get(sk, ""), item.get("PK", "")))
+        items = list(itertools.islice(merged, bound + 1))
+        return items[:bound], len(items) > bound
+
+    def _ascending(self, index: str, partition: str, page: int) -> Iterator[dict[str, Any]]:
+        """An index partition's items in sort key order, one Query per page as needed."""
+        arguments: dict[str, Any] = {
+            "TableName": self.name,
+            "IndexName": index,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": f"{index}PK"},
+            "ExpressionAttributeValues": to_item({":pk": partition}),
+            "ScanIndexForward": True,
+            "Limit": page,
+        }
+        while True:
+            answer = self.client.query(**arguments)
+            yield from (from_item(item) for item in answer.get("Items", []))
+            last = answer.get("LastEvaluatedKey")
+            if not last:
+                return
             arguments["ExclusiveStartKey"] = last

@@ -4,6 +4,7 @@ lifecycle Transition; a failed condition is explained by the lifecycle, not here
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,17 +12,55 @@ from pydantic import BaseModel, ValidationError
 
 from taskfn import lifecycle, userjson
 from taskfn.lifecycle import Outcome, State, Transition
-from taskfn.models import JSON_TEXT_FIELDS, TaskRecord, TaskSummary
+from taskfn.models import JSON_TEXT_FIELDS, TaskRecord, TaskSummary, now_ns
 from taskfn.stores.table import Table, time_key
 
 logger = logging.getLogger(__name__)
 
+# The open index (GSI3) is sharded: one partition key takes about 1,000 writes a second, and
+# every task writes its entry at least twice. The count may grow (readers read every shard
+# below it) but never shrink, or tasks on the dropped shards would never be converged.
 OPEN = "OPEN"
+OPEN_SHARDS = 16
 CALLBACK_URL = "completion_callback_url"
+DOMAIN_KEY = "GSI4PK"
+# The domain index's sort keys: Pending tasks first, by when they became Pending; the others
+# share one key (a GSI key need not be unique), so a write that leaves them non-Pending (a
+# cancel of a Running task) changes no key.
+PENDING = "PENDING#"
+TAKEN = "TAKEN"
+
+
+def open_partition(task_guid: str) -> str:
+    """The open index's shard of a task, from a hash every process computes alike (crc32;
+    Python's hash() of a str differs between processes)."""
+    return f"{OPEN}#{zlib.crc32(task_guid.encode()) % OPEN_SHARDS}"
+
+
+def open_partitions() -> list[str]:
+    """Every partition of the open index a reader must read: the shards, and the unsharded
+    partition of tasks written before sharding (empty once those have finished)."""
+    return [OPEN, *(f"{OPEN}#{shard}" for shard in range(OPEN_SHARDS))]
 
 
 def domain_partition(domain: str) -> str:
     return f"DOMAIN#{domain}"
+
+
+def pending_key(since: int, task_guid: str) -> str:
+    """A Pending task's sort key on the domain index: the head of its domain's partition."""
+    return PENDING + time_key(since, task_guid)
+
+
+def keeps_open(item: dict[str, Any]) -> bool:
+    """Whether a finished task stays on the open index: convergence still has to deliver its
+    callback or, for a Cell API task, delete it after the completed expiry."""
+    return bool(item.get(CALLBACK_URL)) or DOMAIN_KEY in item
+
+
+def marked(item: dict[str, Any]) -> dict[str, Any]:
+    """An item as a record reads it: whether it is a Cell API task comes from its key."""
+    return {**item, "cell_api": True} if DOMAIN_KEY in item else item
 
 
 def readable[T: BaseModel](model: type[T], items: Iterable[dict[str, Any]]) -> list[T]:
@@ -48,7 +87,8 @@ class TaskStore:
 
     @staticmethod
     def item_for(task: TaskRecord) -> dict[str, Any]:
-        """The item a new task is written as: the record, its keys and its index keys."""
+        """The item a task is written as: the record, its keys and the index keys it has in
+        its state (a new task is Pending; others are written so by tests and benchmarks)."""
         created = time_key(task.created_at, task.task_guid)
         values: dict[str, Any] = {
             "PK": f"TASK#{task.task_guid}",
@@ -65,17 +105,19 @@ class TaskStore:
             values.pop(field, None)
             if value is not None:
                 values[attribute] = userjson.dumps(value)
-        if not task.finished:
-            values["GSI3PK"], values["GSI3SK"] = OPEN, created
         if task.desired:
             # Sparse: only Cell API tasks are listed by domain (list.r3).
-            values["GSI4PK"], values["GSI4SK"] = domain_partition(task.domain), created
+            values[DOMAIN_KEY] = domain_partition(task.domain)
+            pending = task.state is State.PENDING
+            values["GSI4SK"] = pending_key(task.created_at, task.task_guid) if pending else TAKEN
+        if not task.finished or keeps_open(values):
+            values["GSI3PK"], values["GSI3SK"] = open_partition(task.task_guid), created
         return values
 
     def get(self, task_id: str, *, consistent: bool = False) -> TaskRecord | None:
         """The task; `consistent` for a decision that must see the latest write."""
         item = self.table.get(f"TASK#{task_id}", "TASK", consistent=consistent)
-        return TaskRecord.model_validate(item) if item else None
+        return TaskRecord.model_validate(marked(item)) if item else None
 
     def list_by_owner(
         self, owner: str, *, limit: int, cursor: str | None
@@ -86,42 +128,74 @@ class TaskStore:
     def list_by_domain(
         self, domain: str, *, bound: int, cell_id: str | None = None, owner: str | None = None
     ) -> list[TaskRecord]:
-        """Cell API tasks of a domain, oldest first: one Query per page of the domain's
-        partition; cell and owner are filters on it. BBS has no paging, so every page is read,
-        up to `bound` tasks (convergence keeps a domain to its live and recent tasks)."""
+        """Cell API tasks of a domain, oldest first: one Query per page of each key range of
+        the domain's partition; cell and owner are filters on it. BBS has no paging, so every
+        page is read, up to `bound` tasks, Pending ones first: a bound never hides them behind
+        finished ones (which convergence deletes after the completed expiry). Last, the keys
+        written before Pending work had a range of its own ("<created>#<id>")."""
         equals = {"cell_id": cell_id} if cell_id else {}
         if owner is not None:
             equals["owner"] = owner
-        items, more = self.table.query_all(
-            "GSI4", domain_partition(domain), bound=bound, equals=equals
-        )
+        items: list[dict[str, Any]] = []
+        more = False
+        for key_range in ({"prefix": PENDING}, {"prefix": TAKEN}, {"below": PENDING}):
+            if len(items) >= bound:
+                more = True
+                break
+            found, more = self.table.query_all(
+                "GSI4", domain_partition(domain), bound=bound - len(items), equals=equals,
+                **key_range,
+            )
+            items += found
         if more:
             logger.warning("list of domain %s stopped at %d tasks", domain, bound)
-        return readable(TaskRecord, items)
+        tasks = readable(TaskRecord, (marked(item) for item in items))
+        return sorted(tasks, key=lambda task: (task.created_at, task.task_guid))
+
+    def list_pending(
+        self, domain: str, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[TaskRecord], str | None]:
+        """One page of a domain's Pending Cell API tasks, in the order they became Pending,
+        with the cursor of the next: a Query of the Pending key range only, so its cost is
+        the pending work's whatever else the domain holds."""
+        page = self.table.query(
+            "GSI4", domain_partition(domain), limit=limit, cursor=cursor, newest_first=False,
+            prefix=PENDING,
+        )
+        return readable(TaskRecord, (marked(item) for item in page.items)), page.cursor
 
     def open_tasks(
         self, *, bound: int, attributes: tuple[str, ...] = ()
     ) -> tuple[list[TaskRecord], bool]:
-        """Unfinished tasks (and finished ones with a callback, until deleted), oldest first:
-        the sparse open index (keys only, paged Query), then BatchGetItem of those keys. Never
-        a Scan. Also says whether more exist beyond `bound`. A task finished in between is
-        read as it is now (callers check its state)."""
-        keys, more = self.table.query_all("GSI3", OPEN, bound=bound)
+        """Unfinished tasks (and finished ones convergence still has work for, until
+        deleted), oldest first across every shard of the sparse open index (keys only, paged
+        Queries merged), then BatchGetItem of those keys. Never a Scan. Also says whether more
+        exist beyond `bound`. A task finished in between is read as it is now (callers check
+        its state). Pass DOMAIN_KEY among `attributes` to know which are Cell API tasks."""
+        keys, more = self.table.query_merged("GSI3", open_partitions(), bound=bound)
         order = {key["PK"]: position for position, key in enumerate(keys)}
         items = self.table.get_many([(k["PK"], k["SK"]) for k in keys], attributes=attributes)
         items.sort(key=lambda item: order.get(f"TASK#{item.get('task_guid')}", 0))
-        return readable(TaskRecord, items), more
+        return readable(TaskRecord, (marked(item) for item in items)), more
 
     def apply(
-        self, task_id: str, transition: Transition, *, has_callback: bool | None = None
+        self,
+        task_id: str,
+        transition: Transition,
+        *,
+        has_callback: bool | None = None,
+        desired: bool | None = None,
     ) -> Outcome:
         """One conditional write; on a failed condition the lifecycle says why.
 
-        Completing a task takes it off the open index, unless it has a completion callback:
-        convergence must still find it Completed or Resolving until it is deleted. A caller
-        that read the task says which (`has_callback`); otherwise the write assumes none (the
-        common case, one write) and writes again keeping the index when the task turns out to
-        have one. Queuing the callback is not the writer's business: the stream does it."""
+        Completing a task takes it off the open index, unless it has a completion callback or
+        is a Cell API task: convergence must still find it Completed or Resolving until it is
+        deleted. Either way the write is conditional on which it is. A caller that read the
+        task says (`has_callback`, `desired`); otherwise the write assumes neither (a
+        GreenCloud task, the common case: one write) and writes again the other way when the
+        task turns out otherwise. Queuing the callback is not the writer's business: the
+        stream does it. A move into or out of Pending moves the task's domain index key
+        (a GreenCloud task, without GSI4PK, is on no domain index whatever its GSI4SK)."""
         condition, names, values = self._condition(transition)
         if transition.max_rejections is not None:
             # A count never written is 0 (records leave defaults out): below any limit but 0.
@@ -134,13 +208,27 @@ class TaskStore:
         finishing = transition.to_state is State.COMPLETED and bool(
             transition.from_states & lifecycle.UNFINISHED
         )
-        leave_index = finishing and has_callback is not True
-        ok, item = self._update(task_id, transition, condition, names, values, leave_index)
-        if not ok and leave_index and item is not None and item.get(CALLBACK_URL):
-            ok, item = self._update(task_id, transition, condition, names, values, False)
+        if not finishing:
+            ok, item = self._update(task_id, transition, condition, names, values, None)
+        else:
+            keep = bool(has_callback) or bool(desired)
+            ok, item = self._update(task_id, transition, condition, names, values, keep)
+            if not ok and item is not None and keeps_open(item) != keep:
+                ok, item = self._update(task_id, transition, condition, names, values, not keep)
         if not ok:
             return lifecycle.explain(transition, item)
         return Outcome(True, item)
+
+    @staticmethod
+    def _domain_key(task_id: str, transition: Transition) -> dict[str, str]:
+        """The domain index sort key a transition gives: into Pending, the head of the domain
+        (by when it became Pending again); out of it, the shared key of the others."""
+        if transition.to_state is State.PENDING:
+            since = int(transition.updates.get("updated_at") or now_ns())
+            return {"GSI4SK": pending_key(since, task_id)}
+        if State.PENDING in transition.from_states:
+            return {"GSI4SK": TAKEN}
+        return {}
 
     def _update(
         self,
@@ -149,17 +237,28 @@ class TaskStore:
         condition: str,
         names: dict[str, str],
         values: dict[str, Any],
-        leave_open_index: bool,
+        keep_open_index: bool | None,
     ) -> tuple[bool, dict[str, Any] | None]:
-        if leave_open_index:
-            condition += " AND (attribute_not_exists(#callback) OR #callback = :c_nocallback)"
-            names = {**names, "#callback": CALLBACK_URL}
+        """The write; for a completion, leaving the open index (False) or keeping it (True),
+        each only if the task is what that assumes."""
+        if keep_open_index is not None:
+            names = {**names, "#callback": CALLBACK_URL, "#domain": DOMAIN_KEY}
             values = {**values, "nocallback": ""}
+        if keep_open_index is False:
+            condition += (" AND (attribute_not_exists(#callback) OR #callback = :c_nocallback)"
+                          " AND attribute_not_exists(#domain)")
+        elif keep_open_index:
+            condition += (" AND ((attribute_exists(#callback) AND #callback <> :c_nocallback)"
+                          " OR attribute_exists(#domain))")
         return self.table.update(
             f"TASK#{task_id}",
             "TASK",
-            set_values={**transition.updates, "state": transition.to_state.value},
-            remove=("GSI3PK", "GSI3SK") if leave_open_index else (),
+            set_values={
+                **transition.updates,
+                "state": transition.to_state.value,
+                **self._domain_key(task_id, transition),
+            },
+            remove=("GSI3PK", "GSI3SK") if keep_open_index is False else (),
             add_values=transition.increments,
             append_values=transition.appends,
             condition=condition,

@@ -1,0 +1,145 @@
+"""The contract over HTTP (issue 9): every template route refuses a missing or unknown token
+with 401 in its own API's shape before reading any body; another user's ids are 404 on every
+route that takes one; the document and its Swagger UI page are served without a token."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from taskfn.local.template import load_template
+
+from .conftest import Client
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = load_template(ROOT / "template.yaml")
+DOCUMENT = json.loads((ROOT / "openapi.json").read_text())
+PRIVATE = sorted((r.method, r.path) for r in TEMPLATE.routes if r.authorizer is not None)
+
+
+def api_of(method: str, path: str) -> str:
+    (tag,) = DOCUMENT["paths"][path][method.lower()]["tags"]
+    return tag
+
+
+def assert_unauthorized(answer, method: str, path: str) -> None:
+    assert answer.status == 401, (method, path, answer)
+    body = answer.json()
+    if api_of(method, path).startswith("Cell API"):
+        assert body["error"]["type"] == "Unauthorized" and body["error"]["message"], body
+    else:
+        assert set(body) <= {"message", "detail"} and body["message"], body
+
+
+@pytest.mark.parametrize(("method", "path"), PRIVATE, ids=[f"{m} {p}" for m, p in PRIVATE])
+@pytest.mark.parametrize("token", [None, "tfn_not-a-token-anybody-has-0123", "x" * 600],
+                         ids=["missing", "unknown", "oversized"])
+def test_a_missing_or_unknown_token_is_401_in_the_route_s_own_shape(stack, method, path,
+                                                                   token):
+    # Queries and a body no route could parse: the 401 must come first.
+    url = re.sub(r"\{[^}]+\}", "6560f1a0ffffffffffffffff", path) + "?limit=0&wait=-1&cursor=%"
+    client = Client(stack.url, token)
+    answer = client.request(method, url, b"{not json" if method != "GET" else None,
+                            content_type="application/json")
+    assert_unauthorized(answer, method, path)
+
+
+@pytest.fixture(scope="module")
+def owners(stack: Client) -> tuple[Client, Client, dict[str, str]]:
+    """Alice's function, build, task and Cell API task; and Bob, who must see none of them."""
+    clients = []
+    for name in ("alice", "bob"):
+        answer = stack.request("POST", "/v1/tokens", {"user": f"{name}-{uuid.uuid4().hex[:6]}"})
+        assert answer.status == 201, answer
+        clients.append(stack.as_user(answer.json()["token"]))
+    alice, bob = clients
+    created = alice.request("POST", "/v1/function", {
+        "name": "mine", "source": "def handler(event, context):\n    return 'secret'\n"})
+    function_id = created.json()["id"]
+    build = alice.request("GET", f"/v1/function/{function_id}").json()["buildId"]
+    task = alice.request("POST", f"/v1/task/{function_id}", {"a": 1}).json()["id"]
+    assert alice.wait_result(task).status == 200
+    guid = f"mine-{uuid.uuid4().hex}"
+    desired = alice.request("POST", "/v1/tasks/desire.r2", {
+        "task_guid": guid, "domain": "mine", "task_definition": {"function_id": function_id}})
+    assert desired.json() == {"error": None}
+    deadline = time.monotonic() + 30
+    while alice.request("POST", "/v1/tasks/get_by_task_guid.r3",
+                        {"task_guid": guid}).json()["task"]["state"] == "Pending":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    return alice, bob, {"function": function_id, "build": build, "task": task, "guid": guid}
+
+
+ID_ROUTES = {
+    ("GET", "/v1/function/{id}"): "function", ("DELETE", "/v1/function/{id}"): "function",
+    ("POST", "/v1/build/{id}"): "function", ("GET", "/v1/build/{id}"): "build",
+    ("POST", "/v1/build/{id}/upload"): "function",
+    ("POST", "/v1/task/{id}"): "function", ("GET", "/v1/task/{id}"): "task",
+    ("GET", "/v1/task/{id}/result"): "task", ("GET", "/v1/task/{id}/logs"): "task",
+}
+GUID_ROUTES = ["/v1/tasks/get_by_task_guid.r3", "/v1/tasks/cancel", "/v1/tasks/resolving",
+               "/v1/tasks/delete"]
+
+
+def test_every_route_with_an_id_is_covered_here():
+    with_ids = {(r.method, r.path) for r in TEMPLATE.routes if "{" in r.path
+                and r.authorizer is not None}
+    assert with_ids == set(ID_ROUTES)
+    # The Cell API's user routes take the guid in the body; cells' routes see every task.
+    user_routes = {path for path, item in DOCUMENT["paths"].items()
+                   if path.startswith("/v1/tasks/") and "TaskGuidRequest" in json.dumps(item)}
+    assert user_routes == set(GUID_ROUTES)
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(ID_ROUTES))
+def test_another_user_s_ids_are_404(owners, method, path):
+    alice, bob, ids = owners
+    url = path.replace("{id}", ids[ID_ROUTES[(method, path)]])
+    if path.endswith("/upload"):
+        answer = bob.request(method, url, {"size": 22})
+    else:
+        body = b"PK\x05\x06" + bytes(18) if path.startswith("/v1/build") else None
+        answer = bob.request(method, url, body, content_type="application/octet-stream"
+                             if body else None)
+    assert answer.status == 404, answer
+    assert b"secret" not in answer.body
+    # And Alice's are all still hers.
+    again = alice.request("GET", f"/v1/function/{ids['function']}")
+    assert again.status == 200
+
+
+@pytest.mark.parametrize("path", GUID_ROUTES)
+def test_another_user_s_cell_api_tasks_are_resource_not_found(owners, path):
+    alice, bob, ids = owners
+    answer = bob.request("POST", path, {"task_guid": ids["guid"]})
+    assert answer.status == 200 and answer.json()["error"]["type"] == "ResourceNotFound"
+    listed = bob.request("POST", "/v1/tasks/list.r3", {"domain": "mine"}).json()
+    assert listed == {"error": None, "tasks": []}
+    mine = alice.request("POST", "/v1/tasks/get_by_task_guid.r3", {"task_guid": ids["guid"]})
+    assert mine.json()["error"] is None
+
+
+def test_the_document_and_its_page_need_no_token(stack):
+    anonymous = Client(stack.url)
+    document = anonymous.request("GET", "/openapi.json")
+    assert document.status == 200 and document.json() == DOCUMENT
+    page = anonymous.request("GET", "/docs")
+    assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assets = re.findall(r'(?:href|src)="(docs/[^"]+)"', page.body.decode())
+    assert len(assets) == 4
+    for asset in assets:
+        answer = anonymous.request("GET", "/" + asset)
+        assert answer.status == 200 and len(answer.body) > 10, asset
+    bundle = anonymous.request("GET", "/docs/swagger-ui-bundle.js").body
+    assert b"SwaggerUIBundle" in bundle and b"https://" not in page.body
+    missing = anonymous.request("GET", "/docs/..%2f..%2fetc%2fpasswd")
+    assert missing.status == 404 and missing.json()["message"]

@@ -1,0 +1,635 @@
+"""Each function may do with the table and the bucket exactly what its code does.
+
+Every handler is invoked against moto through scenarios that take each of its branches that
+reach AWS, and every call its boto3 clients make meanwhile is recorded (at
+BaseClient._make_api_call, so whichever store or client made it). The function's policies, as
+SAM translates them into its role (the documents the local stack signs with,
+taskfn.local.identities), must then
+
+- allow every recorded call: action, resource (table, index, bucket key, queue, bus) and
+  conditions (dynamodb:LeadingKeys) checked by a small IAM evaluator below, which fails closed
+  on any condition it does not know; and
+- grant no DynamoDB or S3 right that no recorded call needed: the (action, resource, leading
+  key pattern) triples of the grants are those of the recorded calls, no more.
+
+Recorded keys are generalised by the table's key layout (stores/table.py): upper-case segments
+("TASK", "OWNER", "OPEN") belong to the layout, anything else is a value, so "TASK#<guid>"
+needs "TASK#*" and "OWNER#alice#FUNC" needs "OWNER#*#FUNC" (scenario values are never all upper
+case). S3 keys by their first segment: "tasks/<id>/result" needs "tasks/*".
+
+A function without a scenario may hold no DynamoDB or S3 right at all, so a new function that
+gets one needs a scenario here. SQS sends and EventBridge puts are checked to be allowed (which
+queues each function may send to is pinned in tests/unit/test_template.py), Lambda rights are
+pinned there too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fnmatch
+import json
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+
+from taskfn import lifecycle, wiring
+from taskfn.local.identities import function_policies
+from taskfn.local.provision import Provisioned, provision
+from taskfn.models import FunctionRecord, TaskRecord, now_ns
+from taskfn.runtime.packaging import zip_from_source
+from taskfn.services.builds import BuildService
+from taskfn.services.cells import CellService, DesiredTask
+from taskfn.services.tasks import ANSWER_MAX_BYTES, TaskService
+from taskfn.services.tokens import TokenService
+from taskfn.stores.blobs import task_key, upload_key
+from tests.handlers.test_events import (  # noqa: F401 - seeded is a fixture
+    FID,
+    SAMPLE_TOKEN,
+    TEMPLATE,
+    TID,
+    handler_module,
+    invoke,
+    load_event,
+    seeded,
+)
+from tests.integration.helpers import ALICE
+
+SECOND = 1_000_000_000
+GUID = "sample-task-1"  # the task the Cell API's sample events name
+GONE = "6560f1a0ffffffffffffffff"  # a finished task with a large result
+EXPIRED = "6560f1a0fffffffffffffffe"  # a finished task whose outputs have expired
+
+
+# --- what the code calls -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    """One AWS request as IAM sees it: an action on a resource, with the table's partition
+    keys it touches (dynamodb:LeadingKeys)."""
+
+    action: str
+    resource: str
+    leading_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Resources:
+    """ARNs of the provisioned resources, by what requests name them with."""
+
+    tables: dict[str, str]  # table name -> ARN
+    hash_keys: dict[str, str]  # table name -> its partition key attribute
+    buckets: dict[str, str]  # bucket name -> ARN
+    queues: dict[str, str]  # queue URL -> ARN
+    buses: dict[str, str]  # bus name -> ARN
+
+    @classmethod
+    def of(cls, provisioned: Provisioned) -> Resources:
+        found: dict[str, dict[str, str]] = {"tables": {}, "hash_keys": {}, "buckets": {},
+                                            "queues": {}, "buses": {}}
+        for logical_id, resource in TEMPLATE.resources.items():
+            ref, arn = provisioned.refs.get(logical_id), provisioned.attrs.get((logical_id, "Arn"))
+            match resource["Type"]:
+                case "AWS::DynamoDB::Table":
+                    found["tables"][ref] = arn
+                    (found["hash_keys"][ref],) = [
+                        key["AttributeName"] for key in resource["Properties"]["KeySchema"]
+                        if key["KeyType"] == "HASH"]
+                case "AWS::S3::Bucket":
+                    found["buckets"][ref] = arn
+                case "AWS::SQS::Queue":
+                    found["queues"][ref] = arn
+                case "AWS::Events::EventBus":
+                    found["buses"][ref] = arn
+        return cls(**found)
+
+    def calls(self, service: str, operation: str, params: dict[str, Any]) -> list[Call]:
+        """The IAM view of one boto3 call; an operation this does not know fails the test
+        (teach it here, with the rights its requests need)."""
+        match service, operation:
+            case "dynamodb", "GetItem" | "UpdateItem" | "DeleteItem":
+                return [self._item(operation, params["TableName"], params["Key"])]
+            case "dynamodb", "PutItem":
+                return [self._item(operation, params["TableName"], params["Item"])]
+            case "dynamodb", "BatchGetItem":
+                return [Call("dynamodb:BatchGetItem", self.tables[table],
+                             tuple(self._partition(table, key) for key in request["Keys"]))
+                        for table, request in params["RequestItems"].items()]
+            case "dynamodb", "Query":
+                arn = self.tables[params["TableName"]]
+                if params.get("IndexName"):
+                    arn += f"/index/{params['IndexName']}"
+                return [Call("dynamodb:Query", arn, (_query_partition(params),))]
+            case "s3", "GetObject" | "HeadObject" | "PutObject" | "DeleteObject":
+                action = "GetObject" if operation == "HeadObject" else operation
+                bucket = self.buckets[params["Bucket"]]
+                return [Call(f"s3:{action}", f"{bucket}/{params['Key']}")]
+            case "sqs", "SendMessage" | "SendMessageBatch":
+                return [Call("sqs:SendMessage", self.queues[params["QueueUrl"]])]
+            case "events", "PutEvents":
+                return [Call("events:PutEvents", self.buses[entry["EventBusName"]])
+                        for entry in params["Entries"]]
+        raise AssertionError(f"{service}.{operation}: which rights does it need? Add it here.")
+
+    def _item(self, operation: str, table: str, key: dict[str, Any]) -> Call:
+        return Call(f"dynamodb:{operation}", self.tables[table], (self._partition(table, key),))
+
+    def _partition(self, table: str, key: dict[str, Any]) -> str:
+        return key[self.hash_keys[table]]["S"]
+
+
+def _query_partition(params: dict[str, Any]) -> str:
+    """The partition a Query reads: `<key> = :value` first in its key condition."""
+    match = re.match(r"\s*(#?\w+)\s*=\s*(:\w+)", params["KeyConditionExpression"])
+    assert match, params["KeyConditionExpression"]
+    return params["ExpressionAttributeValues"][match.group(2)]["S"]
+
+
+class Recorder:
+    """Every call any boto3 client makes while `recording` (in any thread)."""
+
+    def __init__(self, resources: Resources):
+        self.resources = resources
+        self.calls: list[Call] = []
+        self.unknown: list[str] = []  # calls this test cannot say the rights of
+        self._on = False
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def installed(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
+        """Every request's parameters as the client serialises them, presigned ones included
+        (a presigned URL acts with the rights of the role that signed it)."""
+        emit, call = BaseClient._emit_api_params, BaseClient._make_api_call
+        recorder = self
+
+        def emitted(client: BaseClient, api_params: dict, operation_model: Any,
+                    context: dict) -> dict:
+            params = emit(client, api_params, operation_model, context)
+            if recorder._on:
+                service = client.meta.service_model.service_name
+                try:
+                    recorder.keep(recorder.resources.calls(service, operation_model.name,
+                                                           params))
+                except (AssertionError, KeyError) as error:  # the handler may catch it
+                    with recorder._lock:
+                        recorder.unknown.append(f"{service}.{operation_model.name}: {error!r}")
+            return params
+
+        def answered(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+            try:
+                return call(client, operation, params)
+            except ClientError as error:
+                code = error.response["Error"]["Code"]
+                if recorder._on and client.meta.service_model.service_name == "s3" and (
+                        code in ("NoSuchKey", "404", "NotFound")):
+                    # S3 answers "no such key" only to a caller that may list the bucket
+                    # (AccessDenied otherwise): code that saw it needs that right for AWS
+                    # to answer it alike.
+                    bucket = recorder.resources.buckets[params["Bucket"]]
+                    recorder.keep([Call("s3:ListBucket", bucket)])
+                raise
+
+        monkeypatch.setattr(BaseClient, "_emit_api_params", emitted)
+        monkeypatch.setattr(BaseClient, "_make_api_call", answered)
+        yield self
+
+    def keep(self, calls: list[Call]) -> None:
+        with self._lock:
+            self.calls.extend(calls)
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        self._on = True
+        try:
+            yield
+        finally:
+            self._on = False
+
+
+# --- what the template grants --------------------------------------------------------------
+
+Right = tuple[str, str, str | None]  # (action, resource pattern, leading key pattern or None)
+LEADING_KEYS = "dynamodb:LeadingKeys"
+KEY_OPERATORS = ("ForAllValues:StringLike", "ForAllValues:StringEquals")
+
+
+def _listed(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def generalised_key(key: str) -> str:
+    """The key layout's pattern of a partition key: its upper-case segments kept, values *."""
+    return "#".join(part if re.fullmatch(r"[A-Z]+", part) else "*" for part in key.split("#"))
+
+
+def needed(call: Call) -> set[Right]:
+    """What a call needs, as a grant would say it (DynamoDB and S3 only)."""
+    if call.action.startswith("dynamodb:"):
+        return {(call.action, call.resource, generalised_key(key)) for key in call.leading_keys}
+    if call.action.startswith("s3:"):
+        bucket, _, key = call.resource.partition("/")
+        return {(call.action, f"{bucket}/{key.split('/')[0]}/*" if key else bucket, None)}
+    return set()
+
+
+def statements(documents: list[dict]) -> list[dict]:
+    found = [statement for document in documents for statement in _listed_statements(document)]
+    for statement in found:
+        assert statement["Effect"] == "Allow", statement  # no Deny to reason about
+        assert not {"NotAction", "NotResource", "Principal"} & set(statement), statement
+    return found
+
+
+def _listed_statements(document: dict) -> list[dict]:
+    listed = document["Statement"]
+    return [listed] if isinstance(listed, dict) else listed
+
+
+def granted(documents: list[dict]) -> set[Right]:
+    """The DynamoDB and S3 rights the documents grant, as triples."""
+    rights: set[Right] = set()
+    for statement in statements(documents):
+        # "*" too: a wildcard is a right no call needs
+        actions = [action for action in _listed(statement["Action"])
+                   if action.split(":")[0].lower() in ("dynamodb", "s3", "*")]
+        if not actions:
+            continue
+        patterns: list[str | None] = [None]
+        condition = statement.get("Condition")
+        if condition is not None:
+            ((operator, values),) = condition.items()
+            assert operator in KEY_OPERATORS and set(values) == {LEADING_KEYS}, condition
+            patterns = list(_listed(values[LEADING_KEYS]))
+        rights |= {(action, resource, pattern) for action in actions
+                   for resource in _listed(statement["Resource"]) for pattern in patterns}
+    return rights
+
+
+def allows(documents: list[dict], call: Call) -> bool:
+    """IAM's answer for `call` under these (Allow-only) documents."""
+    return any(_statement_allows(statement, call) for statement in statements(documents))
+
+
+def _statement_allows(statement: dict, call: Call) -> bool:
+    if not any(fnmatch.fnmatchcase(call.action.lower(), action.lower())
+               for action in _listed(statement["Action"])):
+        return False
+    if not any(fnmatch.fnmatchcase(call.resource, resource)
+               for resource in _listed(statement["Resource"])):
+        return False
+    for operator, values in (statement.get("Condition") or {}).items():
+        for key, expected in values.items():
+            if key != LEADING_KEYS or operator not in KEY_OPERATORS:
+                return False  # a condition this evaluator does not know: not allowed
+            like = operator.endswith("StringLike")
+            if not all(any(fnmatch.fnmatchcase(value, pattern) if like else value == pattern
+                           for pattern in _listed(expected)) for value in call.leading_keys):
+                return False
+    return True
+
+
+_policies: dict[str, list[dict]] = {}
+
+
+@pytest.fixture
+def rights(backend) -> tuple[Resources, dict[str, list[dict]]]:
+    """The provisioned resources (provisioning again reuses them) and every function's policy
+    documents as the local stack gives its role (SAM's translation, resolved)."""
+    provisioned = provision(TEMPLATE)
+    if not _policies:
+        _policies.update(function_policies(TEMPLATE, provisioned))
+    return Resources.of(provisioned), _policies
+
+
+# --- the scenarios: every branch of a handler that reaches AWS --------------------------------
+
+
+class Run:
+    """Invokes one function's handler with recording on; seeding happens outside."""
+
+    def __init__(self, function_id: str, recorder: Recorder, monkeypatch: pytest.MonkeyPatch):
+        self.function_id = function_id
+        self.recorder = recorder
+        self.monkeypatch = monkeypatch
+
+    def __call__(self, event: dict | None = None, **changes: Any) -> Any:
+        event = copy.deepcopy(event if event is not None else load_event(self.function_id))
+        if "body" in changes:
+            body = changes.pop("body")
+            event["body"] = body if isinstance(body, str) else json.dumps(body)
+        if changes:
+            event["requestContext"]["authorizer"]["lambda"].update(changes)
+        handler_module(self.function_id)  # imported (and its clients built) outside recording
+        with self.recorder.recording():
+            return invoke(self.function_id, event)
+
+    def module(self) -> Any:
+        return handler_module(self.function_id)
+
+    def http(self, status: int, **kwargs: Any) -> dict:
+        answer = self(**kwargs)
+        assert answer["statusCode"] == status, answer
+        return answer
+
+    def bbs(self, **kwargs: Any) -> dict:
+        body = json.loads(self.http(200, **kwargs)["body"])
+        assert body["error"] is None, body
+        return body
+
+    def messages(self, *task_ids: str) -> dict:
+        """An SQS event of the executor's or the callback function's, one record a task."""
+        event = load_event(self.function_id)
+        template = event["Records"][0]
+        event["Records"] = [{**copy.deepcopy(template), "messageId": f"m-{number}",
+                             "body": json.dumps({"taskId": task_id})}
+                            for number, task_id in enumerate(task_ids)]
+        return event
+
+
+Scenario = Callable[[Run], None]
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(*function_ids: str) -> Callable[[Scenario], Scenario]:
+    def register(body: Scenario) -> Scenario:
+        for function_id in function_ids:
+            SCENARIOS[function_id] = body
+        return body
+
+    return register
+
+
+def desire(guid: str = GUID, *, steps: tuple[lifecycle.Transition, ...] = (),
+           **fields: Any) -> None:
+    """A Cell API task of alice's (for a cell tagged gpu unless it names a function)."""
+    if "function_id" not in fields:
+        fields.setdefault("placement_tags", ("gpu",))
+    CellService.from_env().desire(ALICE, DesiredTask(task_guid=guid, domain="sample", **fields))
+    for step in steps:
+        wiring.tasks().apply(guid, step, has_callback=bool(fields.get("completion_callback_url")))
+
+
+def function_with(code: str, function_id: str) -> FunctionRecord:
+    function = FunctionRecord(id=function_id, owner="alice", name=f"f{function_id[-4:]}",
+                              created_at=now_ns())
+    wiring.functions().put_new(function)
+    BuildService.from_env().create_from_source(ALICE, function, code)
+    return wiring.functions().get(function_id)
+
+
+def finish(task_id: str, **extra: Any) -> None:
+    tasks = wiring.tasks()
+    tasks.apply(task_id, lifecycle.start("cell-t", 4))
+    tasks.apply(task_id, lifecycle.complete("cell-t", 5, failed=False, extra={
+        "response_status": 200, "response_headers": {"Content-Type": "text/plain"}, **extra}))
+
+
+STARTED = (lifecycle.start("cell-1", 2),)
+COMPLETED = (*STARTED, lifecycle.complete("cell-1", 3, failed=False))
+
+
+@scenario("AuthorizerFunction")
+def _authorizer(run: Run) -> None:
+    # Tokens no earlier test used: the authorizer keeps what it learnt of one for a while.
+    known = TokenService.from_env().create("alice", "user").token
+    for token, user in ((known, "alice"), (f"tfn_unknown-{secrets.token_hex(8)}", "")):
+        event = load_event("AuthorizerFunction")
+        event["headers"]["authorization"] = f"Bearer {token}"
+        assert run(event)["context"]["user"] == user
+
+
+@scenario("CreateTokenFunction", "CreateFunctionFunction")
+def _created(run: Run) -> None:
+    run.http(201)  # CreateFunction's sample has source: its first build runs too
+
+
+@scenario("CreateBuildFunction")
+def _create_build(run: Run) -> None:
+    run.http(201)
+    # From an upload (POST /v1/build/{id}/upload): its size, the archive, then it is removed;
+    # an upload that is not there is a 404.
+    uploaded, missing = "6560f1a01111111111111111", "6560f1a02222222222222222"
+    wiring.blobs().put(upload_key(FID, uploaded), zip_from_source(
+        "def handler(event, context):\n    return 1\n"), "application/zip")
+    for upload, status in ((uploaded, 201), (missing, 404)):
+        event = load_event("CreateBuildFunction")
+        event.update(body="", isBase64Encoded=False, rawQueryString=f"upload={upload}",
+                     queryStringParameters={"upload": upload})
+        answer = run(event)
+        assert answer["statusCode"] == status, answer
+    assert wiring.blobs().size(upload_key(FID, uploaded)) is None
+
+
+@scenario("CreateBuildUploadFunction")
+def _create_build_upload(run: Run) -> None:
+    answer = json.loads(run.http(201)["body"])
+    assert upload_key(FID, answer["uploadId"]) in answer["url"]
+
+
+@scenario("GetFunctionFunction", "ListFunctionsFunction", "GetBuildFunction", "GetTaskFunction",
+          "ListTasksFunction")
+def _read(run: Run) -> None:
+    run.http(200)
+
+
+@scenario("DeleteFunctionFunction")
+def _deleted(run: Run) -> None:
+    run.http(204)
+
+
+@scenario("CreateTaskFunction")
+def _create_task(run: Run) -> None:
+    small = json.loads(run.http(201)["body"])["id"]
+    large = json.loads(run.http(201, body={"blob": "x" * 40_000})["body"])["id"]
+    assert not wiring.tasks().get(small).input_key and wiring.tasks().get(large).input_key
+
+
+def replace_task(event: dict, task_id: str, **outputs: str) -> dict:
+    """A new finished task of alice's with these outputs, and `event` asking for it."""
+    wiring.tasks().put_new(TaskRecord(task_guid=task_id, owner="alice", function_id=FID,
+                                      created_at=now_ns(), updated_at=now_ns()))
+    finish(task_id, **outputs)
+    event["pathParameters"] = {"id": task_id}
+    event["rawPath"] = event["rawPath"].replace(TID, task_id)
+    event["requestContext"]["http"]["path"] = event["rawPath"]
+    return event
+
+
+def expired_output(run: Run, **keys: str) -> None:
+    """A task whose outputs S3's lifecycle rule already removed: the API's 404."""
+    removed = {field: task_key(EXPIRED, "removed") for field in keys}
+    answer = run(replace_task(load_event(run.function_id), EXPIRED, **removed))
+    assert (answer["statusCode"], json.loads(answer["body"])["message"]) == (
+        404, "task output expired"), answer
+
+
+@scenario("GetTaskResultFunction")
+def _task_result(run: Run) -> None:
+    key = task_key(TID, "result")
+    wiring.blobs().put(key, b"kept in S3", "text/plain")
+    finish(TID, response_key=key)
+    assert run.http(200)["body"] == "kept in S3"
+    # One too large for a Lambda answer: a redirect to a presigned GET, signed by this role.
+    large = task_key(GONE, "result")
+    wiring.blobs().put(large, b"r" * (ANSWER_MAX_BYTES + 1), "text/plain")
+    event = load_event(run.function_id)
+    redirected = run(replace_task(event, GONE, response_key=large))
+    assert redirected["statusCode"] in (302, 303, 307) and redirected["headers"]["Location"]
+    expired_output(run, response_key="")
+
+
+@scenario("GetTaskLogsFunction")
+def _task_logs(run: Run) -> None:
+    keys = {stream: task_key(TID, f"{stream}.txt") for stream in ("stdout", "stderr")}
+    for stream, key in keys.items():
+        wiring.blobs().put(key, f"{stream} kept in S3".encode(), "text/plain")
+    finish(TID, response_body="done", stdout_key=keys["stdout"], stderr_key=keys["stderr"])
+    assert json.loads(run.http(200)["body"])["stdout"] == "stdout kept in S3"
+    expired_output(run, stdout_key="")
+
+
+@scenario("CellDesireTaskFunction")
+def _desire(run: Run) -> None:
+    run.bbs()  # the sample runs alice's function in the built-in executor: read, put, send
+    run.bbs(body={"task_guid": "tagged-1", "domain": "sample",
+                  "task_definition": {"placement_tags": ["gpu"]}})
+
+
+@scenario("CellListTasksFunction")
+def _list_cell_tasks(run: Run) -> None:
+    desire()
+    assert len(run.bbs()["tasks"]) == 1
+    run.bbs(body={"domain": "sample", "cell_id": "cell-1"}, user="cell-1", scope="cell")
+
+
+@scenario("CellGetTaskFunction", "CellCancelTaskFunction", "CellStartTaskFunction",
+          "CellFailTaskFunction", "CellRejectTaskFunction")
+def _pending_task(run: Run) -> None:
+    desire()
+    run.bbs()
+
+
+@scenario("CellHeartbeatTaskFunction")
+def _heartbeat(run: Run) -> None:
+    desire(steps=STARTED)
+    run.bbs()
+
+
+@scenario("CellResolvingTaskFunction")
+def _resolving(run: Run) -> None:
+    desire(steps=COMPLETED)
+    run.bbs()
+
+
+@scenario("CellDeleteTaskFunction")
+def _delete_task(run: Run) -> None:
+    desire(steps=(*COMPLETED, lifecycle.resolving(4)))
+    run.bbs()
+    assert wiring.tasks().get(GUID) is None
+
+
+@scenario("CellCompleteTaskFunction")
+def _complete(run: Run) -> None:
+    desire(steps=STARTED)
+    run.bbs()
+    # A failure with retries left: read (consistently), back to Pending, sent to the queue.
+    desire("will-retry", function_id=FID, retries=1, steps=STARTED)
+    run.bbs(body={"task_guid": "will-retry", "cell_id": "cell-1", "failed": True,
+                  "failure_reason": "out of disk", "result": ""})
+    assert wiring.tasks().get("will-retry").state == "Pending"
+
+
+@scenario("ExecutorFunction")
+def _executor(run: Run) -> None:
+    # The sample task was created without its code fixed: the function is read for it.
+    assert run(run.messages(TID)) == {"batchItemFailures": []}
+    # A large input, response and output: from and to tasks/.
+    large = function_with("def handler(event, context):\n    print('o' * 5000)\n"
+                          "    return 'r' * 40000\n", "6560f1a0dddddddddddddddd")
+    task = TaskService.from_env().create(ALICE, large.id, body={"blob": "i" * 40_000},
+                                         query={}, size=40_100)
+    assert task.input_key
+    # A failure with a retry left: back to Pending and sent to the queue again.
+    failing = function_with("def handler(event, context):\n    raise ValueError('no')\n",
+                            "6560f1a0eeeeeeeeeeeeeeee")
+    desire("will-retry", function_id=failing.id, retries=1)
+    assert run(run.messages(task.task_guid, "will-retry")) == {"batchItemFailures": []}
+    done = wiring.tasks().get(task.task_guid)
+    assert done.response_key and done.stdout_key and not done.failed
+    assert wiring.tasks().get("will-retry").state == "Pending"
+
+
+@scenario("ConvergerFunction")
+def _converger(run: Run) -> None:
+    now = now_ns()
+    run.monkeypatch.setattr(run.module().converger, "now", lambda: now)
+    ago = lambda seconds: now - int(seconds * SECOND)  # noqa: E731
+    url = {"completion_callback_url": "https://example.com/done"}
+    # Each step of a pass once (the sample task, created at 3 ns, expires).
+    desire("to-dispatch", function_id=FID)  # written, then lost by the queue 40 s ago
+    wiring.table().update("TASK#to-dispatch", "TASK", set_values={"updated_at": ago(40)},
+                          condition="attribute_exists(PK)")
+    desire("lost-cell", function_id=FID, retries=1,
+           steps=(lifecycle.start("cell-1", ago(200)),))
+    desire("to-delete", steps=(lifecycle.start("cell-1", ago(300)),
+                               lifecycle.complete("cell-1", ago(200), failed=False)), **url)
+    desire("to-kick", steps=(lifecycle.start("cell-1", ago(100)),
+                             lifecycle.complete("cell-1", ago(50), failed=False)), **url)
+    report = run()
+    assert (report["expired"], report["dispatched"], report["retried"], report["deleted"],
+            report["kicked"]) == (1, 1, 1, 1, 1), report
+
+
+@scenario("CallbackEnqueueFunction")
+def _enqueue(run: Run) -> None:
+    assert run() == {"queued": 1}
+
+
+@scenario("CallbackFunction")
+def _deliver(run: Run) -> None:
+    delivery = run.module().delivery
+    strict = delivery.settings.model_copy(update={"allow_private_callbacks": False})
+    run.monkeypatch.setattr(delivery, "settings", strict)
+    # Read, Resolving, and deleted: the URL is refused (a private address), which deletes
+    # the task as an answer would, without a server.
+    desire(steps=COMPLETED, completion_callback_url="http://127.0.0.1:9/done")
+    assert run(run.messages(GUID)) == {"batchItemFailures": []}
+    assert wiring.tasks().get(GUID) is None
+
+
+@scenario("EventsFunction")
+def _events(run: Run) -> None:
+    assert run() == {"records": 2, "events": 2}
+
+
+@scenario("TaskEventsFunction")
+def _task_events(run: Run) -> None:
+    run.http(200)
+
+
+@pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize("function_id", sorted(TEMPLATE.functions))
+def test_a_function_may_do_exactly_what_its_code_does(rights, monkeypatch, function_id):
+    resources, policies = rights
+    documents = policies[function_id]
+    with Recorder(resources).installed(monkeypatch) as recorder:
+        if function_id in SCENARIOS:
+            SCENARIOS[function_id](Run(function_id, recorder, monkeypatch))
+    assert recorder.unknown == []
+    refused = [call for call in recorder.calls if not allows(documents, call)]
+    assert refused == [], f"{function_id} may not do what its code does"
+    needs = set().union(*(needed(call) for call in recorder.calls))
+    assert granted(documents) == needs
+
+
+def test_every_scenario_is_of_a_function_of_the_template():
+    assert set(SCENARIOS) <= set(TEMPLATE.functions)
+    assert SAMPLE_TOKEN  # the sample events' token, which `seeded` issues to alice
