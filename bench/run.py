@@ -41,6 +41,7 @@ BENCHMARKS = (
     Benchmark("end_to_end", "bench.end_to_end", "End to end through the local stack"),
     Benchmark("convergence", "bench.convergence", "One convergence pass over 10,000 tasks"),
     Benchmark("contention", "bench.contention", "Start and complete under contention"),
+    Benchmark("load", "bench.load", "Load: 50 clients for 60 s"),
     Benchmark("cost", "bench.cost", "Cost"),
 )
 
