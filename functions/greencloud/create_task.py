@@ -20,6 +20,7 @@ aws.client("sqs")  # every create sends: build the client during init, not on a 
 def create_task(function_id: str):
     caller = api.caller(app)
     data = api.raw_body(app)
+    tasks.check_size(len(data))  # before parsing: a parse costs time on any input
     body = greencloud.parse_task_body(data, app.current_event.headers.get("content-type"))
     task = tasks.create(caller, function_id, body=body, query=api.query(app), size=len(data))
     return api.json_response(201, {"id": task.task_guid})

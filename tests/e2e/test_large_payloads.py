@@ -85,6 +85,15 @@ def test_a_changed_or_misused_presigned_url_is_refused(user, function_id):
     for attempt in (forged, flipped, url.replace("X-Amz-Expires=900", "X-Amz-Expires=901")):
         status, body, _ = send("PUT", attempt, archive, headers)
         assert status == 403, (attempt, body)
+    # Headers nobody signed: a copy of another object (another user's code) instead of the
+    # upload, or new rights on it. S3 refuses unsigned x-amz-* headers; so must the guard.
+    code = user.request("GET", f"/v1/function/{function_id}").json()["buildId"]
+    for extra in ({"x-amz-copy-source": f"/taskfn/code/{function_id}/{code}.zip"},
+                  {"x-amz-acl": "public-read"}, {"x-amz-meta-owner": "someone"}):
+        status, body, _ = send("PUT", url, archive, {**headers, **extra})
+        assert status == 403 and b"not signed" in body, (extra, body)
+    status, _, _ = send("PUT", url, archive, {**headers, "Host": "127.0.0.1:99999"})
+    assert status == 403
     status, _, _ = send("PUT", url, archive + b"x", {**headers,
                                                     "Content-Length": str(len(archive) + 1)})
     assert status == 403  # the length is signed
@@ -117,3 +126,36 @@ def test_a_result_too_large_to_answer_is_a_redirect_to_it(user):
     status, _, _ = send("GET", location.replace("response-content-type=text%2Fplain",
                                                 "response-content-type=text%2Fhtml"))
     assert status == 403
+
+
+def test_a_result_that_grows_past_an_answer_once_escaped_is_a_redirect_too(user):
+    """1.5 MiB of control characters is 9 MB as the JSON of a Lambda answer (six bytes each):
+    no answer could carry it, whatever its raw size."""
+    created = user.request("POST", "/v1/function", {"name": "nuls", "source": (
+        "def handler(event, context):\n"
+        "    return {'statusCode': 200, 'headers': {'Content-Type': 'text/plain'},\n"
+        "            'body': '\\x00' * (3 * 512 * 1024)}\n")})
+    task = user.request("POST", f"/v1/task/{created.json()['id']}", {}).json()["id"]
+    user.wait_result(task)
+    status, body, headers = send("GET", f"{user.url}/v1/task/{task}/result",
+                                 headers={"Authorization": f"Bearer {user.token}"})
+    assert status == 303, (status, body[:200])
+    status, body, _ = send("GET", headers["location"])
+    assert status == 200 and body == b"\x00" * (3 * 512 * 1024)
+
+
+def test_logs_that_would_not_fit_an_answer_are_cut_and_counted(user):
+    created = user.request("POST", "/v1/function", {"name": "noisy", "source": (
+        "import sys\n"
+        "def handler(event, context):\n"
+        "    sys.stdout.write('\\x01' * (1024 * 1024))\n"
+        "    sys.stderr.write('\\u00e9' * (512 * 1024))\n"
+        "    return 'done'\n")})
+    task = user.request("POST", f"/v1/task/{created.json()['id']}", {}).json()["id"]
+    assert user.wait_result(task).body == b"done"
+    logs = user.request("GET", f"/v1/task/{task}/logs")
+    assert logs.status == 200, logs
+    body = logs.json()
+    assert body["stdout"] == "\x01" * len(body["stdout"]) and body["stdoutDropped"] > 0
+    assert len(body["stdout"].encode()) + body["stdoutDropped"] == 1024 * 1024
+    assert len(logs.body) <= 5 * 1024 * 1024

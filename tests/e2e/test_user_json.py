@@ -71,6 +71,8 @@ def test_json_that_cannot_be_kept_is_a_clear_400(user, echo, text):
 
 def test_a_non_json_body_is_text_for_the_function(user, echo):
     assert run(user, echo, b"NaN", content_type="text/plain")["body"] == "NaN"
+    deep = b"[" * 100  # not JSON, and deeper than JSON may nest: text all the same
+    assert run(user, echo, deep, content_type="text/plain")["body"] == deep.decode()
 
 
 def test_the_cell_api_keeps_odd_definitions_and_inputs(user, echo):

@@ -129,6 +129,9 @@ def bbs_error(status_body: tuple[int, dict]) -> tuple[int, str]:
 @pytest.mark.parametrize("body", [
     "{not json",
     "[1, 2]",
+    # Under the body limit as sent, over the stored definition's limit as kept.
+    '{"task_guid":"g","domain":"d","task_definition":{"placement_tags":["a"],"x":['
+    + ",".join(["1e15"] * 20000) + "]}}",
     {"task_guid": "has spaces", "domain": "d", "task_definition": {"placement_tags": ["a"]}},
     {"task_guid": "g", "task_definition": {"placement_tags": ["a"]}},
     {"task_guid": "g", "domain": "d"},

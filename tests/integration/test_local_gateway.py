@@ -349,3 +349,21 @@ def test_a_burst_of_clients_is_held_not_reset(gateway):
         for raw in sockets:
             raw.close()
     assert all(answer.startswith(b"HTTP/1.1 404") for answer in answers)
+
+
+@pytest.mark.parametrize("framing", [
+    b"Content-Length: abc\r\n\r\n",
+    b"Content-Length: -5\r\n\r\n",
+    b"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    b"Transfer-Encoding: chunked\r\n\r\n-1\r\n" + b"x" * 65536,
+])
+def test_a_body_whose_framing_cannot_be_read_is_400_json(gateway, framing):
+    import socket
+
+    with socket.create_connection((gateway.host, gateway.port), timeout=15) as raw:
+        raw.sendall(b"POST /items/1 HTTP/1.1\r\nHost: x\r\nAuthorization: u\r\n" + framing)
+        raw.shutdown(socket.SHUT_WR)
+        answer = raw.makefile("rb").read()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert json.loads(body) == {"message": "Bad Request"}

@@ -81,3 +81,15 @@ def test_an_output_s3_already_removed_is_expired_not_a_fault(backend):
     blobs.put(task_key(GUID, "a/stdout.txt"), b"out")
     assert tasks.result(ALICE, GUID).body == b"body"
     assert tasks.logs(ALICE, GUID).stderr == "kept"
+
+
+def test_the_owner_s_list_leaves_out_tasks_past_the_retention(backend):
+    days = get_settings().task_retention_days
+    old = now_ns() - (days * DAY_S + 60) * SECOND_NS
+    for guid, created in (("6560f1a0000000000000ee02", old), ("6560f1a0000000000000ee03",
+                                                               now_ns())):
+        assert wiring.tasks().put_new(TaskRecord(
+            task_guid=guid, owner="alice", function_id="f", created_at=created,
+            updated_at=created, expires_at=created // SECOND_NS + days * DAY_S))
+    listed, _ = TaskService.from_env().list(ALICE, limit=10, cursor=None)
+    assert [task.task_guid for task in listed] == ["6560f1a0000000000000ee03"]

@@ -38,3 +38,13 @@ def test_dumps_refuses_what_is_not_json():
     for value in (float("nan"), {"a": "\ud800"}):
         with pytest.raises(InvalidRequest):
             userjson.dumps(value)
+
+
+def test_the_nesting_count_is_one_pass_whatever_the_strings():
+    """An unterminated string of escaped quotes made the old count quadratic (hours for a
+    megabyte, holding the GIL): now it is refused after one pass."""
+    hostile = "[" * 65 + '"' + '\\"' * 500_000
+    with pytest.raises(userjson.TooDeep):
+        userjson.loads(hostile)
+    deep_in_strings = "[" + '"' + "[" * 1000 + '\\"' + "]" * 1000 + '"' + "]"
+    assert userjson.loads(deep_in_strings) == [json.loads(deep_in_strings)[0]]

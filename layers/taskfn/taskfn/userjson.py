@@ -6,7 +6,9 @@ number, 32 levels of nesting), and an item that DynamoDB or moto stores but cann
 breaks every reader of it. What JSON allows but taskfn cannot keep faithfully is refused here,
 once, with a 400: NaN and Infinity (not JSON at all), numbers beyond a double's range or too
 long for Python to parse, lone surrogates (not Unicode text), and nesting deeper than
-MAX_DEPTH (deeper values cannot be rendered again without running out of stack).
+MAX_DEPTH (deeper values cannot be rendered again without running out of stack). As JSON
+parsers do, a repeated name keeps its last value, and numbers are kept as Python reads them
+(-0 is 0, 1e-400 is 0.0).
 """
 
 from __future__ import annotations
@@ -19,13 +21,16 @@ from typing import Any
 from taskfn.errors import InvalidRequest
 
 MAX_DEPTH = 64
-# Strings, so that brackets inside them are not counted as nesting.
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET = re.compile(r"[\[\]{}]")
+# What the nesting count looks at: brackets, and quotes and backslashes to skip strings.
+_SPECIAL = re.compile(r'[\[\]{}"\\]')
 
 
 class MalformedJSON(InvalidRequest):
     """Not JSON at all (a caller may then take the text as text)."""
+
+
+class TooDeep(InvalidRequest):
+    """Nested past MAX_DEPTH (or not JSON at all: the count comes before the parse)."""
 
 
 def _no_constant(name: str) -> Any:
@@ -58,7 +63,7 @@ def loads(data: bytes | str, *, what: str = "body") -> Any:
     except ValueError as error:  # an integer longer than Python parses
         raise InvalidRequest(f"the {what} cannot be read", str(error)) from error
     except RecursionError as error:
-        raise InvalidRequest(f"the {what} nests more than {MAX_DEPTH} levels") from error
+        raise TooDeep(f"the {what} nests more than {MAX_DEPTH} levels") from error
     if "\\u" in text or "\\U" in text:  # only escapes can make a lone surrogate
         _check_text(value, what)
     return value
@@ -84,16 +89,29 @@ def dumps(value: Any) -> str:
 
 def _check_depth(text: str, what: str) -> None:
     """Nesting counted on the text, before parsing: deep input must not reach the parser's
-    recursion. Cheap when there are few brackets, as there usually are."""
+    recursion. One pass over the special characters only (linear, whatever the input), and
+    nothing at all when there are few brackets, as there usually are."""
     if text.count("[") + text.count("{") <= MAX_DEPTH:
         return
     depth = 0
-    for bracket in _BRACKET.finditer(_STRING.sub("", text)):
-        if bracket.group() in "[{":
+    in_string = False
+    escaped_at = -1  # the position of the character a backslash escapes
+    for match in _SPECIAL.finditer(text):
+        char, position = match.group(), match.start()
+        if position == escaped_at:
+            continue
+        if in_string:
+            if char == "\\":
+                escaped_at = position + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
             depth += 1
             if depth > MAX_DEPTH:
-                raise InvalidRequest(f"the {what} nests more than {MAX_DEPTH} levels")
-        else:
+                raise TooDeep(f"the {what} nests more than {MAX_DEPTH} levels")
+        elif char in "]}":
             depth -= 1
 
 

@@ -73,7 +73,8 @@ def parse_new_function(body: dict[str, Any]) -> NewFunction:
 
 def parse_task_body(data: bytes, content_type: str | None) -> Any:
     """What the function gets as event.body: the parsed JSON body, the raw text when it is
-    not JSON, or None when there is none. A body declared JSON must parse."""
+    not JSON (or JSON that cannot be kept as such, when not declared JSON), or None when there
+    is none. A body declared JSON must parse and be kept."""
     if not data:
         return None
     declared_json = bool(content_type) and "json" in content_type.lower()
@@ -83,7 +84,7 @@ def parse_task_body(data: bytes, content_type: str | None) -> Any:
         raise InvalidRequest("the body must be UTF-8 text or JSON") from error
     try:
         return userjson.loads(text)
-    except userjson.MalformedJSON:
+    except InvalidRequest:  # without a JSON content type, what is not JSON taskfn keeps is text
         if declared_json:
             raise
         return text

@@ -291,6 +291,19 @@ def to_response(result: Any) -> Response:
 # --- the gateway ------------------------------------------------------------------------
 
 
+class _BadRequest(Exception):
+    """A request whose body framing cannot be read."""
+
+
+def _chunk_size(line: bytes) -> int:
+    """A chunk's size line: hexadecimal digits (extensions after ';' ignored), else
+    _BadRequest (int() would take "-1", and then a read to the end of the stream)."""
+    digits = line.split(b";")[0].strip()
+    if not digits or len(digits) > 16 or not all(c in b"0123456789abcdefABCDEF" for c in digits):
+        raise _BadRequest("malformed chunk size")
+    return int(digits, 16)
+
+
 class _Unauthorized(Exception):
     def __init__(self, response: Response) -> None:
         self.response = response
@@ -453,7 +466,12 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             started = time.monotonic()
             request_id = _request_id()
-            body = self._read_body()
+            try:
+                body = self._read_body()
+            except _BadRequest:
+                self.close_connection = True
+                self._send(message(400, "Bad Request"), request_id)
+                return
             if body is None:
                 response = message(413, "Request Entity Too Large")
                 self.close_connection = True
@@ -487,12 +505,13 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             return headers
 
         def _read_body(self) -> bytes | None:
-            """The request body, or None when it is over the limit."""
+            """The request body, or None when it is over the limit; _BadRequest when its
+            framing is malformed (a length that is not a number, a negative chunk size)."""
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
                 chunks, size = [], 0
                 while True:
                     line = self.rfile.readline(65537)
-                    length = int(line.split(b";")[0].strip() or b"0", 16)
+                    length = _chunk_size(line)
                     if length == 0:
                         while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                             pass
@@ -502,7 +521,10 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                         return None
                     chunks.append(self.rfile.read(length))
                     self.rfile.readline(65537)
-            length = int(self.headers.get("Content-Length") or 0)
+            declared = (self.headers.get("Content-Length") or "0").strip()
+            if not declared.isdigit() or not declared.isascii():
+                raise _BadRequest("Content-Length is not a number")
+            length = int(declared)
             if length > MAX_BODY:
                 return None
             return self.rfile.read(length) if length > 0 else b""

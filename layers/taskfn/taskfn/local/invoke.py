@@ -23,6 +23,12 @@ from taskfn.local.identities import acting_as
 from taskfn.local.provision import ACCOUNT_ID, REGION, physical_name
 from taskfn.local.template import FunctionSpec, Template
 
+MAX_ANSWER_BYTES = 6 * 1024 * 1024  # a synchronous invocation's answer, as JSON
+
+
+class PayloadTooLargeForLambda(RuntimeError):
+    """An answer over Lambda's synchronous payload limit (6 MB)."""
+
 
 class LambdaContext:
     """The attributes and method of the Lambda context object that handlers use."""
@@ -123,4 +129,8 @@ class Invoker:
             handler = self.handler(function_id)
             payload = json.loads(json.dumps(event))
             result = handler(payload, self.context(function_id))
-        return json.loads(json.dumps(result, default=_decimal_serializer))
+        answer = json.dumps(result, default=_decimal_serializer)
+        if len(answer) > MAX_ANSWER_BYTES:  # Lambda refuses it, and API Gateway answers 500
+            raise PayloadTooLargeForLambda(
+                f"{function_id} answered {len(answer)} bytes; Lambda carries {MAX_ANSWER_BYTES}")
+        return json.loads(answer)

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 AUTH_PARAMS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
                "X-Amz-SignedHeaders", "X-Amz-Security-Token", "X-Amz-Signature")
 MAX_EXPIRES_S = 7 * 24 * 3600  # S3's own bound
+UNSIGNED_OK = frozenset({"x-amz-content-sha256"})  # as S3 allows
 MAX_BODY = 64 * 1024 * 1024
 
 
@@ -40,7 +41,14 @@ def _raw_path(environ: dict[str, Any]) -> str:
 
 def admit(environ: dict[str, Any], *, account_id: str, now: float | None = None) -> None:
     """Check the presigned request in `environ` and turn it into the same request signed in a
-    header (in place); Refused when its signature, scope or time does not hold."""
+    header (in place); Refused when its signature, scope, headers or time do not hold."""
+    try:
+        _admit(environ, account_id, now)
+    except (ValueError, KeyError, UnicodeError) as error:  # a malformed host, path or header
+        raise Refused(f"malformed presigned request: {type(error).__name__}") from error
+
+
+def _admit(environ: dict[str, Any], account_id: str, now: float | None) -> None:
     from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
     from botocore.awsrequest import AWSRequest
 
@@ -61,6 +69,12 @@ def admit(environ: dict[str, Any], *, account_id: str, now: float | None = None)
         raise Refused("not signed for S3")
     if not 0 < expires <= MAX_EXPIRES_S or (now or time.time()) > issued + expires:
         raise Refused("the presigned request has expired")
+    # S3 refuses x-amz-* headers nobody signed (x-amz-copy-source would turn the PUT into a
+    # copy of any object, x-amz-acl change its rights); so does this.
+    for name in environ:
+        header = name[5:].lower().replace("_", "-") if name.startswith("HTTP_") else ""
+        if header.startswith("x-amz-") and header not in signed and header not in UNSIGNED_OK:
+            raise Refused(f"the header {header} was not signed")
     credentials = _credentials(account_id, key_id, params.get("X-Amz-Security-Token"))
     host = environ.get("HTTP_HOST", "")
     method = environ.get("REQUEST_METHOD", "GET")

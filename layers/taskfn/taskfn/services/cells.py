@@ -21,6 +21,8 @@ from taskfn.stores.queue import TaskQueue
 from taskfn.stores.records import FunctionStore
 from taskfn.stores.tasks import TaskStore
 
+# A task is one DynamoDB item (400 KB at most): its definition as stored keeps well below.
+DEFINITION_MAX_BYTES = 192 * 1024
 BUILT_IN_HINT = (
     "the built-in executor runs taskfn functions: set task_definition.function_id, "
     "or placement_tags for an external cell"
@@ -68,6 +70,10 @@ class CellService:
     def desire(self, caller: Caller, desired: DesiredTask) -> TaskRecord:
         """A new Pending task. Without placement tags it goes to the task queue, like any
         other task, for the built-in executor; with them it waits for an external cell."""
+        stored = len(userjson.dumps(desired.definition).encode())
+        if stored > DEFINITION_MAX_BYTES:  # as kept, not as sent: "1e15" is kept longer
+            raise InvalidRequest(
+                f"task_definition is {stored} bytes as stored; at most {DEFINITION_MAX_BYTES}")
         now = now_ns()
         task = TaskRecord(
             task_guid=desired.task_guid,

@@ -22,6 +22,7 @@ from taskfn.stores.tasks import TaskStore
 # A Lambda answer carries 6 MB of JSON, and a binary body is base64 in it (a third more):
 # larger results are answered with a redirect to a presigned GET, valid this long.
 ANSWER_MAX_BYTES = 4 * 1024 * 1024
+ANSWER_MAX_JSON_BYTES = 5 * 1024 * 1024  # of the 6 MB answer, the rest for its headers
 RESULT_URL_EXPIRES_S = 300
 
 
@@ -34,6 +35,27 @@ class TaskResponse:
     headers: dict[str, str]
     body: bytes
     location: str | None = None
+
+
+def answer_bytes(body: bytes) -> int:
+    """How much of a Lambda answer a body takes: text as JSON escapes it (a control or
+    non-ASCII character is six bytes or twelve), anything else base64."""
+    try:
+        return len(json.dumps(body.decode()))
+    except UnicodeDecodeError:
+        return (len(body) + 2) // 3 * 4
+
+
+def fitted(logs: TaskLogs) -> TaskLogs:
+    """The logs cut (from the end, counted as dropped) until they fit a Lambda answer: 2 MiB
+    of kept output is up to 12 MB as JSON when it is all control or non-ASCII characters."""
+    while len(json.dumps([logs.stdout, logs.stderr])) > ANSWER_MAX_JSON_BYTES:
+        out, err = logs.stdout[: len(logs.stdout) // 2], logs.stderr[: len(logs.stderr) // 2]
+        logs = TaskLogs(
+            out, err,
+            logs.stdout_dropped + len(logs.stdout.encode()) - len(out.encode()),
+            logs.stderr_dropped + len(logs.stderr.encode()) - len(err.encode()))
+    return logs
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:
@@ -75,10 +97,7 @@ class TaskService:
     ) -> TaskRecord:
         """Write the task, then send it to the queue. If the process dies in between, the
         task stays Pending and convergence dispatches it again: nothing is lost."""
-        if size > self.settings.max_task_body_bytes:
-            raise PayloadTooLarge(
-                "request body too large", f"at most {self.settings.max_task_body_bytes} bytes"
-            )
+        self.check_size(size)
         function = owned(self.functions.get, function_id, caller, "function")
         if function.paused:
             raise Conflict("function is paused", "resume it to accept new tasks")
@@ -109,6 +128,12 @@ class TaskService:
         self.queue.send(task_id)
         return task
 
+    def check_size(self, size: int) -> None:
+        if size > self.settings.max_task_body_bytes:
+            raise PayloadTooLarge(
+                "request body too large", f"at most {self.settings.max_task_body_bytes} bytes"
+            )
+
     def get(self, caller: Caller, task_id: str) -> TaskRecord:
         """A task of the caller's, whichever API created it (a Cell API guid included). One
         past its retention is gone, whether or not DynamoDB has deleted it yet (it does so
@@ -134,7 +159,9 @@ class TaskService:
     def list(
         self, caller: Caller, *, limit: int, cursor: str | None
     ) -> tuple[list[TaskSummary], str | None]:
-        return self.tasks.list_by_owner(caller.user, limit=limit, cursor=cursor)
+        kept_ns = self.settings.task_retention_days * 86_400 * 1_000_000_000
+        return self.tasks.list_by_owner(caller.user, limit=limit, cursor=cursor,
+                                        since_ns=max(0, now_ns() - kept_ns))
 
     def input_of(self, task: TaskRecord) -> dict[str, Any]:
         if task.input_key:
@@ -155,7 +182,8 @@ class TaskService:
             size = self.blobs.size(task.response_key)
             if size is None:
                 raise NotFound("task output expired", self._kept())
-            if size > ANSWER_MAX_BYTES:
+            body = self._output(task.response_key) if size <= ANSWER_MAX_BYTES else None
+            if body is None or answer_bytes(body) > ANSWER_MAX_JSON_BYTES:
                 # More than a Lambda answer carries: the client fetches it from S3 itself.
                 content_type = _header(task.response_headers, "content-type") or \
                     "application/octet-stream"
@@ -163,7 +191,6 @@ class TaskService:
                                               RESULT_URL_EXPIRES_S)
                 return TaskResponse(task.response_status, dict(task.response_headers), b"",
                                     location=url)
-            body = self._output(task.response_key)
         else:
             text = task.response_body or ""
             body = base64.b64decode(text) if task.response_base64 else text.encode()
@@ -173,4 +200,4 @@ class TaskService:
         task = self.get(caller, task_id)
         stdout = self._output(task.stdout_key).decode() if task.stdout_key else task.stdout
         stderr = self._output(task.stderr_key).decode() if task.stderr_key else task.stderr
-        return TaskLogs(stdout, stderr, task.stdout_dropped, task.stderr_dropped)
+        return fitted(TaskLogs(stdout, stderr, task.stdout_dropped, task.stderr_dropped))

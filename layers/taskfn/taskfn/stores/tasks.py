@@ -120,9 +120,13 @@ class TaskStore:
         return TaskRecord.model_validate(marked(item)) if item else None
 
     def list_by_owner(
-        self, owner: str, *, limit: int, cursor: str | None
+        self, owner: str, *, limit: int, cursor: str | None, since_ns: int = 0
     ) -> tuple[list[TaskSummary], str | None]:
-        page = self.table.query("GSI1", f"OWNER#{owner}#TASK", limit=limit, cursor=cursor)
+        """An owner's tasks created from `since_ns` on (older ones are past their retention,
+        whether or not DynamoDB's TTL has removed them yet), newest first."""
+        between = (time_key(since_ns, ""), time_key(10**20 - 1, "~"))
+        page = self.table.query("GSI1", f"OWNER#{owner}#TASK", limit=limit, cursor=cursor,
+                                between=between)
         return readable(TaskSummary, page.items), page.cursor
 
     def list_by_domain(
