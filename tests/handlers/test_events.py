@@ -18,7 +18,7 @@ import pytest
 
 from taskfn import lifecycle, wiring
 from taskfn.local.template import load_template
-from taskfn.models import BuildRecord, BuildStatus, FunctionRecord, TaskRecord
+from taskfn.models import BuildRecord, BuildStatus, FunctionRecord, TaskRecord, now_ns
 from taskfn.services.builds import BuildService
 from taskfn.services.tokens import TokenService
 from tests.integration.helpers import ALICE
@@ -26,6 +26,7 @@ from tests.integration.helpers import ALICE
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template(ROOT / "template.yaml")
 FID, BID, TID = "6560f1a0aaaaaaaaaaaaaaaa", "6560f1a0bbbbbbbbbbbbbbbb", "6560f1a0cccccccccccccccc"
+FRESH = "6560f1a0dddddddddddddddd"
 SAMPLE_TOKEN = "tfn_sample-token-for-events-only"
 _modules: dict[str, Any] = {}
 
@@ -132,8 +133,16 @@ def test_sample_answers_carry_greencloud_fields(seeded):
     assert set(task) == {"functionId", "issued", "assigned", "finished", "progress", "node",
                          "timeout", "capabilities"}
     assert task["node"] == "cell-t"
+    # The sample task was created at 3 ns since the epoch, long past the retention: not
+    # listed any more. One created now is, in GreenCloud's fields.
     listed = json.loads(invoke("ListTasksFunction", load_event("ListTasksFunction"))["body"])
-    assert listed == [{"id": TID, "issued": "0", "progress": 0, "status": 202}]
+    assert listed == []
+    created = now_ns()
+    wiring.tasks().put_new(TaskRecord(task_guid=FRESH, owner="alice", function_id=FID,
+                                      created_at=created, updated_at=created))
+    listed = json.loads(invoke("ListTasksFunction", load_event("ListTasksFunction"))["body"])
+    assert listed == [{"id": FRESH, "issued": str(created // 1_000_000_000), "progress": 0,
+                       "status": 0}]
     result = invoke("GetTaskResultFunction", load_event("GetTaskResultFunction"))
     assert result["headers"]["Content-Type"] == "text/plain"
     assert (result["isBase64Encoded"], result["body"]) == (False, "done")
