@@ -334,3 +334,11 @@ def test_the_powertools_layer_is_the_version_pyproject_pins():
     assert TEMPLATE.parameters["PowertoolsLayerArn"] == (
         f"/aws/service/powertools/python/{architecture}/{function_globals['Runtime']}/"
         f"{exact['version']}")
+
+
+def test_the_authorizer_runs_for_every_request_and_caches_nothing_in_api_gateway():
+    """No identity source, so a missing token reaches the route (401 in its API's shape); and
+    the TTL said to be 0, since unset it is 300 s: with no identity source to key it, one
+    caller's answer would then serve everybody."""
+    auth = TEMPLATE.resources["HttpApi"]["Properties"]["Auth"]["Authorizers"]["TokenAuthorizer"]
+    assert auth["Identity"] == {"ReauthorizeEvery": 0}
