@@ -123,13 +123,12 @@ def _admit(environ: dict[str, Any], account_id: str, now: float | None) -> None:
 
 
 def _credentials(account_id: str, key_id: str, token: str | None) -> Any:
-    """The signer's credentials from moto's IAM and STS, as moto finds them for a request."""
-    from botocore.credentials import Credentials
+    """The signer's credentials (botocore's) from moto's IAM and STS, as moto finds them for
+    a request."""
     from moto.iam.access_control import CreateAccessKeyFailure, create_access_key
 
     headers = {"X-Amz-Security-Token": token} if token else {}
     try:
-        found = create_access_key(account_id, "aws", key_id, headers).create_credentials()
+        return create_access_key(account_id, "aws", key_id, headers).create_credentials()
     except CreateAccessKeyFailure as error:
         raise Refused("unknown signer") from error
-    return Credentials(found.access_key, found.secret_key, found.token)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +13,8 @@ from botocore.exceptions import ClientError
 
 from taskfn import ids, userjson, wiring
 from taskfn.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
-from taskfn.models import Caller, TaskRecord, TaskSummary, expiry, now_ns
+from taskfn.lifecycle import SECOND_NS
+from taskfn.models import DAY_S, Caller, TaskRecord, TaskSummary, expiry, now_ns
 from taskfn.services.ownership import owned
 from taskfn.settings import Settings, get_settings
 from taskfn.stores.blobs import BlobStore, task_key
@@ -146,20 +149,25 @@ class TaskService:
     def _kept(self) -> str:
         return f"tasks, results and logs are kept {self.settings.task_retention_days} days"
 
-    def _output(self, key: str) -> bytes:
-        """An object of the task's in S3; one its lifecycle rule already removed is expired
-        (a 404 of the API's own), not a fault."""
+    @contextmanager
+    def _expired_when_gone(self) -> Iterator[None]:
+        """Reads of the task's objects in S3: one its lifecycle rule already removed is
+        expired (a 404 of the API's own), not a fault."""
         try:
-            return self.blobs.get(key)
+            yield
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise NotFound("task output expired", self._kept()) from error
             raise
 
+    def _output(self, key: str) -> bytes:
+        with self._expired_when_gone():
+            return self.blobs.get(key)
+
     def list(
         self, caller: Caller, *, limit: int, cursor: str | None
     ) -> tuple[list[TaskSummary], str | None]:
-        kept_ns = self.settings.task_retention_days * 86_400 * 1_000_000_000
+        kept_ns = self.settings.task_retention_days * DAY_S * SECOND_NS
         return self.tasks.list_by_owner(caller.user, limit=limit, cursor=cursor,
                                         since_ns=max(0, now_ns() - kept_ns))
 
@@ -179,11 +187,9 @@ class TaskService:
             return TaskResponse(500, {"Content-Type": "application/json"},
                                 json.dumps(error).encode())
         if task.response_key:
-            size = self.blobs.size(task.response_key)
-            if size is None:
-                raise NotFound("task output expired", self._kept())
-            body = self._output(task.response_key) if size <= ANSWER_MAX_BYTES else None
-            if body is None or answer_bytes(body) > ANSWER_MAX_JSON_BYTES:
+            with self._expired_when_gone():
+                stored = self.blobs.get_unless_over(task.response_key, ANSWER_MAX_BYTES)
+            if stored is None or answer_bytes(stored) > ANSWER_MAX_JSON_BYTES:
                 # More than a Lambda answer carries: the client fetches it from S3 itself.
                 content_type = _header(task.response_headers, "content-type") or \
                     "application/octet-stream"
@@ -191,6 +197,7 @@ class TaskService:
                                               RESULT_URL_EXPIRES_S)
                 return TaskResponse(task.response_status, dict(task.response_headers), b"",
                                     location=url)
+            body = stored
         else:
             text = task.response_body or ""
             body = base64.b64decode(text) if task.response_base64 else text.encode()

@@ -35,6 +35,15 @@ class BlobStore:
     def get(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
+    def get_unless_over(self, key: str, limit: int) -> bytes | None:
+        """The object, or None when it is larger than `limit` bytes (then not read): one
+        request either way."""
+        answer = self.client.get_object(Bucket=self.bucket, Key=key)
+        if int(answer["ContentLength"]) > limit:
+            answer["Body"].close()
+            return None
+        return answer["Body"].read()
+
     def size(self, key: str) -> int | None:
         """The object's size in bytes, None when there is none."""
         from botocore.exceptions import ClientError
