@@ -162,6 +162,9 @@ def moto_child() -> None:
 class Http:
     """One keep-alive connection to the stack (one per thread: http.client is not shared)."""
 
+    # A kept-alive connection may have been closed by the server: one silent retry.
+    attempts = 2
+
     def __init__(self, url: str, token: str) -> None:
         host_port = url.split("://", 1)[1].rstrip("/")
         self.host, _, port = host_port.partition(":")
@@ -178,7 +181,7 @@ class Http:
         headers = {"Authorization": f"Bearer {self.token}"}
         if data is not None:
             headers["Content-Type"] = "application/json"
-        for attempt in (1, 2):  # a kept-alive connection may have been closed by the server
+        for attempt in range(1, self.attempts + 1):
             if self.connection is None:
                 self.connection = http.client.HTTPConnection(
                     self.host, self.port, timeout=REQUEST_TIMEOUT_S
@@ -187,9 +190,10 @@ class Http:
                 self.connection.request(method, path, body=data, headers=headers)
                 response = self.connection.getresponse()
                 payload = response.read()
-            except (ConnectionError, http.client.HTTPException):
-                self.close()
-                if attempt == 2:
+            except BaseException as error:
+                self.close()  # the next request opens a new connection
+                retriable = isinstance(error, ConnectionError | http.client.HTTPException)
+                if not retriable or attempt == self.attempts:
                     raise
                 continue
             if response.getheader("Connection", "").lower() == "close":

@@ -111,27 +111,7 @@ class OneShot(Http):
     """Http without its one silent retry: a reset, refusal or timeout reaches the caller
     (who counts it), and the next request opens a new connection."""
 
-    def request(
-        self, method: str, path: str, body: Any = None
-    ) -> tuple[int, dict[str, str], bytes]:
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Authorization": f"Bearer {self.token}"}
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        if self.connection is None:
-            self.connection = http.client.HTTPConnection(
-                self.host, self.port, timeout=REQUEST_TIMEOUT_S
-            )
-        try:
-            self.connection.request(method, path, body=data, headers=headers)
-            response = self.connection.getresponse()
-            payload = response.read()
-        except BaseException:
-            self.close()
-            raise
-        if response.getheader("Connection", "").lower() == "close":
-            self.close()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, payload
+    attempts = 1
 
 
 def failure_name(error: BaseException) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from taskfn.local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "tfn_e2e-admin-token-0123456789"
@@ -76,6 +79,19 @@ class Client:
             if answer.status != 404 or time.monotonic() > deadline:
                 return answer
             time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def in_process_stack(admin_token: str, prefix: str,
+                     settings: dict[str, str]) -> Iterator[LocalStack]:
+    """A local stack in this process (so a test can reach its parts), with settings given
+    through the environment as in AWS."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in settings.items():
+            patch.setenv(name, value)
+        with LocalStack(port=0, admin_token=admin_token, access_log=False,
+                        prefix=prefix) as local:
+            yield local
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from taskfn.local.stack import LocalStack
 from taskfn.models import TaskRecord, now_ns
 from taskfn.stores.queue import encode
 
-from .conftest import Client
+from .conftest import Client, in_process_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -29,11 +29,8 @@ SETTINGS = {"DISPATCH_GRACE_S": "1", "CELL_HEARTBEAT_S": "1", "CELL_TIMEOUT_S": 
 
 @pytest.fixture(scope="module")
 def local() -> Iterator[LocalStack]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in SETTINGS.items():
-            patch.setenv(name, value)
-        with LocalStack(port=0, admin_token=ADMIN, access_log=False, prefix="faults") as stack:
-            yield stack
+    with in_process_stack(ADMIN, "faults", SETTINGS) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")

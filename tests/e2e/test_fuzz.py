@@ -26,9 +26,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from taskfn.local.stack import LocalStack
-
-from .conftest import Client
+from .conftest import Client, in_process_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -57,30 +55,27 @@ class Fixture:
 
 @pytest.fixture(scope="module")
 def fuzzed() -> Iterator[Fixture]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in SETTINGS.items():
-            patch.setenv(name, value)
-        with LocalStack(port=0, admin_token=ADMIN, access_log=False, prefix="fuzz") as stack:
-            admin = Client(stack.url, ADMIN)
-            tokens: dict[str, str | None] = {"admin": ADMIN, "unknown": "tfn_" + "0" * 40,
-                                             "none": None}
-            for who, scope in (("alice", "user"), ("bob", "user"), ("cell", "cell")):
-                answer = admin.request("POST", "/v1/tokens", {"user": f"fuzz-{who}",
-                                                              "scope": scope})
-                tokens[who] = answer.json()["token"]
-            alice = Client(stack.url, tokens["alice"])
-            functions = [alice.request("POST", "/v1/function", {
-                "name": f"echo{n}",
-                "source": "def handler(event, context):\n    return {'got': event['body']}\n",
-            }).json()["id"] for n in range(2)]
-            builds = [alice.request("GET", f"/v1/function/{f}").json()["buildId"]
-                      for f in functions]
-            tasks = [alice.request("POST", f"/v1/task/{functions[0]}", {"n": n}).json()["id"]
-                     for n in range(2)]
-            for task in tasks:
-                assert alice.wait_result(task).status == 200
-            yield Fixture(stack.url, tokens, {"function": functions, "build": builds,
-                                              "task": tasks})
+    with in_process_stack(ADMIN, "fuzz", SETTINGS) as stack:
+        admin = Client(stack.url, ADMIN)
+        tokens: dict[str, str | None] = {"admin": ADMIN, "unknown": "tfn_" + "0" * 40,
+                                         "none": None}
+        for who, scope in (("alice", "user"), ("bob", "user"), ("cell", "cell")):
+            answer = admin.request("POST", "/v1/tokens", {"user": f"fuzz-{who}",
+                                                          "scope": scope})
+            tokens[who] = answer.json()["token"]
+        alice = Client(stack.url, tokens["alice"])
+        functions = [alice.request("POST", "/v1/function", {
+            "name": f"echo{n}",
+            "source": "def handler(event, context):\n    return {'got': event['body']}\n",
+        }).json()["id"] for n in range(2)]
+        builds = [alice.request("GET", f"/v1/function/{f}").json()["buildId"]
+                  for f in functions]
+        tasks = [alice.request("POST", f"/v1/task/{functions[0]}", {"n": n}).json()["id"]
+                 for n in range(2)]
+        for task in tasks:
+            assert alice.wait_result(task).status == 200
+        yield Fixture(stack.url, tokens, {"function": functions, "build": builds,
+                                          "task": tasks})
 
 
 def kind_of(path: str) -> str:
