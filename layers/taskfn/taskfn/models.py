@@ -87,6 +87,9 @@ class FunctionRecord(Record):
     # The version of the function's own Lambda that runs build_id (isolation "lambda").
     lambda_version: str = ""
     paused: bool = False
+    # An HTTP function (lang "http", taskfn's extension): the URL the executor POSTs each
+    # task's event to; its answer is the task's result. Empty for code functions.
+    url: str = ""
 
     def run_fields(self) -> dict[str, Any]:
         """What a task copies from its function when it is created: the code it will run
@@ -98,6 +101,8 @@ class FunctionRecord(Record):
             "lambda_version": self.lambda_version,
             "timeout": self.capabilities.timeout,
             "capabilities": self.capabilities,
+            "lang": self.lang,
+            "url": self.url,
         }
 
 
@@ -155,6 +160,16 @@ class TaskRecord(Record):
     completion_callback_url: str = ""
     annotation: str = ""
     function_id: str = ""
+    # The function's language and, for an HTTP function, its URL, copied at creation: the
+    # executor runs the task without reading the function. "" for Cell API tasks without one.
+    lang: str = ""
+    url: str = ""
+    # The schedule that created the task (GreenCloud's scheduleId; the CSV export filters on
+    # it); "" for tasks created by a call.
+    schedule_id: str = ""
+    # Set while the task waits for its paused function to be resumed (taskfn.services.holds):
+    # when it was held. A held task is on no open index shard, so convergence leaves it.
+    held_at: int = 0
     # The code the task runs, fixed when it is created: a later build does not change what
     # a queued task runs, and the executor needs no read of the function.
     build_id: str = ""

@@ -22,6 +22,14 @@ class Settings(BaseModel):
     callback_queue_url: str = ""
     callback_timeout_s: float = Field(5, gt=0, le=30)
     allow_private_callbacks: bool = False
+    # HTTP functions (lang "http"): the executor POSTs each task's event to the function's
+    # URL, with the same address checks as callbacks; private, loopback and link-local
+    # addresses only where allowed (the local stack allows loopback for its tests' servers).
+    allow_private_http_functions: bool = False
+    # Whether this platform's built-in executor runs functions whose capabilities say
+    # privileged (GreenCloud's capability). Off by default: an operator turns it on where
+    # privileged work is allowed; elsewhere such tasks fail with a clear reason.
+    allow_privileged: bool = False
     # Payloads above these sizes live in S3 with a pointer in the record (DynamoDB items stop
     # at 400 KB; keeping records small keeps reads and writes at one capacity unit or few).
     inline_input_bytes: int = 32 * 1024

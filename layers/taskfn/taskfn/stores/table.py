@@ -4,9 +4,10 @@ Key design (see template.yaml for the indexes):
   PK / SK          the item itself: "TASK#<id>" / "TASK", "FUNC#<id>" / "FUNC", ...
   GSI1PK / GSI1SK  what an owner has, newest first: "OWNER#<user>#TASK" / "<created>#<id>"
                    (projects only what list views show, so a start writes no index entry)
-  GSI2PK / GSI2SK  children of a parent by time: "FUNC#<id>#BUILD" / "<created>#<id>" (keys);
-                   tasks have no entry here: one index entry more per task would cost more
-                   than reading an owner's range with a filter the rare time a CSV needs it
+  GSI2PK / GSI2SK  children of a parent by time (keys only): "FUNC#<id>#BUILD" /
+                   "<created>#<id>" (a function's builds), "FUNC#<id>#TASK" / "<created>#<id>"
+                   (a function's tasks: the CSV export by date, the task list by function).
+                   A task's entry is written with it and never changes: one index write
   GSI3PK / GSI3SK  tasks convergence still has work for, by age, sparse (keys):
                    "OPEN#<n>" / "<created>#<id>", n = crc32(id) mod OPEN_SHARDS, so no one
                    partition takes every open task's writes; the converger merges the shards.
@@ -21,7 +22,8 @@ Key design (see template.yaml for the indexes):
 Index writes are DynamoDB's hidden cost: every index entry a write adds, changes or removes is
 billed like a write of its own (an entry whose key changes: two), so the keys and projections
 above are chosen so that a task's life costs as few index writes as possible. A GreenCloud
-task: 4 (put: owner list and open index; completion: owner list and open index; a start none).
+task: 5 (put: owner list, function list and open index; completion: owner list and open index;
+a start none).
 A Cell API task without a callback, run by a cell that heartbeats N times: 10 + N (put 3;
 start 2, as its domain key leaves the Pending range; each heartbeat 1; completion 2, the open
 index kept; convergence's delete 3), where it was 7 + N before it was deleted as BBS deletes it.

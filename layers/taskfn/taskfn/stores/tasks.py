@@ -43,6 +43,12 @@ def open_partitions() -> list[str]:
     return [OPEN, *(f"{OPEN}#{shard}" for shard in range(OPEN_SHARDS))]
 
 
+def function_partition(function_id: str) -> str:
+    """A function's tasks on GSI2, by creation time (keys only): the CSV export's dates, the
+    task list's functionId filter."""
+    return f"FUNC#{function_id}#TASK"
+
+
 def domain_partition(domain: str) -> str:
     return f"DOMAIN#{domain}"
 
@@ -100,6 +106,10 @@ class TaskStore:
             "created_at": task.created_at,
             "updated_at": task.updated_at,
         }
+        if task.function_id:
+            # Written once with the task; keys only and never changed, so no later write of
+            # the task touches this index.
+            values["GSI2PK"], values["GSI2SK"] = function_partition(task.function_id), created
         for field, attribute in JSON_TEXT_FIELDS.items():
             value = getattr(task, field)
             values.pop(field, None)
