@@ -111,6 +111,10 @@ def render(result: dict) -> str:
         "and noisy, so only ratios compare across runs). The JSON file beside this one has "
         "every sample; `make bench` measures again.",
     ]
+    for update in result.get("updates") or []:
+        lines += ["", f"Measured again {update.get('date', '?')} at commit "
+                      f"`{str(update.get('commit', '?'))[:12]}`: "
+                      + ", ".join(update.get("sections") or []) + "."]
     for section in result.get("sections") or []:
         lines += ["", render_section(section)]
     return "\n".join(lines) + "\n"

@@ -1,5 +1,8 @@
 """`python -m bench.run [--quick] [--only KEY[,KEY]]`: measure, write results, print Markdown.
 
+A --only run replaces its sections in latest.json/latest.md and keeps the others (its
+`updates` list says what was measured again, when and at which commit).
+
 Benchmark modules are written by different people at different times, so a module that is
 missing or fails becomes a section saying "not measured: <why>" and the run goes on. A full
 run writes bench/results/latest.json and latest.md; a --quick run (a smoke test) writes
@@ -42,6 +45,7 @@ BENCHMARKS = (
     Benchmark("convergence", "bench.convergence", "One convergence pass over 10,000 tasks"),
     Benchmark("contention", "bench.contention", "Start and complete under contention"),
     Benchmark("load", "bench.load", "Load: 50 clients for 60 s"),
+    Benchmark("csv_export", "bench.csv_export", "CSV export of 100,000 tasks"),
     Benchmark("cost", "bench.cost", "Cost"),
 )
 
@@ -131,6 +135,18 @@ def run(benchmarks: Sequence[Benchmark], quick: bool = False) -> dict:
     return result
 
 
+def merged(previous: dict, result: dict) -> dict:
+    """A --only run folded into the full run before it: its sections replace those of the
+    same key (the others are kept, in their order), and `updates` says which sections were
+    measured again, at which commit, so no figure passes for what it is not."""
+    fresh = {section["key"]: section for section in result["sections"]}
+    sections = [fresh.pop(section["key"], section) for section in previous.get("sections", [])]
+    update = {"sections": result["only"], "commit": result["commit"], "date": result["date"],
+              "seconds": result["seconds"]}
+    return {**previous, "sections": sections + list(fresh.values()),
+            "updates": [*previous.get("updates", []), update]}
+
+
 def write(result: dict, directory: Path, stem: str) -> tuple[Path, Path]:
     """<stem>.json and <stem>.md in directory; the Markdown is returned by render()."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -166,6 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run(benchmarks, quick=args.quick)
     if args.only:
         result["only"] = [b.key for b in benchmarks]
+        previous = args.output_dir / "latest.json"
+        if not args.quick and previous.exists():  # the full run's other figures stay
+            result = merged(json.loads(previous.read_text()), result)
     json_path, md_path = write(result, args.output_dir, "quick" if args.quick else "latest")
     markdown = report.render(result)
     print(markdown)

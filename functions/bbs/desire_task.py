@@ -14,11 +14,14 @@ aws.client("sqs")  # most desires send: build the client during init, not on a r
 @app.post("/v1/tasks/desire.r2", **apidoc.route(
     doc.API, operation_id="desireTask", summary="Desire a task",
     description="Without placement_tags the built-in executor runs "
-                "task_definition.function_id; with them an external cell takes it.",
-    body=doc.body(bbs.DesireTaskRequest), answers=doc.DONE))
+                "task_definition.function_id; with them an external cell takes it. With an "
+                "Idempotency-Key header, a retry of the same desire within 24 hours succeeds "
+                "again; the key reused for another desire is 422.",
+    body=doc.body(bbs.DesireTaskRequest), answers=doc.DONE, errors=(422,),
+    parameters=(apidoc.IDEMPOTENCY_KEY,)))
 def desire_task():
     caller = api.caller(app)
-    cells.desire(caller, bbs.parse_desire(app))
+    cells.desire(caller, bbs.parse_desire(app), idempotency_key=api.idempotency_key(app))
     return bbs.answer()
 
 

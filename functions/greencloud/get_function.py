@@ -1,4 +1,4 @@
-"""GET /v1/function/{id}: one of the caller's functions."""
+"""GET /v1/function/{id}: one of the caller's functions, with its tags and task counters."""
 
 from taskfn import api, apidoc
 from taskfn.adapters import greencloud
@@ -11,10 +11,13 @@ functions = FunctionService.from_env()
 
 @app.get("/v1/function/<function_id>", **apidoc.route(
     doc.API, operation_id="getFunction", summary="One of the caller's functions",
+    description="With its tags as objects and its metrics (counted as its tasks are created "
+                "and finish: one read).",
     answers={200: apidoc.Answer("the function", apidoc.ref("Function"))}, errors=(400, 404)))
 def get_function(function_id: str):
-    record = functions.get(api.caller(app), function_id)
-    return api.json_response(200, greencloud.function_view(record))
+    detail = functions.detail(api.caller(app), function_id)
+    return api.json_response(200, greencloud.function_view(
+        detail.function, tags=detail.tags, metrics=detail.metrics))
 
 
 handler = api.entrypoint(app)

@@ -103,7 +103,9 @@ def stack() -> Iterator[Client]:
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        # E2E_STACK_LOG=<file> keeps the stack's log, to see why a run went wrong
+        stderr=open(os.environ["E2E_STACK_LOG"], "w") if os.environ.get("E2E_STACK_LOG")  # noqa: SIM115
+        else subprocess.DEVNULL,
         text=True,
     )
     line = process.stdout.readline()

@@ -75,7 +75,9 @@ def owners(stack: Client) -> tuple[Client, Client, dict[str, str]]:
                         {"task_guid": guid}).json()["task"]["state"] == "Pending":
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    return alice, bob, {"function": function_id, "build": build, "task": task, "guid": guid}
+    tag = alice.request("POST", "/v1/tag", {"name": "mine"}).json()["id"]
+    return alice, bob, {"function": function_id, "build": build, "task": task, "guid": guid,
+                        "tag": tag}
 
 
 ID_ROUTES = {
@@ -84,7 +86,16 @@ ID_ROUTES = {
     ("POST", "/v1/build/{id}/upload"): "function",
     ("POST", "/v1/task/{id}"): "function", ("GET", "/v1/task/{id}"): "task",
     ("GET", "/v1/task/{id}/result"): "task", ("GET", "/v1/task/{id}/logs"): "task",
+    ("GET", "/v1/task/{id}/csv"): "function",
+    ("PATCH", "/v1/function/{id}"): "function", ("POST", "/v1/function/{id}/togglePause"):
+    "function", ("GET", "/v1/function/{id}/capabilities"): "function",
+    ("POST", "/v1/function/{id}/capabilities"): "function",
+    ("PATCH", "/v1/tag/{id}"): "tag", ("DELETE", "/v1/tag/{id}"): "tag",
 }
+# What Bob sends to routes that take a JSON body: a valid request, refused only as not his.
+JSON_BODIES = {("PATCH", "/v1/function/{id}"): {"name": "theirs"},
+               ("POST", "/v1/function/{id}/capabilities"): {"timeout": 20},
+               ("PATCH", "/v1/tag/{id}"): {"name": "theirs"}}
 GUID_ROUTES = ["/v1/tasks/get_by_task_guid.r3", "/v1/tasks/cancel", "/v1/tasks/resolving",
                "/v1/tasks/delete"]
 
@@ -105,6 +116,8 @@ def test_another_user_s_ids_are_404(owners, method, path):
     url = path.replace("{id}", ids[ID_ROUTES[(method, path)]])
     if path.endswith("/upload"):
         answer = bob.request(method, url, {"size": 22})
+    elif (method, path) in JSON_BODIES:
+        answer = bob.request(method, url, JSON_BODIES[(method, path)])
     else:
         body = b"PK\x05\x06" + bytes(18) if path.startswith("/v1/build") else None
         answer = bob.request(method, url, body, content_type="application/octet-stream"

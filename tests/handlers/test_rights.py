@@ -43,13 +43,16 @@ from botocore.exceptions import ClientError
 from taskfn import lifecycle, wiring
 from taskfn.local.identities import function_policies
 from taskfn.local.provision import Provisioned, provision
-from taskfn.models import FunctionRecord, TaskRecord, now_ns
+from taskfn.models import BuildRecord, BuildStatus, FunctionRecord, TaskRecord, now_ns
 from taskfn.runtime.packaging import zip_from_source
 from taskfn.services.builds import BuildService
 from taskfn.services.cells import CellService, DesiredTask
+from taskfn.services.functions import FunctionPatch, FunctionService
+from taskfn.services.holds import HoldService
 from taskfn.services.tasks import ANSWER_MAX_BYTES, TaskService
 from taskfn.services.tokens import TokenService
 from taskfn.stores.blobs import task_key, upload_key
+from taskfn.stores.tags import TagRecord, TagStore
 from tests.handlers.test_events import (  # noqa: F401 - seeded is a fixture
     FID,
     SAMPLE_TOKEN,
@@ -130,6 +133,12 @@ class Resources:
                 return [Call("dynamodb:Query", arn, (_query_partition(params),))]
             case "s3", "GetObject" | "HeadObject" | "PutObject" | "DeleteObject":
                 action = "GetObject" if operation == "HeadObject" else operation
+                bucket = self.buckets[params["Bucket"]]
+                return [Call(f"s3:{action}", f"{bucket}/{params['Key']}")]
+            case "s3", ("CreateMultipartUpload" | "UploadPart" | "CompleteMultipartUpload"
+                        | "AbortMultipartUpload"):
+                # IAM has no actions of their own for a multipart upload's steps but abort's.
+                action = operation if operation == "AbortMultipartUpload" else "PutObject"
                 bucket = self.buckets[params["Bucket"]]
                 return [Call(f"s3:{action}", f"{bucket}/{params['Key']}")]
             case "sqs", "SendMessage" | "SendMessageBatch":
@@ -406,7 +415,7 @@ def _authorizer(run: Run) -> None:
         assert run(event)["context"]["user"] == user
 
 
-@scenario("CreateTokenFunction", "CreateFunctionFunction")
+@scenario("CreateTokenFunction")
 def _created(run: Run) -> None:
     run.http(201)  # CreateFunction's sample has source: its first build runs too
 
@@ -434,15 +443,160 @@ def _create_build_upload(run: Run) -> None:
     assert upload_key(FID, answer["uploadId"]) in answer["url"]
 
 
-@scenario("GetFunctionFunction", "ListFunctionsFunction", "GetBuildFunction", "GetTaskFunction",
-          "ListTasksFunction")
+@scenario("GetBuildFunction", "GetTaskFunction")
 def _read(run: Run) -> None:
     run.http(200)
 
 
+def with_query(function_id: str, **params: str) -> dict:
+    event = load_event(function_id)
+    event["queryStringParameters"] = params or None
+    event["rawQueryString"] = "&".join(f"{name}={value}" for name, value in params.items())
+    return event
+
+
+@scenario("ListBuildsFunction")
+def _list_builds(run: Run) -> None:
+    # One function's builds (its item, GSI2, the page's builds), then the caller's (GSI1) on
+    # a page that leaves a build after it to count.
+    for number in range(2):
+        wiring.builds().put(BuildRecord(id=f"6560f1a0121212121212121{number}", owner="alice",
+                                        function_id=FID, status=BuildStatus.FAILED,
+                                        created_at=now_ns()))
+    for params in ({"functionId": FID}, {"limit": "3"}):
+        answer = run(with_query(run.function_id, **params))
+        assert answer["statusCode"] == 200, answer
+        assert json.loads(answer["body"])["totalCount"] == 4
+
+
+@scenario("ListTasksFunction")
+def _list_tasks(run: Run) -> None:
+    # The caller's tasks (GSI1, a status filter on it), then one function's (its item, its
+    # GSI2 partition, the page's tasks by key).
+    wiring.tasks().put_new(TaskRecord(task_guid=GONE, owner="alice", function_id=FID,
+                                      created_at=now_ns(), updated_at=now_ns()))
+    for params in ({"status": "pending"}, {"functionId": FID}):
+        answer = run(with_query(run.function_id, **params))
+        assert answer["statusCode"] == 200, answer
+        assert [task["id"] for task in json.loads(answer["body"])] == [GONE]
+
+
+TAG_ID = "6560f1a0abababababababab"  # the tag the sample events name
+OTHER_TAG = "6560f1a0acacacacacacacac"
+
+
+def seed_tag(tag_id: str = TAG_ID, name: str = "sample") -> str:
+    """A tag of alice's, counted as a create counts it."""
+    store = TagStore(wiring.table())
+    assert store.reserve("alice", 500)
+    store.put_new(TagRecord(id=tag_id, owner="alice", name=name, color="#00ff80",
+                            created_at=now_ns()))
+    return tag_id
+
+
+def tag_sample_function(*tag_ids: str) -> None:
+    FunctionService.from_env().update(ALICE, FID, FunctionPatch(tags=tag_ids))
+
+
+def held_task(task_id: str) -> None:
+    """A task of the sample function, which is paused: started by a cell, then held."""
+    wiring.functions().set_paused(FID, "alice", True)
+    wiring.tasks().put_new(TaskRecord(task_guid=task_id, owner="alice", function_id=FID,
+                                      created_at=now_ns(), updated_at=now_ns()))
+    started = wiring.tasks().apply(task_id, lifecycle.start("cell-1", now_ns()))
+    assert HoldService.from_env().hold(TaskRecord.model_validate(started.task), "cell-1")
+
+
+@scenario("CreateFunctionFunction")
+def _create_function(run: Run) -> None:
+    run.http(201)  # the sample has source: its first build runs too
+    seed_tag()  # with tags: the owner's read, a membership written beside the function
+    run.http(201, body={"name": "tagged", "tag": [TAG_ID]})
+
+
+@scenario("GetFunctionFunction")
+def _get_function(run: Run) -> None:
+    seed_tag()
+    tag_sample_function(TAG_ID)
+    view = json.loads(run.http(200)["body"])
+    assert view["tags"] == [{"id": TAG_ID, "name": "sample", "color": "#00ff80"}], view
+    assert view["metrics"]["pendingTasks"] == 1, view  # the sample task
+
+
+@scenario("ListFunctionsFunction")
+def _list_functions(run: Run) -> None:
+    # The caller's functions, one tagged (its tags read), then by that tag (its index, the
+    # functions by key).
+    seed_tag()
+    tag_sample_function(TAG_ID)
+    for params in ({}, {"tag": TAG_ID}):
+        answer = run(with_query(run.function_id, **params))
+        assert answer["statusCode"] == 200, answer
+        assert [item["id"] for item in json.loads(answer["body"])] == [FID]
+
+
 @scenario("DeleteFunctionFunction")
 def _deleted(run: Run) -> None:
+    # With a tag and a task held for its resume: the memberships, the counters and the
+    # markers go; the task is released and sent.
+    seed_tag()
+    tag_sample_function(TAG_ID)
+    held_task(GONE)
     run.http(204)
+    assert wiring.tasks().get(GONE).held_at == 0
+
+
+@scenario("UpdateFunctionFunction")
+def _update_function(run: Run) -> None:
+    run.http(204)  # name and description: one conditional write
+    seed_tag()
+    seed_tag(OTHER_TAG, "other")
+    tag_sample_function(TAG_ID)
+    run.http(204, body={"tag": [OTHER_TAG]})  # a membership written, the old one deleted
+    assert wiring.functions().get(FID).tags == [OTHER_TAG]
+
+
+@scenario("TogglePauseFunction")
+def _toggle_pause(run: Run) -> None:
+    run.http(204)
+    assert wiring.functions().get(FID).paused
+    held_task(GONE)
+    run.http(204)  # resumed: the held task released (its marker read and deleted) and sent
+    assert wiring.tasks().get(GONE).held_at == 0 and not wiring.functions().get(FID).paused
+
+
+@scenario("GetCapabilitiesFunction", "ListTagsFunction")
+def _read_200(run: Run) -> None:
+    run.http(200)
+
+
+@scenario("SetCapabilitiesFunction")
+def _set_capabilities(run: Run) -> None:
+    run.http(204)
+    assert wiring.functions().get(FID).capabilities.memSize == 1024
+
+
+@scenario("CreateTagFunction")
+def _create_tag(run: Run) -> None:
+    run.http(201)
+
+
+@scenario("DeleteTagFunction")
+def _delete_tag(run: Run) -> None:
+    seed_tag()
+    run.http(204)
+
+
+@scenario("UpdateTagFunction")
+def _update_tag(run: Run) -> None:
+    seed_tag()
+    run.http(204)
+    run.http(400, body={"color": "red"})  # refused: the tag read, so that it is not a 404
+
+
+def with_key(event: dict, key: str) -> dict:
+    event["headers"]["idempotency-key"] = key
+    return event
 
 
 @scenario("CreateTaskFunction")
@@ -450,6 +604,10 @@ def _create_task(run: Run) -> None:
     small = json.loads(run.http(201)["body"])["id"]
     large = json.loads(run.http(201, body={"blob": "x" * 40_000})["body"])["id"]
     assert not wiring.tasks().get(small).input_key and wiring.tasks().get(large).input_key
+    # With an Idempotency-Key: claimed, then a retry finds the claim and reads the task.
+    keyed = [run(with_key(load_event(run.function_id), "k-1")) for _ in range(2)]
+    assert keyed[0]["statusCode"] == keyed[1]["statusCode"] == 201
+    assert keyed[0]["body"] == keyed[1]["body"]
 
 
 def replace_task(event: dict, task_id: str, **outputs: str) -> dict:
@@ -496,11 +654,37 @@ def _task_logs(run: Run) -> None:
     expired_output(run, stdout_key="")
 
 
+@scenario("ExportTasksCsvFunction")
+def _export_tasks_csv(run: Run) -> None:
+    # Small, answered inline: the function read, its GSI2 keys, the tasks, bodies kept in
+    # tasks/ (one removed already by S3's lifecycle rule: an empty Body, and S3 says so only
+    # to a reader that may list the bucket).
+    kept, removed = task_key(GONE, "result"), task_key(EXPIRED, "result")
+    wiring.blobs().put(kept, b"kept in S3", "text/plain")
+    for task_id, key in ((GONE, kept), (EXPIRED, removed)):
+        wiring.tasks().put_new(TaskRecord(task_guid=task_id, owner="alice", function_id=FID,
+                                          created_at=now_ns(), updated_at=now_ns()))
+        finish(task_id, response_key=key)
+    inline = run.http(200)
+    assert "kept in S3" in inline["body"] and inline["headers"]["Content-Type"].startswith(
+        "text/csv")
+    # Large (the inline bound lowered): a multipart upload to exports/, answered with a 303 to
+    # the presigned GET this role signs.
+    run.monkeypatch.setattr(run.module().exports, "inline_max_bytes", 10)
+    assert "/exports/" in run.http(303)["headers"]["Location"]
+
+
 @scenario("CellDesireTaskFunction")
 def _desire(run: Run) -> None:
     run.bbs()  # the sample runs alice's function in the built-in executor: read, put, send
     run.bbs(body={"task_guid": "tagged-1", "domain": "sample",
                   "task_definition": {"placement_tags": ["gpu"]}})
+    keyed = {"task_guid": "keyed-1", "domain": "sample",
+             "task_definition": {"placement_tags": ["gpu"]}}
+    for _ in range(2):  # claimed, then the retry reads the task it made
+        event = with_key(load_event(run.function_id), "k-1")
+        event["body"] = json.dumps(keyed)
+        assert json.loads(run(event)["body"])["error"] is None
 
 
 @scenario("CellListTasksFunction")
@@ -510,11 +694,27 @@ def _list_cell_tasks(run: Run) -> None:
     run.bbs(body={"domain": "sample", "cell_id": "cell-1"}, user="cell-1", scope="cell")
 
 
-@scenario("CellGetTaskFunction", "CellCancelTaskFunction", "CellStartTaskFunction",
-          "CellFailTaskFunction", "CellRejectTaskFunction")
+@scenario("CellGetTaskFunction", "CellStartTaskFunction")
 def _pending_task(run: Run) -> None:
     desire()
     run.bbs()
+
+
+@scenario("CellCancelTaskFunction", "CellFailTaskFunction")
+def _finish_pending_task(run: Run) -> None:
+    desire(function_id=FID, placement_tags=("gpu",))  # finished: its function's counters
+    run.bbs()
+
+
+@scenario("CellRejectTaskFunction")
+def _reject(run: Run) -> None:
+    desire()
+    run.bbs()
+    # At the retry limit: failed, and counted for its function.
+    desire("at-limit", function_id=FID, placement_tags=("gpu",),
+           steps=(lifecycle.reject("r", 1),) * 3)
+    run.bbs(body={"task_guid": "at-limit", "rejection_reason": "no room"})
+    assert wiring.tasks().get("at-limit").failed
 
 
 @scenario("CellHeartbeatTaskFunction")
@@ -538,7 +738,7 @@ def _delete_task(run: Run) -> None:
 
 @scenario("CellCompleteTaskFunction")
 def _complete(run: Run) -> None:
-    desire(steps=STARTED)
+    desire(function_id=FID, placement_tags=("gpu",), steps=STARTED)
     run.bbs()
     # A failure with retries left: read (consistently), back to Pending, sent to the queue.
     desire("will-retry", function_id=FID, retries=1, steps=STARTED)
@@ -565,6 +765,29 @@ def _executor(run: Run) -> None:
     done = wiring.tasks().get(task.task_guid)
     assert done.response_key and done.stdout_key and not done.failed
     assert wiring.tasks().get("will-retry").state == "Pending"
+    # A task of a paused function: held (its marker written), then, resumed meanwhile,
+    # released by the executor itself (the marker deleted).
+    paused = function_with("def handler(event, context):\n    return 1\n",
+                           "6560f1a0ffffffffffff0001")
+    held = TaskService.from_env().create(ALICE, paused.id, body=None, query={}, size=0)
+    resume = {"paused": False}
+    wiring.table().update(f"FUNC#{paused.id}", "FUNC", set_values={"paused": True},
+                          condition="attribute_exists(PK)")
+    functions = run.module().executor.holds.functions
+    real_get = functions.get
+
+    consistent_reads = []
+
+    def resumed_after_the_hold(function_id: str, *, consistent: bool = False):
+        function = real_get(function_id, consistent=consistent)
+        consistent_reads.append(consistent)
+        if consistent_reads.count(True) >= 2:  # the read after the hold sees the resume
+            return function.model_copy(update=resume)
+        return function
+
+    run.monkeypatch.setattr(functions, "get", resumed_after_the_hold)
+    assert run(run.messages(held.task_guid)) == {"batchItemFailures": []}
+    assert wiring.tasks().get(held.task_guid).state == "Pending"
 
 
 @scenario("ConvergerFunction")

@@ -101,6 +101,7 @@ def test_provision_creates_the_template_resources(aws):
         # moto runs no Lambdas: locally, user code runs in the executor's sandboxes.
         "ISOLATION": "process",
         "TASK_RETENTION_DAYS": "30",  # the template's TaskRetentionDays, for records' TTL
+        "ALLOW_PRIVILEGED": "false",  # the template's AllowPrivileged
         "FUNCTION_NAME_PREFIX": "tfn-local-",
         "FUNCTION_ROLE_ARN": "",
         "FUNCTION_LAYER_ARNS": provisioned.refs["TaskfnLayer"],

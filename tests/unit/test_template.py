@@ -106,6 +106,9 @@ SENDS = {
     "ConvergerFunction": {"TaskQueue", "CallbackQueue"},
     "CallbackEnqueueFunction": {"CallbackQueue", "StreamDeadLetterQueue"},
     "EventsFunction": {"StreamDeadLetterQueue"},
+    # A resume, and a delete, send on the tasks held for the function (services.holds).
+    "TogglePauseFunction": {"TaskQueue"},
+    "DeleteFunctionFunction": {"TaskQueue"},
 }
 
 
@@ -175,6 +178,9 @@ LAMBDA_RIGHTS = {
     "DeleteFunctionFunction": {"lambda:DeleteFunction"},
     "ExecutorFunction": {"lambda:InvokeFunction"},
     "CleanupFunctionLambdasFunction": {"lambda:ListFunctions", "lambda:DeleteFunction"},
+    # New capabilities: the function's Lambda gets their memory and timeout.
+    "SetCapabilitiesFunction": {"lambda:GetFunctionConfiguration",
+                                "lambda:UpdateFunctionConfiguration"},
 }
 DEPLOY = {"lambda:CreateFunction", "lambda:UpdateFunctionCode",
           "lambda:UpdateFunctionConfiguration", "lambda:GetFunctionConfiguration",

@@ -97,6 +97,11 @@ def json_object(app: APIGatewayHttpResolver, *, limit: int) -> dict[str, Any]:
     return value
 
 
+def idempotency_key(app: APIGatewayHttpResolver) -> str | None:
+    """The request's Idempotency-Key header, if it has one (API Gateway lower-cases names)."""
+    return (app.current_event.headers or {}).get("idempotency-key")
+
+
 def query(app: APIGatewayHttpResolver) -> dict[str, str]:
     return dict(app.current_event.query_string_parameters or {})
 

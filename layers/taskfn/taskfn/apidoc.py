@@ -47,7 +47,14 @@ STATUS_TEXT = {
     401: "Missing or unknown token", 403: "The token's scope does not allow this route",
     404: "Not found, or not the caller's", 409: "Conflict with the resource's state",
     413: "Request body too large",
+    422: "The Idempotency-Key was used for another request", 429: "Too many requests",
 }
+# Statuses every API answers as themselves, even one whose errors are otherwise 200s.
+OWN_STATUSES = (401, 403, 422)
+IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
+                   "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                   "description": "A retry with the same key and request within 24 hours "
+                                  "answers as the first one did, and runs nothing again."}
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,7 @@ def route(
         responses[status] = _response(answer)
     statuses = list(errors) if public else [401, 403, *errors]
     for status in statuses:
-        if api.errors_in_body and status not in (401, 403):
+        if api.errors_in_body and status not in OWN_STATUSES:
             continue  # BBS answers them as 200 with the error inside: see the 200's schema
         responses[status] = _response(Answer(STATUS_TEXT[status], ref(api.error)))
     extensions: dict[str, Any] = {}

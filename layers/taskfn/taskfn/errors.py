@@ -59,6 +59,14 @@ class RunningOnDifferentCell(TaskfnError):
     kind = "RunningOnDifferentCell"
 
 
+class Unprocessable(TaskfnError):
+    """Well-formed, but it cannot be done as asked: an Idempotency-Key reused for another
+    request."""
+
+    status = 422
+    kind = "UnprocessableEntity"
+
+
 class PayloadTooLarge(TaskfnError):
     status = 413
     kind = "PayloadTooLarge"

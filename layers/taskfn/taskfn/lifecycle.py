@@ -94,6 +94,8 @@ class Transition:
     not_before: int | None = None
     # Lists the write appends to (an attempt to `attempts`).
     appends: Mapping[str, list[Any]] = field(default_factory=dict)
+    # When True, the task must be held for its paused function (held_at set): a release.
+    held: bool = False
 
 
 class RetryLimitReached(Exception):
@@ -228,6 +230,31 @@ def heartbeat(cell_id: str, now_ns: int) -> Transition:
     )
 
 
+def hold(cell_id: str, now_ns: int) -> Transition:
+    """Running → Pending, held: the cell that just started the task found its function
+    paused, so the task waits, unstarted, until the function is resumed (GreenCloud's
+    togglePause). Only from that cell; held_at says since when."""
+    return Transition(
+        "hold",
+        frozenset({State.RUNNING}),
+        State.PENDING,
+        {"cell_id": "", "held_at": now_ns, "updated_at": now_ns},
+        cell_id,
+    )
+
+
+def release(now_ns: int) -> Transition:
+    """Pending and held → Pending: the function was resumed. Its wait for a start (and the
+    Pending expiry) counts from now, as if it had just been created (retry_at)."""
+    return Transition(
+        "release",
+        frozenset({State.PENDING}),
+        State.PENDING,
+        {"held_at": None, "retry_at": now_ns, "updated_at": now_ns},
+        held=True,
+    )
+
+
 def expire(now_ns: int) -> Transition:
     """Convergence: a task Pending too long fails; only while it is still Pending."""
     updates = _completion(True, EXPIRED_REASON, "", now_ns)
@@ -319,6 +346,8 @@ def check(transition: Transition, task: Mapping[str, Any]) -> None:
         raise InvalidStateTransition("the task changed concurrently; try again")
     if transition.retried is not None and task.get("retried", 0) != transition.retried:
         raise InvalidStateTransition("the task changed concurrently; try again")
+    if transition.held and not task.get("held_at"):
+        raise InvalidStateTransition("the task is not held")
     waits_until = task.get("retry_at", 0)
     if transition.not_before is not None and waits_until > transition.not_before:
         raise InvalidStateTransition(f"the task backs off until {waits_until} (retry_at)")

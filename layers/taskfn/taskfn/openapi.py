@@ -19,7 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from taskfn.apidoc import TOKEN_SCHEME
+from taskfn.apidoc import STATUS_TEXT, TOKEN_SCHEME
 
 ROOT = Path(__file__).resolve().parents[3]
 OUTPUTS = ("openapi.json", "functions/docs/openapi.json")
@@ -63,9 +63,14 @@ def _operation(raw: dict[str, Any], path: str, public: bool) -> dict[str, Any]:
         operation["parameters"] = parameters
     if "x-taskfn-body" in operation:
         operation["requestBody"] = operation.pop("x-taskfn-body")
-    # Powertools' own validation (422) is not used.
-    operation["responses"] = {status: operation["responses"][status]
-                              for status in sorted(operation["responses"]) if status != "422"}
+    # Powertools' own validation (its 422) is not used; taskfn's own 422 is kept.
+    operation["responses"] = {
+        status: answer for status, answer in sorted(operation["responses"].items())
+        if status != "422" or answer.get("description") == STATUS_TEXT[422]}
+    # An empty answer has no content (Powertools gives a 204 an empty JSON one).
+    for status in ("204",):
+        if status in operation["responses"]:
+            operation["responses"][status].pop("content", None)
     operation["security"] = [] if public else [{TOKEN_SCHEME: []}]
     return operation
 

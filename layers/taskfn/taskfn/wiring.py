@@ -11,6 +11,7 @@ from taskfn import aws
 from taskfn.settings import get_settings
 from taskfn.stores.blobs import BlobStore
 from taskfn.stores.lambdas import FunctionLambdas
+from taskfn.stores.metrics import FunctionMetrics
 from taskfn.stores.queue import TaskQueue
 from taskfn.stores.records import BuildStore, FunctionStore, TokenStore
 from taskfn.stores.table import Table
@@ -34,8 +35,12 @@ def builds() -> BuildStore:
     return BuildStore(table())
 
 
+def function_metrics() -> FunctionMetrics:
+    return FunctionMetrics(table())
+
+
 def tasks() -> TaskStore:
-    return TaskStore(table())
+    return TaskStore(table(), metrics=function_metrics())
 
 
 @cache

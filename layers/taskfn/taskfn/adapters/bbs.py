@@ -23,6 +23,7 @@ from taskfn.errors import (
     PayloadTooLarge,
     TaskfnError,
     Unauthenticated,
+    Unprocessable,
 )
 from taskfn.ids import GUID_MAX_LENGTH, GUID_PATTERN
 from taskfn.lifecycle import MAX_RETRIES
@@ -45,6 +46,8 @@ REQUEST_MAX_BYTES = 64 * 1024
 def error_response(error: TaskfnError) -> Response:
     if isinstance(error, Unauthenticated | Forbidden):
         status, kind = error.status, error.kind
+    elif isinstance(error, Unprocessable):  # taskfn's Idempotency-Key: its status as given
+        status, kind = error.status, "InvalidRequest"
     elif error.status >= 500:
         status, kind = 500, "UnknownError"
     elif error.kind in BBS_ERROR_TYPES:

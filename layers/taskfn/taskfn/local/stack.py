@@ -92,9 +92,10 @@ class LocalStack:
         boto3.DEFAULT_SESSION = None  # boto3.client() signs as the admin from now on
         aws.use_credentials(FunctionCredentials(self.identities))
         self._set_environ(function_environment(self.template, self.provisioned))
-        # Callback servers of local users and tests listen on 127.0.0.1; in AWS the SSRF guard
-        # refuses private addresses (the template never sets this).
-        self._set_environ({"ALLOW_PRIVATE_CALLBACKS": "true"})
+        # Callback servers and HTTP functions of local users and tests listen on 127.0.0.1; in
+        # AWS the SSRF guard refuses private addresses (the template never sets these).
+        self._set_environ({"ALLOW_PRIVATE_CALLBACKS": "true",
+                           "ALLOW_PRIVATE_HTTP_FUNCTIONS": "true"})
         wiring.reset()  # clients cached by the layer may point at a previous moto
 
         self.invoker = Invoker(self.template, prefix=self.prefix)

@@ -16,12 +16,13 @@ How a run's processes are told from everything else depends on what the parent m
 
 separate users (the parent is root: the local stack, a cell run as root)
     each sandbox runs as a uid of its own, held (flock) for the sandbox's life, in an IPC
-    namespace and a memory cgroup (runtime.cgroups) of its own. The kernel counts the process
-    limit per uid; the sweep kills every process of the uid at once (kill(-1) as that uid)
-    and removes what it left in the shared temp dirs; a uid whose sweep failed is never given
-    out again. Code is staged as hard links to root-owned, read-only files, in a directory
-    only that sandbox's group may enter: a run can neither change the code another run
-    executes nor read another function's code, and runs cannot see or signal each other.
+    namespace, a memory cgroup and a cpu cgroup (runtime.cgroups) of its own. The kernel
+    counts the process limit per uid; the sweep kills every process of the uid at once
+    (kill(-1) as that uid) and removes what it left in the shared temp dirs; a uid whose sweep
+    failed is never given out again. Code is staged as hard links to root-owned, read-only
+    files, in a directory only that sandbox's group may enter: a run can neither change the
+    code another run executes nor read another function's code, and runs cannot see or
+    signal each other.
 shared user (a parent that is not root: Lambda's process mode, a cell run as a normal user)
     sandboxes run as the parent's user. The process limit is the user's task count plus the
     allowance; it can only be lowered, so it also marks every process a sandbox starts, and
@@ -30,7 +31,8 @@ shared user (a parent that is not root: Lambda's process mode, a cell run as a n
     one parent share a user and are not isolated from each other.
 
 A shared user's runs get no cgroup: the memory of such a run as a whole is not bounded (each
-process has its own address-space limit).
+process has its own address-space limit), nor its CPU (cpuCount is not enforced; the log says
+so once).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from taskfn.runtime.cgroups import MemoryCgroup
+from taskfn.runtime.cgroups import CpuCgroup, MemoryCgroup
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ _hardened = False
 _guard = threading.Lock()
 _spawned: set[int] = set()  # sandbox leaders this process started and has not reaped yet
 _mark = 0  # shared user: the highest process limit given to a sandbox so far
+_told_shared = False  # the log has said that shared users' runs get no cgroup
 
 
 def prctl(option: int, value: int) -> None:
@@ -125,6 +128,7 @@ class RunUser:
     max_processes: int
     _lock_fd: int | None = field(default=None, repr=False)
     cgroup: MemoryCgroup | None = None  # the run's memory as a whole, where one can be made
+    cpu: CpuCgroup | None = None  # the CPUs its processes may use together, likewise
 
     @property
     def separate(self) -> bool:
@@ -134,22 +138,39 @@ class RunUser:
         """What the bootstrap applies to itself before anything else (see bootstrap._confine)."""
         return {"uid": self.uid, "max_processes": self.max_processes}
 
-    def enter(self, pid: int, memory_mb: int) -> None:
-        """Put the sandbox's leader (so the whole run) in the user's memory cgroup."""
-        if self.cgroup is None:
-            return
-        try:
-            self.cgroup.add(pid)
-            self.cgroup.limit(memory_mb)
-        except OSError as error:
-            logger.warning("taskfn sandbox: no memory cgroup for this run: %s", error)
-            self.cgroup.remove()
-            self.cgroup = None
+    def enter(self, pid: int, memory_mb: int, cpu_count: int = 0) -> None:
+        """Put the sandbox's leader (so the whole run) in the user's cgroups."""
+        if self.cgroup is not None:
+            try:
+                self.cgroup.add(pid)
+                self.cgroup.limit(memory_mb)
+            except OSError as error:
+                logger.warning("taskfn sandbox: no memory cgroup for this run: %s", error)
+                self.cgroup.remove()
+                self.cgroup = None
+        if self.cpu is not None:
+            try:
+                self.cpu.add(pid)
+                self.cpu.limit(cpu_count)
+            except OSError as error:
+                logger.warning("taskfn sandbox: no cpu cgroup for this run: %s", error)
+                self.cpu.remove()
+                self.cpu = None
 
     def limit_memory(self, memory_mb: int) -> None:
         """The job's memory, for the run as a whole (before the job is sent)."""
         if self.cgroup is not None:
             self.cgroup.limit(memory_mb)
+
+    def limit_cpu(self, cpu_count: int) -> None:
+        """The job's CPUs (0: the default), for the run as a whole (before the job is sent).
+        A bound the kernel refuses (above one on this process's own cgroup) leaves that one."""
+        if self.cpu is not None:
+            try:
+                self.cpu.limit(cpu_count)
+            except OSError as error:
+                logger.warning("taskfn sandbox: cpu bound of %s CPUs not set: %s", cpu_count,
+                               error)
 
     def ran_out_of_memory(self) -> bool:
         return self.cgroup is not None and self.cgroup.hit_its_limit()
@@ -221,6 +242,7 @@ class RunUser:
         """The uid may serve another sandbox: call it only after a sweep that left nothing.
         (A uid whose sweep failed is never released: its flock stays held.)"""
         self.cgroup = None  # kept for the uid's next sandbox: making one anew costs ~20 ms
+        self.cpu = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -256,12 +278,18 @@ def take_user() -> RunUser:
             # uid's processes running, and a run may have moved files out of its sweep's sight.
             if user.sweep():
                 user.cgroup = MemoryCgroup.create(f"sandbox-{uid}")
+                user.cpu = CpuCgroup.create(f"sandbox-{uid}")
                 return user
             logger.error("taskfn sandbox: uid %s could not be cleaned; not using it", uid)
-    global _mark
+    global _mark, _told_shared
     limit = _tasks_of(os.getuid()) + MAX_PROCESSES
     with _guard:
         _mark = max(_mark, limit)
+        tell, _told_shared = not _told_shared, True
+    if tell:
+        logger.warning("taskfn sandbox: not root, so sandboxes share this process's user and "
+                       "get no cgroup: a run's memory as a whole and its cpuCount are not "
+                       "enforced (each process keeps its own memory limit)")
     return RunUser(None, limit)
 
 

@@ -46,10 +46,12 @@ CANCELLED_REASON = "cancelled while running"
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-run limits; memory and files are enforced by the child on itself (setrlimit)."""
+    """Per-run limits; memory and files are enforced by the child on itself (setrlimit), the
+    run's memory and CPUs as a whole by its cgroups where there are (runtime.cgroups)."""
 
     timeout_s: float = 10.0
     memory_mb: int = DEFAULT_MEMORY_MB  # RLIMIT_AS for the child (0 -> default 512)
+    cpu_count: int = 0  # CPUs its processes may use together (0 -> cgroups.DEFAULT_CPUS)
     max_output_bytes: int = 1024 * 1024  # per stream kept; the rest is drained and counted
     max_result_bytes: int = 6 * 1024 * 1024
     max_open_files: int = 256
@@ -128,6 +130,7 @@ def run_job(box: Sandbox, code_dir: Path, payload: bytes, limits: Limits, timeou
     try:
         code = box.stage(code_dir)
         box.user.limit_memory(memory_mb)
+        box.user.limit_cpu(limits.cpu_count)
         config = job_config(code, limits, timeout_s, memory_mb, started + timeout_s, task_id,
                             function_id)
         data = json.dumps(config).encode("utf-8") + b"\n" + payload

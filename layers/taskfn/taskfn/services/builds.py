@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 DIRECT_UPLOAD_MAX_BYTES = 4 * 1024 * 1024
 UPLOAD_EXPIRES_S = 900
 ZIP_TYPE = "application/zip"
+# How deep a page of the build list may lie (page × limit): a page reads the keys of every
+# build before it, so the depth bounds a request's work.
+LIST_DEPTH_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,14 @@ class Upload:
     url: str
     headers: dict[str, str]
     expires_s: int
+
+
+@dataclass(frozen=True)
+class BuildPage:
+    """One page of a build list, and how many builds the whole list holds."""
+
+    builds: list[BuildRecord]
+    total: int
 
 
 def _stamp(status: BuildStatus, at_ns: int) -> dict[str, object]:
@@ -159,3 +170,26 @@ class BuildService:
 
     def get(self, caller: Caller, build_id: str) -> BuildRecord:
         return owned(self.store.get, build_id, caller, "build")
+
+    def list(self, caller: Caller, *, page: int, limit: int,
+             function_id: str | None = None) -> BuildPage:
+        """Page `page` (from 1) of the caller's builds, or of one function of theirs (404
+        otherwise), newest first, with the total.
+
+        The total is counted, not kept: the page's own Query already reads the index entries
+        before it, the count reads the rest (keys only on GSI2; GSI1's few projected
+        attributes), each entry once, about one Query a MB of entries. A counter would cost
+        a second write with every build, kept in step with it (a transaction on each build
+        route), for a list that is read far less often than builds are made; and builds are
+        deploys, a few per function, so counting stays cheap. The page's depth is bounded
+        (LIST_DEPTH_MAX)."""
+        if page * limit > LIST_DEPTH_MAX:
+            raise InvalidRequest(
+                f"page × limit must be at most {LIST_DEPTH_MAX}",
+                f"page {page} of {limit} lies {page * limit} builds deep, and a page reads "
+                "every build before it; narrow the list to one function with functionId")
+        if function_id is not None:
+            owned(self.functions.get, function_id, caller, "function")
+        builds, total = self.store.list_page(caller.user, page=page, limit=limit,
+                                             function_id=function_id)
+        return BuildPage(builds, total)

@@ -9,14 +9,17 @@ complete. Route scopes are checked by the handlers; visibility here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from taskfn import ids, lifecycle, userjson, wiring
-from taskfn.errors import Forbidden, InvalidRequest, NotFound, ResourceExists
+from taskfn.errors import Forbidden, InvalidRequest, NotFound, ResourceExists, Unprocessable
+from taskfn.lifecycle import SECOND_NS
 from taskfn.models import Caller, FunctionRecord, Scope, TaskRecord, expiry, now_ns
 from taskfn.services.ownership import owned
 from taskfn.settings import Settings, get_settings
+from taskfn.stores.idempotency import IdempotencyKeys, check_key, fingerprint
 from taskfn.stores.queue import TaskQueue
 from taskfn.stores.records import FunctionStore
 from taskfn.stores.tasks import TaskStore
@@ -60,6 +63,7 @@ class CellService:
         self.functions = functions
         self.queue = queue
         self.settings = settings
+        self.keys = IdempotencyKeys(tasks.table)
 
     @classmethod
     def from_env(cls) -> CellService:
@@ -67,14 +71,29 @@ class CellService:
 
     # --- desire and read --------------------------------------------------------------
 
-    def desire(self, caller: Caller, desired: DesiredTask) -> TaskRecord:
+    def desire(self, caller: Caller, desired: DesiredTask,
+               idempotency_key: str | None = None) -> TaskRecord:
         """A new Pending task. Without placement tags it goes to the task queue, like any
-        other task, for the built-in executor; with them it waits for an external cell."""
+        other task, for the built-in executor; with them it waits for an external cell.
+
+        With an idempotency key, a retry of the same desire within 24 hours succeeds with
+        the first one's task (not ResourceExists), and the key reused for another desire is
+        422."""
         stored = len(userjson.dumps(desired.definition).encode())
         if stored > DEFINITION_MAX_BYTES:  # as kept, not as sent: "1e15" is kept longer
             raise InvalidRequest(
                 f"task_definition is {stored} bytes as stored; at most {DEFINITION_MAX_BYTES}")
         now = now_ns()
+        if idempotency_key is not None:
+            request = fingerprint(json.dumps(asdict(desired), sort_keys=True, default=str))
+            claim = self.keys.claim(caller.user, "bbs.desire", check_key(idempotency_key),
+                                    request, desired.task_guid, now // SECOND_NS)
+            if not claim.same:
+                raise Unprocessable("Idempotency-Key already used for another request",
+                                    "a key stands for one request for 24 hours")
+            existing = None if claim.first else self._own(caller, desired.task_guid)
+            if existing is not None:
+                return existing
         task = TaskRecord(
             task_guid=desired.task_guid,
             domain=desired.domain,
@@ -93,10 +112,17 @@ class CellService:
         if desired.input is not None:
             task = task.model_copy(update={"input": self._input(desired.input)})
         if not self.tasks.put_new(task):
+            existing = self._own(caller, task.task_guid) if idempotency_key else None
+            if existing is not None:  # two retries of one keyed desire raced: one wrote it
+                return existing
             raise ResourceExists("the requested resource already exists")
         if not task.placement_tags:
-            self.queue.send(task.task_guid)
+            self.queue.send_after_write(task.task_guid)
         return task
+
+    def _own(self, caller: Caller, task_guid: str) -> TaskRecord | None:
+        task = self.tasks.get(task_guid, consistent=True)
+        return task if task is not None and task.owner == caller.user else None
 
     def _with_function(self, caller: Caller, task: TaskRecord, desired: DesiredTask) -> TaskRecord:
         """The function's code fixed into the task, as a GreenCloud create does."""

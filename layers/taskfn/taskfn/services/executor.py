@@ -16,13 +16,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from taskfn import lifecycle, wiring
 from taskfn.errors import InvalidStateTransition, NotFound, RunningOnDifferentCell
+from taskfn.lifecycle import State
 from taskfn.models import BUILT_IN_CELL_PREFIX, TaskRecord, now_ns
+from taskfn.runtime import http_function
 from taskfn.runtime.codecache import CodeCache
 from taskfn.runtime.python import DEFAULT_MEMORY_MB, Execution, Limits, failure, run_python
+from taskfn.services.holds import HoldService
 from taskfn.settings import Settings, get_settings
 from taskfn.stores.blobs import BlobStore, attempt_key
 from taskfn.stores.lambdas import FunctionLambdas
@@ -35,6 +39,8 @@ logger = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 1.0
 # BBS's result: a task's result_file, up to 10 KB (reference/bbs.md). Here the response body.
 RESULT_MAX_BYTES = 10 * 1024
+# Why a privileged function's task fails where the operator has not allowed privileged work.
+PRIVILEGED_REFUSED = "privileged work is not allowed on this platform (ALLOW_PRIVILEGED)"
 
 
 class NotEnoughTime(Exception):
@@ -59,6 +65,7 @@ class Executor:
         runner: Callable[..., Execution] = run_python,
         queue: TaskQueue | None = None,
         lambdas: FunctionLambdas | None = None,
+        holds: HoldService | None = None,
     ):
         self.tasks = tasks
         self.queue = queue
@@ -69,6 +76,7 @@ class Executor:
         self.settings = settings
         self.runner = runner
         self.lambdas = lambdas  # isolation "lambda": tasks run in their function's Lambda
+        self.holds = holds  # a paused function's tasks are held, not run
 
     @classmethod
     def from_env(cls, runner: Callable[..., Execution] = run_python) -> Executor:
@@ -83,6 +91,7 @@ class Executor:
             runner,
             wiring.task_queue(),
             wiring.function_lambdas(),
+            HoldService.from_env(),
         )
 
     def run(self, task_id: str, remaining_ms: Callable[[], int] | None = None) -> str:
@@ -165,7 +174,7 @@ class Executor:
             logger.info("task %s already running on this cell", task_id)
             return None
         try:
-            return TaskRecord.model_validate(outcome.task)
+            task = TaskRecord.model_validate(outcome.task)
         except ValidationError:
             # Nothing can run it; fail it now rather than leave it Running for convergence.
             logger.exception("task %s cannot be read: failed", task_id)
@@ -174,10 +183,30 @@ class Executor:
                 failure_reason="the task's record cannot be read",
                 extra=_error_response("TaskUnreadable", "the task's record cannot be read")))
             return None
+        # A function paused after the task was queued: the task waits for the resume.
+        holds = self.holds
+        try:
+            if holds and task.function_id and holds.paused(task.function_id) and holds.hold(
+                    task, self.cell_id):
+                return None
+        except (ClientError, BotoCoreError):
+            # Started here and maybe held: run it only if it is still Running on this cell.
+            logger.exception("task %s: its function's pause could not be checked", task_id)
+            now = self.tasks.get(task_id, consistent=True)
+            if now is None or now.state is not State.RUNNING or now.cell_id != self.cell_id:
+                return None
+        return task
 
     def execute(self, task: TaskRecord, cancel: threading.Event | None = None) -> Execution:
         """Run the task's code: in its function's own Lambda, or in a sandbox of this
-        executor (setting `cancel` stops it). Runners take the keywords of run_python."""
+        executor (setting `cancel` stops it). Runners take the keywords of run_python. The
+        task's capabilities bind the run: timeout, memSize, cpuCount (runtime.cgroups), and
+        privileged, which fails the task unrun unless the platform allows privileged work.
+        An HTTP function's task is a POST to its URL, whatever the isolation: no code runs."""
+        if task.capabilities.privileged and not self.settings.allow_privileged:
+            logger.info("task %s not run: its function is privileged", task.task_guid)
+            return failure(403, "PrivilegedNotAllowed", PRIVILEGED_REFUSED,
+                           reason=PRIVILEGED_REFUSED)
         payload = (
             json.loads(self.blobs.get(task.input_key)) if task.input_key else (task.input or {})
         )
@@ -188,7 +217,12 @@ class Executor:
             "functionId": task.function_id,
         }
         memory = task.capabilities.memSize or DEFAULT_MEMORY_MB
-        limits = Limits(timeout_s=float(task.timeout), memory_mb=memory)
+        limits = Limits(timeout_s=float(task.timeout), memory_mb=memory,
+                        cpu_count=task.capabilities.cpuCount)
+        if task.lang == http_function.LANG:
+            return http_function.run_http(
+                task.url, event, limits=limits,
+                allow_private=self.settings.allow_private_http_functions, cancel=cancel)
         if self.lambdas is not None:
             return self.lambdas.run(task.function_id, task.lambda_version, event, limits,
                                     task.task_guid)

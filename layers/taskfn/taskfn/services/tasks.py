@@ -12,15 +12,16 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from taskfn import ids, userjson, wiring
-from taskfn.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
+from taskfn.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, Unprocessable
 from taskfn.lifecycle import SECOND_NS
 from taskfn.models import DAY_S, Caller, TaskRecord, TaskSummary, expiry, now_ns
 from taskfn.services.ownership import owned
 from taskfn.settings import Settings, get_settings
 from taskfn.stores.blobs import BlobStore, task_key
+from taskfn.stores.idempotency import IdempotencyKeys, check_key, fingerprint
 from taskfn.stores.queue import TaskQueue
 from taskfn.stores.records import FunctionStore
-from taskfn.stores.tasks import TaskStore
+from taskfn.stores.tasks import TaskStatus, TaskStore
 
 # A Lambda answer carries 6 MB of JSON, and a binary body is base64 in it (a third more):
 # larger results are answered with a redirect to a presigned GET, valid this long.
@@ -81,12 +82,14 @@ class TaskService:
         blobs: BlobStore,
         queue: TaskQueue,
         settings: Settings,
+        keys: IdempotencyKeys | None = None,
     ):
         self.tasks = tasks
         self.functions = functions
         self.blobs = blobs
         self.queue = queue
         self.settings = settings
+        self.keys = keys or IdempotencyKeys(tasks.table)
 
     @classmethod
     def from_env(cls) -> TaskService:
@@ -96,23 +99,44 @@ class TaskService:
         )
 
     def create(
-        self, caller: Caller, function_id: str, *, body: Any, query: dict[str, str], size: int
+        self, caller: Caller, function_id: str, *, body: Any, query: dict[str, str], size: int,
+        idempotency_key: str | None = None,
     ) -> TaskRecord:
         """Write the task, then send it to the queue. If the process dies in between, the
-        task stays Pending and convergence dispatches it again: nothing is lost."""
+        task stays Pending and convergence dispatches it again: nothing is lost, so a failed
+        send is not the caller's failure either.
+
+        With an idempotency key, a retry of the same request (same caller, function, body
+        and query, within 24 hours) gets the first request's task, and nothing runs twice;
+        the key reused for another request is 422."""
         self.check_size(size)
-        function = owned(self.functions.get, function_id, caller, "function")
-        if function.paused:
-            raise Conflict("function is paused", "resume it to accept new tasks")
-        if not function.build_id:
-            raise InvalidRequest(
-                "function has no code yet",
-                f"upload a zip with POST /v1/build/{function.id}, or create it with source",
-            )
         now = now_ns()
         task_id = ids.new_id()
         payload = {"body": body, "query": query}
         encoded = userjson.dumps(payload).encode()
+        function = owned(self.functions.get, function_id, caller, "function")
+        if function.paused:
+            raise Conflict("function is paused", "resume it to accept new tasks")
+        if not function.build_id and function.lang != "http":
+            raise InvalidRequest(
+                "function has no code yet",
+                f"upload a zip with POST /v1/build/{function.id}, or create it with source",
+            )
+        if idempotency_key is not None:
+            # After the checks, so that a refused request claims nothing: corrected, it may
+            # be sent again with the same key.
+            claim = self.keys.claim(
+                caller.user, "greencloud.task", check_key(idempotency_key),
+                fingerprint(function_id, json.dumps(payload, sort_keys=True)), task_id,
+                now // SECOND_NS)
+            if not claim.same:
+                raise Unprocessable("Idempotency-Key already used for another request",
+                                    "a key stands for one request for 24 hours")
+            if not claim.first:
+                existing = self.tasks.get(claim.task_id, consistent=True)
+                if existing is not None:
+                    return existing
+                task_id = claim.task_id  # the first request stopped before its write
         task = TaskRecord(
             task_guid=task_id,
             owner=caller.user,
@@ -127,8 +151,13 @@ class TaskService:
             task = task.model_copy(update={"input_key": key})
         else:
             task = task.model_copy(update={"input": payload})
-        self.tasks.put_new(task)
-        self.queue.send(task_id)
+        if not self.tasks.put_new(task):
+            # Two retries of one keyed request raced to write the first's task: one did.
+            existing = self.tasks.get(task_id, consistent=True)
+            if existing is None:
+                raise Conflict("the task changed concurrently; try again")
+            return existing
+        self.queue.send_after_write(task_id)
         return task
 
     def check_size(self, size: int) -> None:
@@ -165,11 +194,22 @@ class TaskService:
             return self.blobs.get(key)
 
     def list(
-        self, caller: Caller, *, limit: int, cursor: str | None
+        self, caller: Caller, *, limit: int, cursor: str | None, function_id: str | None = None,
+        status: TaskStatus | None = None,
     ) -> tuple[list[TaskSummary], str | None]:
+        """The caller's tasks within the retention, newest first, one Query a page: all of
+        them (the owner index), or one function's (the caller's function, 404 otherwise: its
+        item, then its index partition and the page's tasks by key); `status` as
+        stores.tasks.status_filter says. A filtered page may hold fewer than `limit` tasks,
+        even none, with a cursor to go on."""
         kept_ns = self.settings.task_retention_days * DAY_S * SECOND_NS
-        return self.tasks.list_by_owner(caller.user, limit=limit, cursor=cursor,
-                                        since_ns=max(0, now_ns() - kept_ns))
+        since_ns = max(0, now_ns() - kept_ns)
+        if function_id is None:
+            return self.tasks.list_by_owner(caller.user, limit=limit, cursor=cursor,
+                                            since_ns=since_ns, status=status)
+        owned(self.functions.get, function_id, caller, "function")
+        return self.tasks.list_by_function(function_id, owner=caller.user, limit=limit,
+                                           cursor=cursor, since_ns=since_ns, status=status)
 
     def input_of(self, task: TaskRecord) -> dict[str, Any]:
         if task.input_key:

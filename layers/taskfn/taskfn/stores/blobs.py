@@ -1,4 +1,5 @@
-"""S3 objects: code, large inputs and results, logs. Keys come from ids, never from names."""
+"""S3 objects: code, large inputs and results, logs, CSV exports. Keys come from ids, never
+from names."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ def code_key(function_id: str, build_id: str) -> str:
 def upload_key(function_id: str, upload_id: str) -> str:
     """An archive uploaded with a presigned PUT, until a build takes it (a day at most)."""
     return f"uploads/{function_id}/{upload_id}.zip"
+
+
+def export_key(function_id: str, export_id: str) -> str:
+    """A CSV export too large to answer inline, until its presigned GET has been used (the
+    Bucket's lifecycle rule removes exports/ after a day)."""
+    return f"exports/{function_id}/{export_id}.csv"
 
 
 def task_key(task_id: str, name: str) -> str:
@@ -66,8 +73,38 @@ class BlobStore:
             Params={"Bucket": self.bucket, "Key": key, "ContentLength": size,
                     "ContentType": content_type})
 
-    def download_url(self, key: str, content_type: str, expires_s: int) -> str:
-        """A presigned GET of `key` that answers with `content_type`."""
-        return self.client.generate_presigned_url(
-            "get_object", ExpiresIn=expires_s,
-            Params={"Bucket": self.bucket, "Key": key, "ResponseContentType": content_type})
+    def download_url(self, key: str, content_type: str, expires_s: int,
+                     filename: str | None = None) -> str:
+        """A presigned GET of `key` that answers with `content_type` (and, given a filename,
+        as an attachment of that name)."""
+        params = {"Bucket": self.bucket, "Key": key, "ResponseContentType": content_type}
+        if filename is not None:
+            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+        return self.client.generate_presigned_url("get_object", ExpiresIn=expires_s,
+                                                  Params=params)
+
+    # Multipart uploads: an object written a part at a time (every part but the last at least
+    # 5 MiB, S3's minimum), so its writer holds one part, never the whole object. All need
+    # s3:PutObject on the key but abort, which needs s3:AbortMultipartUpload.
+
+    def create_upload(self, key: str, content_type: str) -> str:
+        """A new multipart upload of `key`: its upload id."""
+        answer = self.client.create_multipart_upload(Bucket=self.bucket, Key=key,
+                                                     ContentType=content_type)
+        return answer["UploadId"]
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
+        """Part `number` (1-based) of the upload: what complete_upload needs of it."""
+        answer = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                         PartNumber=number, Body=data)
+        return {"PartNumber": number, "ETag": answer["ETag"]}
+
+    def complete_upload(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+        """The object, from the parts uploaded (in order)."""
+        self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                              MultipartUpload={"Parts": parts})
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """The upload dropped with its parts (S3 keeps, and bills, the parts of an upload
+        neither completed nor aborted until the Bucket's abort-incomplete rule removes them)."""
+        self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)

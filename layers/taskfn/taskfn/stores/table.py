@@ -2,12 +2,18 @@
 
 Key design (see template.yaml for the indexes):
   PK / SK          the item itself: "TASK#<id>" / "TASK", "FUNC#<id>" / "FUNC", ...
+                   Beside a function: "FUNC#<id>" / "TAG#<tag id>", its membership in a tag
+                   (on GSI2, below). An owner's tags, in one partition of their own read
+                   strongly consistent: "OWNER#<user>#TAG" / "TAG#<id>", and their count
+                   (the cap) "OWNER#<user>#TAG" / "COUNT" (stores/tags.py)
   GSI1PK / GSI1SK  what an owner has, newest first: "OWNER#<user>#TASK" / "<created>#<id>"
                    (projects only what list views show, so a start writes no index entry)
   GSI2PK / GSI2SK  children of a parent by time (keys only): "FUNC#<id>#BUILD" /
                    "<created>#<id>" (a function's builds), "FUNC#<id>#TASK" / "<created>#<id>"
                    (a function's tasks: the CSV export by date, the task list by function).
                    A task's entry is written with it and never changes: one index write
+                   And "TAG#<tag id>#FUNC" / "<function created>#<function id>": the
+                   functions that carry a tag (its membership items), the list by tag
   GSI3PK / GSI3SK  tasks convergence still has work for, by age, sparse (keys):
                    "OPEN#<n>" / "<created>#<id>", n = crc32(id) mod OPEN_SHARDS, so no one
                    partition takes every open task's writes; the converger merges the shards.
@@ -110,6 +116,16 @@ class Page:
     cursor: str | None
 
 
+@dataclass(frozen=True)
+class Filter:
+    """A FilterExpression with the attribute names ("#…") and values (":…", plain) it uses;
+    they must not be the key condition's own (#pk, #sk, :pk, :lo, :hi, :prefix)."""
+
+    expression: str
+    names: Mapping[str, str]
+    values: Mapping[str, Any]
+
+
 def encode_cursor(key: Mapping[str, Any] | None) -> str | None:
     if not key:
         return None
@@ -186,6 +202,24 @@ class Table:
             raise
         return True
 
+    def put_if(
+        self, values: Mapping[str, Any], *, condition: str, condition_values: Mapping[str, Any]
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """A conditional put: (True, None), or (False, the item as it was)."""
+        try:
+            self.client.put_item(
+                TableName=self.name,
+                Item=to_item(values),
+                ConditionExpression=condition,
+                ExpressionAttributeValues=to_item(condition_values),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return False, old_item(error)
+            raise
+        return True, None
+
     def put(self, values: Mapping[str, Any]) -> None:
         self.client.put_item(TableName=self.name, Item=to_item(values))
 
@@ -198,11 +232,12 @@ class Table:
         remove: tuple[str, ...] = (),
         add_values: Mapping[str, int] | None = None,
         append_values: Mapping[str, list[Any]] | None = None,
-        condition: str,
+        condition: str | None,
         condition_values: Mapping[str, Any] | None = None,
         condition_names: Mapping[str, str] | None = None,
     ) -> tuple[bool, dict[str, Any] | None]:
-        """One conditional update. (True, new item) or (False, the item as it was).
+        """One conditional update (unconditional with `condition` None, for counters). (True,
+        new item) or (False, the item as it was).
         `add_values` are atomic increments (ADD), for counters whose value the writer does
         not know; `append_values` are added at the end of lists (created when missing)."""
         names = dict(condition_names or {})
@@ -240,11 +275,12 @@ class Table:
             "TableName": self.name,
             "Key": to_item({"PK": pk, "SK": sk}),
             "UpdateExpression": expression.strip(),
-            "ConditionExpression": condition,
             "ExpressionAttributeNames": names,
             "ReturnValues": "ALL_NEW",
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
+        if condition:
+            arguments["ConditionExpression"] = condition
         if values:
             arguments["ExpressionAttributeValues"] = to_item(values)
         try:
@@ -254,6 +290,10 @@ class Table:
                 return False, old_item(error)
             raise
         return True, from_item(answer["Attributes"])
+
+    def remove(self, pk: str, sk: str) -> None:
+        """Delete an item whatever it holds (what only its parent's owner reaches)."""
+        self.client.delete_item(TableName=self.name, Key=to_item({"PK": pk, "SK": sk}))
 
     def delete(
         self,
@@ -303,9 +343,12 @@ class Table:
         newest_first: bool = True,
         between: tuple[str, str] | None = None,
         prefix: str | None = None,
+        where: Filter | None = None,
     ) -> Page:
         """One Query call: one page of an index partition (or of its sort keys that start
-        with `prefix`), with an opaque cursor."""
+        with `prefix`, or lie `between` two), with an opaque cursor. `where` filters what the
+        page read (a FilterExpression): `limit` counts the entries read, not those kept, so a
+        filtered page may hold fewer, even none, with a cursor to go on."""
         pk, sk = f"{index}PK", f"{index}SK"
         condition = "#pk = :pk"
         names = {"#pk": pk}
@@ -322,22 +365,92 @@ class Table:
             "TableName": self.name,
             "IndexName": index,
             "KeyConditionExpression": condition,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": to_item(values),
             "ScanIndexForward": not newest_first,
             "Limit": limit,
         }
+        if where is not None:
+            if names.keys() & where.names.keys() or values.keys() & where.values.keys():
+                raise ValueError(f"filter placeholders clash with the key condition's: {where}")
+            arguments["FilterExpression"] = where.expression
+            names.update(where.names)
+            values.update(where.values)
+        arguments["ExpressionAttributeNames"] = names
+        arguments["ExpressionAttributeValues"] = to_item(values)
         start = decode_cursor(cursor)
         if start:
             # A cursor only continues the listing it came from: never another partition.
-            if start.get(pk) != partition or not {"PK", "SK", sk} <= start.keys():
+            if start.get(pk) != partition or start.keys() != {"PK", "SK", pk, sk}:
                 raise InvalidRequest("invalid cursor")
             if prefix and not start[sk].startswith(prefix):
+                raise InvalidRequest("invalid cursor")
+            if between and not between[0] <= start[sk] <= between[1]:
+                # DynamoDB refuses a start outside the key condition (a ValidationException).
+                # Past the range's end in the reading direction is a listing that has ended,
+                # e.g. a cursor whose entry has since fallen behind a retention cut.
+                if (start[sk] < between[0]) == newest_first:
+                    return Page([], None)
                 raise InvalidRequest("invalid cursor")
             arguments["ExclusiveStartKey"] = to_item(start)
         answer = self.client.query(**arguments)
         items = [from_item(item) for item in answer.get("Items", [])]
         return Page(items, encode_cursor(answer.get("LastEvaluatedKey")))
+
+    def head_and_count(
+        self, index: str, partition: str, *, first: int
+    ) -> tuple[list[dict[str, str]], int]:
+        """The table keys (PK, SK) of the first `first` entries of an index partition, newest
+        first, and how many entries the partition holds, for paged lists that say their total
+        (GreenCloud's totalCount). Each entry is read once: as a key while the head lasts,
+        then only counted (Select=COUNT), a Query per MB of index entries; a partition that
+        ends within the head takes one Query for both."""
+        if first < 1:
+            raise ValueError("first: at least one entry")
+        names = {"#pk": f"{index}PK"}
+        arguments: dict[str, Any] = {
+            "TableName": self.name,
+            "IndexName": index,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeValues": to_item({":pk": partition}),
+            "ScanIndexForward": False,
+        }
+        keys: list[dict[str, str]] = []
+        last: dict[str, Any] | None = None
+        while len(keys) < first:
+            answer = self.client.query(
+                **arguments, Limit=first - len(keys), ProjectionExpression="#k0, #k1",
+                ExpressionAttributeNames={**names, "#k0": "PK", "#k1": "SK"},
+                **({"ExclusiveStartKey": last} if last else {}))
+            keys += [{"PK": i["PK"]["S"], "SK": i["SK"]["S"]} for i in answer.get("Items", [])]
+            last = answer.get("LastEvaluatedKey")
+            if not last:
+                return keys, len(keys)
+        total = len(keys)
+        while last:
+            answer = self.client.query(**arguments, Select="COUNT", ExclusiveStartKey=last,
+                                       ExpressionAttributeNames=names)
+            total += answer.get("Count", 0)
+            last = answer.get("LastEvaluatedKey")
+        return keys, total
+
+    def query_items(
+        self, pk: str, *, prefix: str, limit: int, start: Mapping[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One strongly consistent Query of the table itself: the items of partition `pk`
+        whose sort keys start with `prefix`, and the key to go on from (None at the end).
+        For what must see every write made before it, which an index may not yet show."""
+        arguments: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+            "ExpressionAttributeNames": {"#pk": "PK", "#sk": "SK"},
+            "ExpressionAttributeValues": to_item({":pk": pk, ":prefix": prefix}),
+            "ConsistentRead": True,
+            "Limit": limit,
+        }
+        if start:
+            arguments["ExclusiveStartKey"] = to_item(start)
+        answer = self.client.query(**arguments)
+        last = answer.get("LastEvaluatedKey")
+        return [from_item(i) for i in answer.get("Items", [])], from_item(last) if last else None
 
     def query_all(
         self,

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ValidationError
 from taskfn import lifecycle, userjson
 from taskfn.lifecycle import Outcome, State, Transition
 from taskfn.models import JSON_TEXT_FIELDS, TaskRecord, TaskSummary, now_ns
-from taskfn.stores.table import Table, time_key
+from taskfn.stores.metrics import FunctionMetrics
+from taskfn.stores.table import Filter, Table, time_key
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,56 @@ def function_partition(function_id: str) -> str:
     """A function's tasks on GSI2, by creation time (keys only): the CSV export's dates, the
     task list's functionId filter."""
     return f"FUNC#{function_id}#TASK"
+
+
+def created_from(since_ns: int) -> tuple[str, str]:
+    """The sort key range (owner and function lists) of tasks created from `since_ns` on."""
+    return time_key(since_ns, ""), time_key(10**20 - 1, "~")
+
+
+# The task list's status filter, on the list's own status field: the function's HTTP status
+# once the task has finished (500 for one that finished without a response: cancelled,
+# expired), 0 before. A code (100-599) or 0, or one of these words for the outcome:
+# pending (not finished), succeeded (finished, not failed), failed (finished and failed).
+UNFINISHED, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
+STATUS_WORDS = (UNFINISHED, SUCCEEDED, FAILED)
+NO_RESPONSE_STATUS = 500
+TaskStatus = int | str
+
+
+def status_filter(status: TaskStatus) -> Filter:
+    """The status filter as a FilterExpression over the owner index's projection. Records
+    leave default values out (0, False), so an absent attribute is matched as one."""
+    names = {"#f_done": "first_completed_at"}
+    values: dict[str, Any] = {":f_zero": 0}
+    if status in (0, UNFINISHED):
+        return Filter("(attribute_not_exists(#f_done) OR #f_done = :f_zero)", names, values)
+    finished = "#f_done > :f_zero"
+    if status in (SUCCEEDED, FAILED):
+        names["#f_failed"] = "failed"
+        if status == FAILED:
+            values[":f_true"] = True
+            return Filter(f"{finished} AND #f_failed = :f_true", names, values)
+        values[":f_false"] = False
+        return Filter(f"{finished} AND (attribute_not_exists(#f_failed) OR #f_failed = :f_false)",
+                      names, values)
+    names["#f_status"] = "response_status"
+    values[":f_code"] = status
+    same = "#f_status = :f_code"
+    if status == NO_RESPONSE_STATUS:
+        same = f"({same} OR attribute_not_exists(#f_status) OR #f_status = :f_zero)"
+    return Filter(f"{finished} AND {same}", names, values)
+
+
+def status_matches(task: TaskSummary, status: TaskStatus) -> bool:
+    """status_filter, for tasks read by key (no FilterExpression there)."""
+    if status in (0, UNFINISHED):
+        return not task.finished
+    if not task.finished:
+        return False
+    if status in (SUCCEEDED, FAILED):
+        return task.failed == (status == FAILED)
+    return (task.response_status or NO_RESPONSE_STATUS) == status
 
 
 def domain_partition(domain: str) -> str:
@@ -84,12 +135,17 @@ def readable[T: BaseModel](model: type[T], items: Iterable[dict[str, Any]]) -> l
 
 
 class TaskStore:
-    def __init__(self, table: Table):
+    def __init__(self, table: Table, metrics: FunctionMetrics | None = None):
         self.table = table
+        # The functions' task counters, counted as their tasks are created and finish.
+        self.metrics = metrics
 
     def put_new(self, task: TaskRecord) -> bool:
         """The create write: False when the id is taken (BBS ResourceExists)."""
-        return self.table.put_new(self.item_for(task))
+        created = self.table.put_new(self.item_for(task))
+        if created and task.function_id and self.metrics is not None:
+            self.metrics.created(task.function_id, task.created_at)
+        return created
 
     @staticmethod
     def item_for(task: TaskRecord) -> dict[str, Any]:
@@ -130,13 +186,16 @@ class TaskStore:
         return TaskRecord.model_validate(marked(item)) if item else None
 
     def list_by_owner(
-        self, owner: str, *, limit: int, cursor: str | None, since_ns: int = 0
+        self, owner: str, *, limit: int, cursor: str | None, since_ns: int = 0,
+        status: TaskStatus | None = None,
     ) -> tuple[list[TaskSummary], str | None]:
         """An owner's tasks created from `since_ns` on (older ones are past their retention,
-        whether or not DynamoDB's TTL has removed them yet), newest first."""
-        between = (time_key(since_ns, ""), time_key(10**20 - 1, "~"))
+        whether or not DynamoDB's TTL has removed them yet), newest first: one Query. A
+        `status` filters the page read (status_filter), which may then hold fewer than
+        `limit` tasks, even none, with a cursor to go on."""
         page = self.table.query("GSI1", f"OWNER#{owner}#TASK", limit=limit, cursor=cursor,
-                                between=between)
+                                between=created_from(since_ns),
+                                where=None if status is None else status_filter(status))
         return readable(TaskSummary, page.items), page.cursor
 
     def list_by_domain(
@@ -231,6 +290,8 @@ class TaskStore:
                 ok, item = self._update(task_id, transition, condition, names, values, not keep)
         if not ok:
             return lifecycle.explain(transition, item)
+        if finishing and self.metrics is not None and item and item.get("function_id"):
+            self.metrics.finished(str(item["function_id"]))
         return Outcome(True, item)
 
     @staticmethod
@@ -280,6 +341,33 @@ class TaskStore:
             condition_names=names,
         )
 
+    def hold(self, task_id: str, transition: Transition) -> Outcome:
+        """A hold (lifecycle.hold) as one conditional write that also takes the task off the
+        open index: convergence neither expires nor dispatches a task waiting for its
+        function's resume (the hold markers find it, taskfn.services.holds)."""
+        return self._moved(task_id, transition, open_index=False)
+
+    def release(self, task_id: str, transition: Transition) -> Outcome:
+        """A release (lifecycle.release): back on its open index shard, in one conditional
+        write, for convergence to dispatch should the send that follows be lost."""
+        return self._moved(task_id, transition, open_index=True)
+
+    def _moved(self, task_id: str, transition: Transition, *, open_index: bool) -> Outcome:
+        condition, names, values = self._condition(transition)
+        updates = {**transition.updates, "state": transition.to_state.value,
+                   **self._domain_key(task_id, transition)}
+        # Without its partition key an item is on no index; its sort key (the creation
+        # time) stays, ready for the release.
+        if open_index:
+            updates["GSI3PK"] = open_partition(task_id)
+        ok, item = self.table.update(
+            f"TASK#{task_id}", "TASK", set_values=updates,
+            remove=() if open_index else ("GSI3PK",),
+            condition=condition, condition_values=values, condition_names=names)
+        if not ok:
+            return lifecycle.explain(transition, item)
+        return Outcome(True, item)
+
     def remove(self, task_id: str, transition: Transition) -> Outcome:
         """A removing transition (DeleteTask) as one conditional DeleteItem."""
         condition, names, values = self._condition(transition)
@@ -321,8 +409,37 @@ class TaskStore:
             condition += f" AND {same}"
             names["#retried"] = "retried"
             values["retried"] = transition.retried
+        if transition.held:
+            condition += " AND attribute_exists(#held_at)"
+            names["#held_at"] = "held_at"
         if transition.not_before is not None:
             condition += " AND (attribute_not_exists(#retry_at) OR #retry_at <= :c_not_before)"
             names["#retry_at"] = "retry_at"
             values["not_before"] = transition.not_before
         return condition, names, values
+
+    # The attributes of a task the list shows and list_by_function checks.
+    LIST_ATTRIBUTES = ("task_guid", "owner", "created_at", "progress", "response_status",
+                       "failed", "first_completed_at")
+
+    def list_by_function(
+        self, function_id: str, *, owner: str, limit: int, cursor: str | None,
+        since_ns: int = 0, status: TaskStatus | None = None,
+    ) -> tuple[list[TaskSummary], str | None]:
+        """A function's tasks created from `since_ns` on, newest first: one Query of its
+        partition of GSI2 (keys only) for the page's keys, then one BatchGetItem of those
+        tasks (the list's attributes only), in that order. The owner (a function's tasks are
+        its owner's; checked all the same) and `status` (status_matches) are applied to what
+        was read, so a page may hold fewer than `limit` tasks, even none, with a cursor to
+        go on. The cursor continues this function's listing only."""
+        page = self.table.query("GSI2", function_partition(function_id), limit=limit,
+                                cursor=cursor, between=created_from(since_ns))
+        order = {key["PK"]: position for position, key in enumerate(page.items)}
+        items = self.table.get_many([(key["PK"], key["SK"]) for key in page.items],
+                                    attributes=self.LIST_ATTRIBUTES)
+        items = sorted((item for item in items if item.get("owner") == owner),
+                       key=lambda item: order.get(f"TASK#{item.get('task_guid')}", 0))
+        tasks = readable(TaskSummary, items)
+        if status is not None:
+            tasks = [task for task in tasks if status_matches(task, status)]
+        return tasks, page.cursor
