@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -111,6 +113,9 @@ def stack() -> Iterator[Client]:
     line = process.stdout.readline()
     assert line.startswith("taskfn local: serving "), line
     url = line.split()[-1]
+    # The handlers log to stdout (Powertools): read it to the end, or the stack blocks on a
+    # full pipe once 64 KiB of log lines wait there.
+    threading.Thread(target=collections.deque, args=(process.stdout, 0), daemon=True).start()
     try:
         yield Client(url, ADMIN_TOKEN, process.pid)
     finally:

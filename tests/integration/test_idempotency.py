@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from taskfn import wiring
-from taskfn.errors import Conflict, InvalidRequest, ResourceExists, Unprocessable
+from taskfn.errors import Conflict, InvalidRequest, NotFound, ResourceExists, Unprocessable
 from taskfn.lifecycle import SECOND_NS
 from taskfn.models import now_ns
 from taskfn.services.cells import DesiredTask
@@ -156,3 +156,31 @@ def test_a_retried_desire_with_its_key_succeeds_once(backend):
         service.desire(ALICE, desired("g-1", annotation="other"), idempotency_key="d-1")
     with pytest.raises(Unprocessable):
         service.desire(ALICE, desired("g-2"), idempotency_key="d-1")
+
+
+def deleted(task_id: str) -> None:
+    table = wiring.table()
+    table.client.delete_item(TableName=table.name,
+                             Key={"PK": {"S": f"TASK#{task_id}"}, "SK": {"S": "TASK"}})
+
+
+def test_a_retry_after_the_task_was_deleted_does_not_run_it_again(backend):
+    """The first request wrote its task, which was deleted since: its retry must not write
+    (and queue) the same task a second time."""
+    function_id = function_with(CODE)
+    first = create(function_id, {"n": 1}, "once").task_guid
+    assert queued() == [first]
+    deleted(first)
+    with pytest.raises(Conflict):
+        create(function_id, {"n": 1}, "once")
+    assert wiring.tasks().get(first) is None
+    assert queued() == []
+
+
+def test_a_retried_desire_after_its_task_was_deleted_desires_nothing(backend):
+    service = cells()
+    service.desire(ALICE, desired("g-9"), idempotency_key="d-9")
+    deleted("g-9")
+    with pytest.raises(NotFound):
+        service.desire(ALICE, desired("g-9"), idempotency_key="d-9")
+    assert wiring.tasks().get("g-9") is None

@@ -94,6 +94,8 @@ class CellService:
             existing = None if claim.first else self._own(caller, desired.task_guid)
             if existing is not None:
                 return existing
+            if claim.settled:  # desired once, deleted since: a retry desires nothing again
+                raise NotFound("the task of this Idempotency-Key was deleted")
         task = TaskRecord(
             task_guid=desired.task_guid,
             domain=desired.domain,
@@ -116,6 +118,8 @@ class CellService:
             if existing is not None:  # two retries of one keyed desire raced: one wrote it
                 return existing
             raise ResourceExists("the requested resource already exists")
+        if idempotency_key is not None:
+            self.keys.settle(caller.user, "bbs.desire", idempotency_key)
         if not task.placement_tags:
             self.queue.send_after_write(task.task_guid)
         return task

@@ -136,6 +136,9 @@ class TaskService:
                 existing = self.tasks.get(claim.task_id, consistent=True)
                 if existing is not None:
                     return existing
+                if claim.settled:
+                    raise Conflict("the task of this Idempotency-Key was deleted",
+                               "it ran once; send another key to create a new task")
                 task_id = claim.task_id  # the first request stopped before its write
         task = TaskRecord(
             task_guid=task_id,
@@ -157,6 +160,8 @@ class TaskService:
             if existing is None:
                 raise Conflict("the task changed concurrently; try again")
             return existing
+        if idempotency_key is not None:
+            self.keys.settle(caller.user, "greencloud.task", idempotency_key)
         self.queue.send_after_write(task_id)
         return task
 

@@ -2,7 +2,10 @@
 desire): the first request with a key claims it with one conditional put; a retry with the
 same key, caller and request finds the claim and gets the first request's task; the same key
 with another request is refused. A claim lives 24 hours (DynamoDB's TTL on expires_at, and
-the put's condition treats an expired claim as gone, since the TTL deletes lazily).
+the put's condition treats an expired claim as gone, since the TTL deletes lazily). Once the
+first request has written its task, the claim is marked settled (one UpdateItem): a retry
+that then finds no task knows it was deleted since, and does not create it again; a claim
+not settled is a first request that stopped before its write, and a retry writes it.
 
 Items: "IDEM#<user>#<sha256 of route and key>" / "IDEM", so that a key is never stored as the
 caller wrote it and one caller's keys never meet another's.
@@ -40,6 +43,7 @@ class Claim:
     task_id: str
     first: bool
     same: bool = True
+    settled: bool = False  # the first request wrote its task
 
 
 class IdempotencyKeys:
@@ -51,7 +55,7 @@ class IdempotencyKeys:
         """Claim `key` for `task_id`, or find who holds it. `request` fingerprints the
         request (route, target and body) so that a reuse for another one is told apart."""
         item = {
-            "PK": f"IDEM#{user}#{fingerprint(route, key)}",
+            "PK": self._pk(user, route, key),
             "SK": "IDEM",
             "task_guid": task_id,
             "request": request,
@@ -62,4 +66,14 @@ class IdempotencyKeys:
             condition_values={":now": now_s})
         if first or old is None:
             return Claim(task_id, first=True)
-        return Claim(str(old["task_guid"]), first=False, same=old.get("request") == request)
+        return Claim(str(old["task_guid"]), first=False, same=old.get("request") == request,
+                     settled=bool(old.get("settled")))
+
+    def settle(self, user: str, route: str, key: str) -> None:
+        """Mark the claim's task written (see the module's docstring)."""
+        self.table.update(self._pk(user, route, key), "IDEM", set_values={"settled": True},
+                          condition="attribute_exists(PK)")
+
+    @staticmethod
+    def _pk(user: str, route: str, key: str) -> str:
+        return f"IDEM#{user}#{fingerprint(route, key)}"
