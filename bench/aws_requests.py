@@ -84,7 +84,8 @@ def _zip(source: str) -> bytes:
 MINIMUMS: dict[str, tuple[int, str]] = {
     "create task": (3, "1 conditional write + 1 counter ADD (function metrics) + 1 send"),
     "create task with an Idempotency-Key": (
-        4, "the key's conditional put + the task's write + 1 counter ADD + 1 send"),
+        5, "the key's conditional put + the task's write + 1 counter ADD + the claim marked "
+           "settled (so a retry after a delete runs nothing) + 1 send"),
     "the same create retried with its key": (
         3, "the function read (the create's checks come first, so a refused request claims "
            "no key) + the key's conditional put (refused, the claim returned) + 1 read of "

@@ -1,6 +1,7 @@
 """The CSV export against moto: which tasks, in which order, with which cells; inline or
-through a multipart upload (the same bytes either way); aborted when it fails; and memory
-that does not grow with the rows."""
+through a multipart upload (the same bytes either way); aborted when it fails. That its
+memory does not grow with the rows is measured by the benchmark suite (bench/csv_export.py:
+100,000 rows against 10,000), not here."""
 
 from __future__ import annotations
 
@@ -8,10 +9,6 @@ import base64
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
-import time
 import urllib.request
 from datetime import UTC, date, datetime, timedelta
 from email.message import Message
@@ -451,57 +448,3 @@ def test_the_caller_is_known_before_the_query_is_read(backend):
     event["queryStringParameters"] = {"showPlain": "maybe"}
     event["requestContext"]["authorizer"] = {"lambda": {"user": "", "scope": ""}}
     assert invoke("ExportTasksCsvFunction", event)["statusCode"] == 401
-
-
-# --- memory ------------------------------------------------------------------------------
-
-MEASURE = r"""
-import json, sys, tracemalloc
-from taskfn import wiring
-from taskfn.adapters import greencloud
-from taskfn.models import Caller, Scope
-from taskfn.services.exports import ExportFilter, ExportService
-from taskfn.settings import get_settings
-
-warm, measured = sys.argv[1], sys.argv[2]
-service = ExportService(wiring.table(), wiring.functions(), wiring.blobs(), get_settings(),
-                        inline_max_bytes=16 * 1024, part_bytes=64 * 1024)
-caller = Caller("alice", Scope.USER)
-# every path once outside the trace: imports, clients, botocore's models, a multipart upload
-service.export(caller, warm, ExportFilter(), greencloud.csv_renderer(plain=False))
-tracemalloc.start()
-export = service.export(caller, measured, ExportFilter(), greencloud.csv_renderer(plain=False))
-print(json.dumps({"peak": tracemalloc.get_traced_memory()[1], "rows": export.rows,
-                  "size": export.size, "uploaded": export.location is not None}))
-"""
-
-
-def measured_in_a_child(warm: str, function_id: str) -> dict:
-    """The export's peak traced memory in a process of its own (as a Lambda runs it): moto,
-    which keeps every uploaded part, runs in this one."""
-    done = subprocess.run([sys.executable, "-c", MEASURE, warm, function_id], cwd=ROOT,
-                          env=dict(os.environ), capture_output=True, text=True, timeout=600,
-                          check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def test_memory_does_not_grow_with_the_rows(backend, small_parts):
-    warm, small, large = "6560f1a0aaaaaaaaaaaaaa01", "6560f1a0aaaaaaaaaaaaaa02", (
-        "6560f1a0aaaaaaaaaaaaaa03")
-    base = now_ns() - 7200 * SECOND
-    for function_id, count in ((warm, 300), (small, 1_000), (large, 10_000)):
-        function(function_id)
-        put_many([task(base + n * 1000, function_id=function_id, body=f"result {n} " * 20)
-                  for n in range(count)])
-    began = time.monotonic()
-    fewer = measured_in_a_child(warm, small)
-    more = measured_in_a_child(warm, large)
-    print(f"peak {fewer['peak']:,} B for 1,000 rows, {more['peak']:,} B "
-          f"for 10,000 ({time.monotonic() - began:.1f} s)")
-    assert (fewer["rows"], more["rows"]) == (1_000, 10_000)
-    assert fewer["uploaded"] and more["uploaded"]
-    assert more["size"] > 9 * fewer["size"]
-    # ten times the rows (and the bytes), not ten times the memory: a part, the batches in
-    # flight and the bodies fetched ahead, whatever the number of rows
-    assert more["peak"] < 2 * fewer["peak"]

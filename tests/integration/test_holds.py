@@ -154,3 +154,13 @@ def test_a_released_task_is_back_on_its_open_shard(backend, tmp_path):
     holds().release_function(function_id)
     item = wiring.table().get(f"TASK#{task_id}", "TASK", consistent=True)
     assert item["GSI3PK"] == open_partition(task_id)
+
+
+def test_the_pause_cache_of_a_warm_executor_stays_bounded(backend, monkeypatch):
+    from taskfn.services import holds as holds_module
+
+    monkeypatch.setattr(holds_module, "SEEN_MAX", 8)
+    service = holds_module.HoldService.from_env()
+    for n in range(50):
+        service.paused(f"6560f1a0{n:016x}")
+    assert len(service._seen) <= 8

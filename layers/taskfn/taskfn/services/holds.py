@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 # How long an executor trusts what it read of a function's pause: a pause takes effect on
 # tasks already queued within this long, for one read per function per interval.
 PAUSE_CHECK_S = 2.0
+SEEN_MAX = 4096  # functions remembered by one warm executor before it forgets them all
 
 
 class HoldService:
@@ -57,8 +58,15 @@ class HoldService:
         if seen is None or moment - seen[0] > self.check_s:
             function = self.functions.get(function_id)
             seen = (moment, bool(function and function.paused))
-            self._seen[function_id] = seen
+            self._remember(function_id, seen)
         return seen[1]
+
+    def _remember(self, function_id: str, seen: tuple[float, bool]) -> None:
+        """A warm executor may see any number of functions: forget them all past SEEN_MAX
+        rather than grow without bound (a forgotten one is read again)."""
+        if len(self._seen) >= SEEN_MAX:
+            self._seen.clear()
+        self._seen[function_id] = seen
 
     def hold(self, task: TaskRecord, cell_id: str) -> bool:
         """Hold a task this cell has just started; False when its function is not paused
@@ -86,7 +94,7 @@ class HoldService:
         """The function's pause as it is now (a strongly consistent read), remembered."""
         function = self.functions.get(function_id, consistent=True)
         paused = bool(function and function.paused)
-        self._seen[function_id] = (time.monotonic(), paused)
+        self._remember(function_id, (time.monotonic(), paused))
         return paused
 
     def release(self, function_id: str, task_id: str) -> bool:
