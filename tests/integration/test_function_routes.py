@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
-from typing import Any
 
 import boto3
 import pytest
-from botocore.client import BaseClient
 
 from taskfn import aws, lifecycle, wiring
 from taskfn.adapters import greencloud
@@ -29,20 +26,6 @@ from taskfn.stores.table import time_key
 from .helpers import ALICE, BOB, make_zip
 
 CODE = "def handler(event, context):\n    return 1\n"
-
-
-@pytest.fixture
-def calls(monkeypatch) -> Iterator[list[tuple[str, dict[str, Any]]]]:
-    """Every AWS request made meanwhile, as (operation, parameters)."""
-    made: list[tuple[str, dict[str, Any]]] = []
-    call = BaseClient._make_api_call
-
-    def recorded(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        made.append((operation, params))
-        return call(client, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", recorded)
-    yield made
 
 
 def tag(caller=ALICE, name: str = "t") -> str:

@@ -4,11 +4,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from botocore.client import BaseClient
 
 from taskfn import wiring
 from taskfn.adapters import greencloud
@@ -17,20 +14,6 @@ from taskfn.services.tags import DEFAULT_COLOR, MAX_TAGS_PER_OWNER, NewTag, TagS
 from taskfn.stores.tags import TagStore
 
 from .helpers import ALICE, BOB
-
-
-@pytest.fixture
-def calls(monkeypatch) -> Iterator[list[tuple[str, dict[str, Any]]]]:
-    """Every AWS request made meanwhile, as (operation, parameters)."""
-    made: list[tuple[str, dict[str, Any]]] = []
-    call = BaseClient._make_api_call
-
-    def recorded(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        made.append((operation, params))
-        return call(client, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", recorded)
-    yield made
 
 
 def views(caller) -> list[dict]:
