@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/taskfn local
 
+# Two workers: each has its own moto server and local stacks (ports are chosen free).
 test: $(STAMP) lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 	$(MAKE) template
 
 lint: $(STAMP)

@@ -101,6 +101,22 @@ MINIMUMS: dict[str, tuple[int, str]] = {
         5, "start + pause check + code download + complete + counter ADD"),
     "build": (3, "1 read (ownership) + 1 S3 put + 1 write"),
     "authorizer (per token, per cache window)": (1, "1 read by token hash"),
+    # --- public endpoints ---
+    "public call (POST /gc/{id})": (
+        5, "the endpoint read + the day count's conditional ADD (the daily limit, and the "
+           "endpoint's counters) + the task's write + 1 counter ADD (function metrics) + 1 send"),
+    "public result, no token (GET /gc/{id}/result)": (1, "1 read of the task"),
+    # --- schedules ---
+    "scheduled run (RunScheduleFunction)": (
+        4, "the schedule read (active, payload) + the task's conditional write + 1 counter ADD "
+           "+ 1 send"),
+    "scheduled run delivered again (same fire time)": (
+        3, "the schedule read + the task's conditional write (refused: one task per fire) + "
+           "1 read of the first's task"),
+    # --- triggers ---
+    "trigger fire (TriggerFireFunction, one matching trigger, includeResult)": (
+        4, "1 Query of the function's triggers + the child's conditional write + 1 counter "
+           "ADD + 1 send (the result is in the stream record when inline)"),
 }
 WHY_ABOVE = {
     "create task with an Idempotency-Key": (
@@ -112,6 +128,22 @@ WHY_ABOVE = {
         "executor reads nothing else. A TransactWriteItems (ConditionCheck + Put) would make "
         "it one request, but transactional writes cost twice the write units, which is more "
         "money than the 0.5 read unit it saves."
+    ),
+    "public call (POST /gc/{id})": (
+        "the task is created through TaskService like any other: one GetItem of the "
+        "function (exists, not paused, has code; its code and timeout copied into the task), "
+        "for the reasons given for create task."
+    ),
+    "scheduled run (RunScheduleFunction)": (
+        "the task is created through TaskService like any other: one GetItem of the "
+        "function (exists, not paused, has code), for the reasons given for create task."
+    ),
+    "scheduled run delivered again (same fire time)": (
+        "the same GetItem of the function, made before the refused write."
+    ),
+    "trigger fire (TriggerFireFunction, one matching trigger, includeResult)": (
+        "the child is created through TaskService like any other: one GetItem of the next "
+        "function (exists, still the owner's, not paused, has code)."
     ),
     "build": (
         "the build record is its own PutItem beside the function's UpdateItem; a "
@@ -180,6 +212,45 @@ def measure(quick: bool = False) -> Section:
         with counter.counting() as found:
             executor.run(second.task_guid)
         counts["executor, one task (code cached)"] = found
+        # --- public endpoints ---
+        from taskfn.services.endpoints import EndpointService, PublicCall, PublicService
+
+        endpoint = EndpointService.from_env().create(ALICE, function.id, {"daily_limit": 100})
+        public = PublicService.from_env()
+        with counter.counting() as found:
+            called = public.call(endpoint.id, PublicCall(None, "203.0.113.10", {"n": 3}, {}, 7))
+        counts["public call (POST /gc/{id})"] = found
+        executor.run(called.task_guid)
+        with counter.counting() as found:
+            public.result(called.task_guid, None)
+        counts["public result, no token (GET /gc/{id}/result)"] = found
+        # --- schedules ---
+        from taskfn.services.schedules import ScheduleService
+
+        schedules = ScheduleService.from_env()
+        schedule = schedules.create(ALICE, {"function_id": function.id, "cron": "* * * * *",
+                                            "timezone": "Europe/Berlin", "description": ""})
+        schedules.set_payload(ALICE, schedule.id, b'{"n": 4}', {}, "application/json")
+        for name in ("scheduled run (RunScheduleFunction)",
+                     "scheduled run delivered again (same fire time)"):
+            with counter.counting() as found:
+                assert schedules.run(schedule.id, "alice", "2026-12-02T10:15:00Z") is not None
+            counts[name] = found
+        # --- triggers ---
+        from taskfn.services.triggers import TriggerService
+        from taskfn.stores.table import to_item
+
+        triggers = TriggerService.from_env()
+        triggers.create(ALICE, {"function_id": function.id, "next_id": function.id,
+                                "status": 200, "include_result": True, "tags": [],
+                                "description": ""})
+        finished = wiring.table().get(f"TASK#{second.task_guid}", "TASK", consistent=True)
+        change = {"eventName": "MODIFY", "dynamodb": {
+            "NewImage": to_item({**finished, "response_status": 200}),
+            "OldImage": to_item({**finished, "state": "Running"})}}
+        with counter.counting() as found:
+            assert len(triggers.fire([change])) == 1
+        counts["trigger fire (TriggerFireFunction, one matching trigger, includeResult)"] = found
 
     section = Section(
         key="aws_requests",

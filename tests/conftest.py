@@ -53,6 +53,16 @@ def drop_box() -> Iterator[Path]:
     remove_tree(path)
 
 
+_TEMPLATES: list = []
+
+
+def _template(load):
+    """template.yaml parsed once a session (a quarter of a second each time otherwise)."""
+    if not _TEMPLATES:
+        _TEMPLATES.append(load(ROOT / "template.yaml"))
+    return _TEMPLATES[0]
+
+
 @pytest.fixture
 def backend(moto_endpoint: str, tmp_path: Path) -> Iterator[Backend]:
     """Empty DynamoDB/S3/SQS resources as template.yaml defines them, and the environment
@@ -65,7 +75,7 @@ def backend(moto_endpoint: str, tmp_path: Path) -> Iterator[Backend]:
     urllib.request.urlopen(request).read()
     os.environ["AWS_ENDPOINT_URL"] = moto_endpoint
     wiring.reset()
-    env = environment.provisioned_environment(load_template(ROOT / "template.yaml"))
+    env = environment.provisioned_environment(_template(load_template))
     env["CODE_CACHE_DIR"] = str(tmp_path / "code")
     with environment.patched(env):
         wiring.reset()

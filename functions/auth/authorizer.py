@@ -1,6 +1,7 @@
 """The HTTP API Lambda authorizer (payload 2.0, simple responses).
 
-It identifies the caller and passes {user, scope, tokenId} to the route. An unknown token is
+It identifies the caller and passes {user, scope, tokenId, node, shared} to the route (a
+cell token's node, and whether an admin registered it). An unknown token is
 passed on with an empty user so the route answers 401 in its own API's error shape: HTTP API
 itself can only answer 403 with a fixed body for a denial."""
 
@@ -13,8 +14,10 @@ def handler(event: dict, context: object) -> dict:
     headers = event.get("headers") or {}
     caller = tokens.authenticate(headers.get("authorization"))
     if caller is None:
-        return {"isAuthorized": True, "context": {"user": "", "scope": "", "tokenId": ""}}
+        return {"isAuthorized": True, "context": {"user": "", "scope": "", "tokenId": "",
+                                                  "node": "", "shared": ""}}
     return {
         "isAuthorized": True,
-        "context": {"user": caller.user, "scope": caller.scope.value, "tokenId": caller.token_id},
+        "context": {"user": caller.user, "scope": caller.scope.value, "tokenId": caller.token_id,
+                    "node": caller.node, "shared": "1" if caller.shared else ""},
     }

@@ -14,10 +14,11 @@ cells = CellService.from_env()
     doc.API, operation_id="completeTask", summary="Complete a task on the cell it runs on (cells)",
     body=doc.body(bbs.CompleteTaskRequest), answers=doc.DONE))
 def complete_task():
-    api.caller(app, scopes=api.CELL_SCOPES)
+    caller = api.caller(app, scopes=api.CELL_SCOPES)
     request = bbs.parse(app, bbs.CompleteTaskRequest)
     cells.complete(request.task_guid, request.cell_id, failed=request.failed,
-                   failure_reason=request.failure_reason, result=request.result)
+                   failure_reason=request.failure_reason, result=request.result,
+                   rights=cells.acting(caller, request.cell_id))
     return bbs.answer()
 
 

@@ -14,9 +14,9 @@ cells = CellService.from_env()
     doc.API, operation_id="failTask", summary="Fail a Pending or Running task (cells)",
     body=doc.body(bbs.FailTaskRequest), answers=doc.DONE))
 def fail_task():
-    api.caller(app, scopes=api.CELL_SCOPES)
+    caller = api.caller(app, scopes=api.CELL_SCOPES)
     request = bbs.parse(app, bbs.FailTaskRequest)
-    cells.fail(request.task_guid, request.failure_reason)
+    cells.fail(request.task_guid, request.failure_reason, cells.acting(caller))
     return bbs.answer()
 
 

@@ -16,9 +16,9 @@ cells = CellService.from_env()
     description="taskfn's extension: an error tells the cell to stop the task.",
     body=doc.body(bbs.HeartbeatTaskRequest), answers=doc.DONE))
 def heartbeat_task():
-    api.caller(app, scopes=api.CELL_SCOPES)
+    caller = api.caller(app, scopes=api.CELL_SCOPES)
     request = bbs.parse(app, bbs.HeartbeatTaskRequest)
-    cells.heartbeat(request.task_guid, request.cell_id)
+    cells.heartbeat(request.task_guid, request.cell_id, cells.acting(caller, request.cell_id))
     return bbs.answer()
 
 

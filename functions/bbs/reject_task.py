@@ -14,9 +14,9 @@ cells = CellService.from_env()
     doc.API, operation_id="rejectTask", summary="Give a task back for another cell (cells)",
     body=doc.body(bbs.RejectTaskRequest), answers=doc.DONE))
 def reject_task():
-    api.caller(app, scopes=api.CELL_SCOPES)
+    caller = api.caller(app, scopes=api.CELL_SCOPES)
     request = bbs.parse(app, bbs.RejectTaskRequest)
-    cells.reject(request.task_guid, request.rejection_reason)
+    cells.reject(request.task_guid, request.rejection_reason, cells.acting(caller))
     return bbs.answer()
 
 

@@ -15,9 +15,10 @@ cells = CellService.from_env()
     body=doc.body(bbs.StartTaskRequest),
     answers=doc.answer("whether the cell should run it", should_start={"type": "boolean"})))
 def start_task():
-    api.caller(app, scopes=api.CELL_SCOPES)
+    caller = api.caller(app, scopes=api.CELL_SCOPES)
     request = bbs.parse(app, bbs.StartTaskRequest)
-    return bbs.answer(should_start=cells.start(request.task_guid, request.cell_id))
+    rights = cells.acting(caller, request.cell_id)
+    return bbs.answer(should_start=cells.start(request.task_guid, request.cell_id, rights))
 
 
 handler = api.entrypoint(app)

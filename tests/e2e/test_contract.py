@@ -76,11 +76,21 @@ def owners(stack: Client) -> tuple[Client, Client, dict[str, str]]:
         assert time.monotonic() < deadline
         time.sleep(0.2)
     tag = alice.request("POST", "/v1/tag", {"name": "mine"}).json()["id"]
+    endpoint = alice.request("POST", f"/v1/endpoint/{function_id}", {}).json()["id"]
+    schedule = alice.request("POST", "/v1/scheduled", {
+        "functionId": function_id, "cron": "0 0 1 1 *", "timezone": "UTC"}).json()["id"]
+    trigger = alice.request("POST", "/v1/trigger", {  # triggers
+        "functionId": function_id, "nextId": function_id, "status": 599,
+        "includeResult": False}).json()["id"]
+    node = f"contract-{uuid.uuid4().hex[:12]}"
+    assert alice.request("POST", f"/v1/node/{node}", {}).status == 201
     return alice, bob, {"function": function_id, "build": build, "task": task, "guid": guid,
-                        "tag": tag}
+                        "tag": tag, "endpoint": endpoint, "schedule": schedule,
+                        "trigger": trigger, "node": node}
 
 
 ID_ROUTES = {
+    ("PATCH", "/v1/node/{hash}"): "node", ("DELETE", "/v1/node/{hash}"): "node",
     ("GET", "/v1/function/{id}"): "function", ("DELETE", "/v1/function/{id}"): "function",
     ("POST", "/v1/build/{id}"): "function", ("GET", "/v1/build/{id}"): "build",
     ("POST", "/v1/build/{id}/upload"): "function",
@@ -91,19 +101,41 @@ ID_ROUTES = {
     "function", ("GET", "/v1/function/{id}/capabilities"): "function",
     ("POST", "/v1/function/{id}/capabilities"): "function",
     ("PATCH", "/v1/tag/{id}"): "tag", ("DELETE", "/v1/tag/{id}"): "tag",
+    # public endpoints
+    ("POST", "/v1/endpoint/{id}"): "function", ("GET", "/v1/endpoint/{id}"): "endpoint",
+    ("PATCH", "/v1/endpoint/{id}"): "endpoint", ("DELETE", "/v1/endpoint/{id}"): "endpoint",
+    ("GET", "/v1/endpoint/{id}/metrics"): "endpoint",
+    # schedules
+    ("GET", "/v1/scheduled/{id}"): "schedule", ("PATCH", "/v1/scheduled/{id}"): "schedule",
+    ("DELETE", "/v1/scheduled/{id}"): "schedule",
+    ("PUT", "/v1/scheduled/{id}/payload"): "schedule",
+    ("POST", "/v1/scheduled/{id}/try"): "schedule",
+    # triggers
+    ("GET", "/v1/trigger/{id}"): "trigger", ("PATCH", "/v1/trigger/{id}"): "trigger",
+    ("DELETE", "/v1/trigger/{id}"): "trigger",
 }
 # What Bob sends to routes that take a JSON body: a valid request, refused only as not his.
 JSON_BODIES = {("PATCH", "/v1/function/{id}"): {"name": "theirs"},
                ("POST", "/v1/function/{id}/capabilities"): {"timeout": 20},
-               ("PATCH", "/v1/tag/{id}"): {"name": "theirs"}}
+               ("PATCH", "/v1/tag/{id}"): {"name": "theirs"},
+               ("POST", "/v1/endpoint/{id}"): {"description": "theirs"},
+               ("PATCH", "/v1/endpoint/{id}"): {"description": "theirs"},
+               ("PATCH", "/v1/scheduled/{id}"): {"description": "theirs"},
+               ("PATCH", "/v1/trigger/{id}"): {"description": "theirs"}}
 GUID_ROUTES = ["/v1/tasks/get_by_task_guid.r3", "/v1/tasks/cancel", "/v1/tasks/resolving",
                "/v1/tasks/delete"]
+
+
+# Routes that take another's id without a 404, and why: a node's hash is unique across owners
+# (registering a taken one is 409, whoever holds it), and only a node's own cell token
+# heartbeats it (a user token is 403 before any id is read).
+NOT_OWNED_ROUTES = {("POST", "/v1/node/{hash}"): 409, ("POST", "/v1/node/{hash}/heartbeat"): 403}
 
 
 def test_every_route_with_an_id_is_covered_here():
     with_ids = {(r.method, r.path) for r in TEMPLATE.routes if "{" in r.path
                 and r.authorizer is not None}
-    assert with_ids == set(ID_ROUTES)
+    assert with_ids == set(ID_ROUTES) | set(NOT_OWNED_ROUTES)
     # The Cell API's user routes take the guid in the body; cells' routes see every task.
     user_routes = {path for path, item in DOCUMENT["paths"].items()
                    if path.startswith("/v1/tasks/") and "TaskGuidRequest" in json.dumps(item)}
@@ -113,7 +145,7 @@ def test_every_route_with_an_id_is_covered_here():
 @pytest.mark.parametrize(("method", "path"), sorted(ID_ROUTES))
 def test_another_user_s_ids_are_404(owners, method, path):
     alice, bob, ids = owners
-    url = path.replace("{id}", ids[ID_ROUTES[(method, path)]])
+    url = re.sub(r"\{[a-z]+\}", ids[ID_ROUTES[(method, path)]], path)
     if path.endswith("/upload"):
         answer = bob.request(method, url, {"size": 22})
     elif (method, path) in JSON_BODIES:
@@ -127,6 +159,16 @@ def test_another_user_s_ids_are_404(owners, method, path):
     # And Alice's are all still hers.
     again = alice.request("GET", f"/v1/function/{ids['function']}")
     assert again.status == 200
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(NOT_OWNED_ROUTES))
+def test_another_user_s_node_is_neither_taken_nor_beaten_for(owners, method, path):
+    alice, bob, ids = owners
+    answer = bob.request(method, path.replace("{hash}", ids["node"]), {"running": 1})
+    assert answer.status == NOT_OWNED_ROUTES[(method, path)], answer
+    (node,) = [n for n in alice.request("GET", "/v1/node/list").json()
+               if n["hash"] == ids["node"]]
+    assert node["lastHeartbeat"] is None and not node["disabled"]  # untouched
 
 
 @pytest.mark.parametrize("path", GUID_ROUTES)

@@ -38,8 +38,8 @@ class CellRun:
 def run_on_a_cell(stack: Client, user: Client, cell_id: str, definition: dict,
                   tags: str = "e2e") -> CellRun:
     """Desire one tagged task, run `taskfn cell` until it is Completed, stop the cell."""
-    answer = stack.request("POST", "/v1/tokens", {"user": cell_id, "scope": "cell"})
-    assert answer.status == 201, answer
+    answer = user.request("POST", f"/v1/node/{cell_id}", {"description": "an e2e cell"})
+    assert answer.status == 201, answer  # the user's own node: it runs only their tasks
     token = answer.json()["token"]
     domain, task_guid = f"e2e-{uuid.uuid4().hex[:8]}", f"e2e-{uuid.uuid4().hex}"
     assert bbs(user, "desire.r2", {"task_guid": task_guid, "domain": domain, "task_definition": {
@@ -75,18 +75,20 @@ def test_taskfn_cell_runs_a_tagged_task_to_completion(stack: Client, user: Clien
 
 
 def test_a_failing_task_with_a_retry_runs_twice_on_the_cell_after_its_back_off(
-        stack: Client, user: Client):
-    answer = stack.request("POST", "/v1/tokens", {"user": "e2e-retry-cell", "scope": "cell"})
-    assert answer.status == 201, answer
+        stack: Client, user: Client, tmp_path: Path):
+    """Also `--register`: the cell registers its node with the user's token and keeps the
+    cell token (mode 0600) for its next start."""
+    token_file = tmp_path / "node.token"
     domain, task_guid = f"e2e-{uuid.uuid4().hex[:8]}", f"e2e-{uuid.uuid4().hex}"
     source = "def handler(event, context):\n    raise RuntimeError('flaky disk')\n"
     assert bbs(user, "desire.r2", {"task_guid": task_guid, "domain": domain, "task_definition": {
         "placement_tags": ["e2e"], "source": source, "retries": 1}}) == {"error": None}
     cell = subprocess.Popen(
         [str(TASKFN), "cell", "--api", stack.url,
-         "--id", "e2e-retry-cell", "--tags", "e2e", "--domain", domain, "--poll", "0.2"],
+         "--id", "e2e-retry-cell", "--tags", "e2e", "--domain", domain, "--poll", "0.2",
+         "--register", "--token-file", str(token_file)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TASKFN_CELL_TOKEN": answer.json()["token"]})
+        env={**os.environ, "TASKFN_CELL_TOKEN": user.token})  # --register: a user token
     states = []
     try:
         deadline = time.monotonic() + 45
@@ -109,6 +111,10 @@ def test_a_failing_task_with_a_retry_runs_twice_on_the_cell_after_its_back_off(
     assert task["retry_at"] - first["finished_at"] == 2 * 10**9
     assert errors.count(f"task {task_guid} failed") == 2  # it ran twice on the cell
     assert states[0] == "Pending" and states[-1] == "Completed"
+    assert token_file.stat().st_mode & 0o077 == 0  # the cell token, for the owner only
+    nodes = user.request("GET", "/v1/node/list").json()
+    (node,) = [n for n in nodes if n["hash"] == "e2e-retry-cell"]
+    assert node["lastHeartbeat"] and not node["disabled"]  # it heartbeated its node
 
 
 def test_a_daemon_started_by_a_task_on_a_cell_is_gone_when_the_task_ends(stack, user):

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from taskfn import lifecycle, wiring
-from taskfn.models import FunctionRecord
+from taskfn.models import FunctionRecord, NodeRecord
 from taskfn.services.builds import BuildService
 from taskfn.services.cells import CellService, DesiredTask
 from tests.handlers.test_events import FID, TEMPLATE, _modules, invoke, load_event
@@ -20,8 +20,9 @@ GUID = "sample-task-1"
 
 @pytest.fixture
 def sample(backend):
-    """What the sample events name: alice's function with code, and her task waiting in
-    domain "sample" for a cell tagged "gpu"."""
+    """What the sample events name: alice's function with code, her task waiting in domain
+    "sample" for a cell tagged "gpu", and the shared node "cell-1" the cell events act as."""
+    wiring.nodes().put_new(NodeRecord(hash="cell-1", owner="ops", shared=True, created_at=1))
     function = FunctionRecord(id=FID, owner="alice", name="hello", created_at=1)
     wiring.functions().put_new(function)
     BuildService.from_env().create_from_source(
@@ -121,6 +122,9 @@ def test_get_and_list_answer_bbs_tasks(sample):
     assert as_cell == {"error": None, "tasks": []}
 
 
+AS_ADMIN = {"user": "root", "scope": "admin", "node": "", "shared": ""}
+
+
 def bbs_error(status_body: tuple[int, dict]) -> tuple[int, str]:
     status, body = status_body
     return status, body["error"]["type"]
@@ -183,20 +187,24 @@ def test_missing_or_invalid_fields_are_200_invalid_request(sample, function_id, 
 
 
 def test_state_machine_errors_are_200_with_bbs_types(sample):
+    """As BBS answers them; acting as another cell takes an admin (a node's token is only
+    its own node's cell: tests/integration/test_nodes.py)."""
     assert bbs_error(call("CellDesireTaskFunction", {
         "task_guid": GUID, "domain": "x", "task_definition": {"placement_tags": ["a"]}})) == (
         200, "ResourceExists")
     assert call("CellStartTaskFunction")[1] == {"error": None, "should_start": True}
     assert call("CellStartTaskFunction")[1] == {"error": None, "should_start": False}
-    assert bbs_error(call("CellStartTaskFunction", {"task_guid": GUID, "cell_id": "cell-2"})) == (
+    assert bbs_error(call("CellStartTaskFunction", {"task_guid": GUID, "cell_id": "cell-2"},
+                              **AS_ADMIN)) == (
         200, "InvalidStateTransition")
-    status, body = call("CellCompleteTaskFunction", {"task_guid": GUID, "cell_id": "cell-2"})
+    status, body = call("CellCompleteTaskFunction", {"task_guid": GUID, "cell_id": "cell-2"},
+                        **AS_ADMIN)
     assert (status, body["error"]) == (200, {"type": "RunningOnDifferentCell",
                                              "message": "Running on cell cell-1 not cell-2"})
     assert bbs_error(call("CellDeleteTaskFunction")) == (200, "InvalidStateTransition")
     assert call("CellCompleteTaskFunction")[1] == {"error": None}
     assert bbs_error(call("CellRejectTaskFunction")) == (200, "InvalidRequest")
-    assert bbs_error(call("CellStartTaskFunction", {"task_guid": "nope", "cell_id": "c"})) == (
+    assert bbs_error(call("CellStartTaskFunction", {"task_guid": "nope", "cell_id": "cell-1"})) == (
         200, "ResourceNotFound")
 
 
@@ -207,7 +215,8 @@ def test_a_heartbeat_refreshes_a_task_running_on_its_cell_and_errors_otherwise(s
     to(lifecycle.start("cell-1", 2))
     assert call("CellHeartbeatTaskFunction") == (200, {"error": None})
     assert task()["updated_at"] > 2
-    status, body = call("CellHeartbeatTaskFunction", {"task_guid": GUID, "cell_id": "cell-2"})
+    status, body = call("CellHeartbeatTaskFunction", {"task_guid": GUID, "cell_id": "cell-2"},
+                        **AS_ADMIN)
     assert (status, body["error"]) == (200, {"type": "RunningOnDifferentCell",
                                              "message": "Running on cell cell-1 not cell-2"})
     assert bbs_error(call("CellHeartbeatTaskFunction", {"task_guid": "nope",

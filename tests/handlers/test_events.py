@@ -131,7 +131,7 @@ def test_sample_answers_carry_greencloud_fields(seeded):
     finish_sample_task()
     task = json.loads(invoke("GetTaskFunction", load_event("GetTaskFunction"))["body"])
     assert set(task) == {"functionId", "issued", "assigned", "finished", "progress", "node",
-                         "timeout", "capabilities"}
+                         "timeout", "capabilities", "triggeredBy"}
     assert task["node"] == "cell-t"
     # The sample task was created at 3 ns since the epoch, long past the retention: not
     # listed any more. One created now is, in GreenCloud's fields.
@@ -155,7 +155,7 @@ def test_authorizer_identifies_the_sample_token(seeded):
     answer = invoke("AuthorizerFunction", load_event("AuthorizerFunction"))
     assert answer == {"isAuthorized": True,
                       "context": {"user": "alice", "scope": "user", "tokenId": answer[
-                          "context"]["tokenId"]}}
+                          "context"]["tokenId"], "node": "", "shared": ""}}
     event = load_event("AuthorizerFunction")
     event["headers"]["authorization"] = "Bearer wrong-token-wrong-token"
     assert invoke("AuthorizerFunction", event)["context"]["user"] == ""

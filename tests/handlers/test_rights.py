@@ -42,8 +42,15 @@ from botocore.exceptions import ClientError
 
 from taskfn import lifecycle, wiring
 from taskfn.local.identities import function_policies
-from taskfn.local.provision import Provisioned, provision
-from taskfn.models import BuildRecord, BuildStatus, FunctionRecord, TaskRecord, now_ns
+from taskfn.local.provision import ACCOUNT_ID, REGION, Provisioned, provision
+from taskfn.models import (
+    BuildRecord,
+    BuildStatus,
+    FunctionRecord,
+    NodeRecord,
+    TaskRecord,
+    now_ns,
+)
 from taskfn.runtime.packaging import zip_from_source
 from taskfn.services.builds import BuildService
 from taskfn.services.cells import CellService, DesiredTask
@@ -146,6 +153,10 @@ class Resources:
             case "events", "PutEvents":
                 return [Call("events:PutEvents", self.buses[entry["EventBusName"]])
                         for entry in params["Entries"]]
+            case "scheduler", ("CreateSchedule" | "UpdateSchedule" | "DeleteSchedule"
+                               | "GetSchedule"):  # schedules (services/schedules.py)
+                return [Call(f"scheduler:{operation}", f"arn:aws:scheduler:{REGION}:"
+                             f"{ACCOUNT_ID}:schedule/{params['GroupName']}/{params['Name']}")]
         raise AssertionError(f"{service}.{operation}: which rights does it need? Add it here.")
 
     def _item(self, operation: str, table: str, key: dict[str, Any]) -> Call:
@@ -378,7 +389,9 @@ def scenario(*function_ids: str) -> Callable[[Scenario], Scenario]:
 
 def desire(guid: str = GUID, *, steps: tuple[lifecycle.Transition, ...] = (),
            **fields: Any) -> None:
-    """A Cell API task of alice's (for a cell tagged gpu unless it names a function)."""
+    """A Cell API task of alice's (for a cell tagged gpu unless it names a function), and the
+    shared node "cell-1" the cell events act as."""
+    wiring.nodes().put_new(NodeRecord(hash="cell-1", owner="ops", shared=True, created_at=1))
     if "function_id" not in fields:
         fields.setdefault("placement_tags", ("gpu",))
     CellService.from_env().desire(ALICE, DesiredTask(task_guid=guid, domain="sample", **fields))
@@ -542,6 +555,7 @@ def _deleted(run: Run) -> None:
     seed_tag()
     tag_sample_function(TAG_ID)
     held_task(GONE)
+    seed_schedule()  # its schedules go too, Scheduler's first
     run.http(204)
     assert wiring.tasks().get(GONE).held_at == 0
 
@@ -836,6 +850,271 @@ def _events(run: Run) -> None:
 @scenario("TaskEventsFunction")
 def _task_events(run: Run) -> None:
     run.http(200)
+
+
+# --- public endpoints (services/endpoints.py) ------------------------------------------------
+
+
+def seed_public_endpoint(**fields: Any) -> None:
+    """The endpoint the sample events name, alice's, on the sample function."""
+    from taskfn.stores.endpoints import EndpointRecord, EndpointStore
+    from tests.handlers.test_endpoint_handlers import EID
+
+    EndpointStore(wiring.table()).put_new(EndpointRecord(
+        id=EID, owner="alice", function_id=FID, created_at=now_ns(), **fields))
+
+
+@scenario("CreateEndpointFunction")
+def _create_endpoint(run: Run) -> None:
+    seed_tag()  # with tags: the owner's read
+    run.http(201)
+    run.http(201, body={"tag": [TAG_ID]})
+
+
+@scenario("UpdateEndpointFunction")
+def _update_endpoint(run: Run) -> None:
+    seed_tag()
+    seed_public_endpoint()
+    run.http(204)
+    run.http(204, body={"tag": [TAG_ID]})
+    run.http(400, body={"dailyLimit": -5})  # refused: the endpoint read, so not a 404
+
+
+@scenario("GetEndpointFunction", "GetEndpointMetricsFunction", "DeleteEndpointFunction")
+def _endpoint_read(run: Run) -> None:
+    seed_tag()
+    seed_public_endpoint(tags=[TAG_ID])
+    answer = run()
+    assert answer["statusCode"] in (200, 204), answer
+
+
+@scenario("ListEndpointsFunction")
+def _list_endpoints(run: Run) -> None:
+    # One function's (its item, GSI2), then the caller's (GSI1); a tagged one's tags read.
+    seed_tag()
+    seed_public_endpoint(tags=[TAG_ID])
+    for params in ({"functionId": FID}, {}):
+        answer = run(with_query(run.function_id, **params))
+        assert json.loads(answer["body"])["totalCount"] == 1, answer
+
+
+@scenario("CallEndpointFunction")
+def _call_endpoint(run: Run) -> None:
+    # Small and large inputs (to tasks/), then the daily limit refused (its conditional ADD).
+    seed_public_endpoint(daily_limit=2)
+    run.http(201)
+    run.http(201, body={"blob": "x" * 40_000})
+    run.http(429)
+
+
+@scenario("GetPublicResultFunction")
+def _public_result(run: Run) -> None:
+    # A public call's task, its response in tasks/: read without a token, then with the
+    # owner's (its item by hash); an expired output lists the bucket's answer (404).
+    key = task_key(GONE, "result")
+    wiring.blobs().put(key, b"kept in S3", "text/plain")
+    event = load_event(run.function_id)
+    wiring.tasks().put_new(TaskRecord(task_guid=GONE, owner="alice", function_id=FID,
+                                      endpoint_id="6560f1a0eeeeeeeeeeeeeeee",
+                                      created_at=now_ns(), updated_at=now_ns()))
+    tasks = wiring.tasks()
+    tasks.apply(GONE, lifecycle.start("cell-t", now_ns()))
+    tasks.apply(GONE, lifecycle.complete("cell-t", now_ns(), failed=False, extra={
+        "response_status": 200, "response_key": key}))
+    event["pathParameters"] = {"id": GONE}
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/gc/{GONE}/result"
+    assert run(copy.deepcopy(event))["body"] == "kept in S3"
+    event["headers"]["authorization"] = f"Bearer {SAMPLE_TOKEN}"
+    assert run(copy.deepcopy(event))["body"] == "kept in S3"
+    expired = replace_task(load_event(run.function_id), EXPIRED,
+                           response_key=task_key(EXPIRED, "removed"))
+    expired["rawPath"] = expired["requestContext"]["http"]["path"] = f"/gc/{EXPIRED}/result"
+    expired["headers"]["authorization"] = SAMPLE_TOKEN
+    answer = run(expired)
+    assert (answer["statusCode"], json.loads(answer["body"])["message"]) == (
+        404, "task output expired"), answer
+
+
+# --- schedules (services/schedules.py) -------------------------------------------------------
+
+SID = "6560f1a0dddddddddddddddd"  # the schedule the sample events name
+
+
+def seed_schedule(payload: bytes = b"") -> None:
+    """alice's schedule of the sample function, its Scheduler schedule too, and a payload
+    (one above the inline bound puts the runs' inputs in tasks/)."""
+    from taskfn import cron
+    from taskfn.services.schedules import ScheduleService
+    from taskfn.stores.schedules import ScheduleRecord
+
+    service = ScheduleService.from_env()
+    record = ScheduleRecord(id=SID, owner="alice", function_id=FID, cron="*/15 * * * *",
+                            timezone="Europe/Berlin", created_at=now_ns())
+    service.store.put_new(record)
+    service.scheduler.create(record, cron.to_eventbridge(record.cron))
+    if payload:
+        service.set_payload(ALICE, SID, payload, {}, "text/plain")
+
+
+@scenario("CreateScheduleFunction")
+def _create_schedule(run: Run) -> None:
+    # Created; then Scheduler refusing: the record removed again.
+    run.http(201)
+
+    def refused(*_: Any) -> None:
+        raise RuntimeError("Scheduler refused")
+
+    run.monkeypatch.setattr(run.module().schedules.scheduler, "create", refused)
+    run.http(500)
+
+
+@scenario("ListSchedulesFunction")
+def _list_schedules(run: Run) -> None:
+    # The owner's partition, then one function's (its item, its GSI2 partition, the page).
+    seed_schedule()
+    for params in ({}, {"functionId": FID}):
+        answer = run(with_query(run.function_id, **params))
+        assert json.loads(answer["body"])["totalCount"] == 1, answer
+
+
+@scenario("GetScheduleFunction", "UpdateScheduleFunction",
+          "SetSchedulePayloadFunction", "DeleteScheduleFunction")
+def _schedule_own(run: Run) -> None:
+    seed_schedule()
+    answer = run()
+    assert answer["statusCode"] in (200, 204), answer
+
+
+@scenario("TryScheduleFunction")
+def _try_schedule(run: Run) -> None:
+    seed_schedule(b"x" * 40_000)
+    run.http(201)
+
+
+@scenario("RunScheduleFunction")
+def _run_schedule(run: Run) -> None:
+    # Twice the same fire time: the second finds the first's task (its read).
+    seed_schedule(b"x" * 40_000)
+    first, again = run(), run()
+    assert first["taskId"] and first == again
+
+
+# --- triggers (services/triggers.py) ---------------------------------------------------------
+
+TRID = "6560f1a0eeeeeeeeeeeeeeee"  # the trigger the sample events name
+
+
+def seed_trigger(*, status: int = 202, tag: bool = False) -> None:
+    """alice's trigger of the sample function on itself (A → A), tagged if asked."""
+    from taskfn.stores.triggers import TriggerRecord, TriggerStore
+
+    tags = []
+    if tag:
+        TagStore(wiring.table()).put_new(TagRecord(id=FRESH_TAG, owner="alice", name="t",
+                                                   color="#808080", created_at=1))
+        tags = [FRESH_TAG]
+    TriggerStore(wiring.table()).put_new(TriggerRecord(
+        id=TRID, owner="alice", function_id=FID, next_id=FID, status=status,
+        include_result=True, tags=tags, created_at=now_ns()))
+
+
+FRESH_TAG = "6560f1a0ffffffffffffffff"
+
+
+@scenario("CreateTriggerFunction")
+def _create_trigger(run: Run) -> None:
+    run.http(201)
+    seed_trigger(tag=True)
+    run.http(201, body={"functionId": FID, "nextId": FID, "status": 200,
+                        "includeResult": False, "tag": [FRESH_TAG]})
+
+
+# --- nodes and platform metrics ---------------------------------------------------------
+
+def seed_node(hash_: str = "west-1", **fields: Any) -> None:
+    wiring.nodes().put_new(NodeRecord(hash=hash_, owner="alice", created_at=now_ns(), **fields))
+
+
+@scenario("RegisterNodeFunction")
+def _register_node(run: Run) -> None:
+    assert json.loads(run.http(201)["body"])["token"]
+    run.http(409)  # the hash is taken
+
+
+@scenario("ListNodesFunction")
+def _list_nodes(run: Run) -> None:
+    seed_node()
+    assert [n["hash"] for n in json.loads(run.http(200)["body"])] == ["west-1"]
+
+
+@scenario("DisableNodeFunction")
+def _disable_node(run: Run) -> None:
+    seed_node()
+    run.http(204)
+
+
+@scenario("RestoreNodeFunction")
+def _restore_node(run: Run) -> None:
+    seed_node(disabled=True)
+    assert json.loads(run.http(200)["body"])["disabled"] is False
+
+
+@scenario("HeartbeatNodeFunction")
+def _heartbeat_node(run: Run) -> None:
+    seed_node()
+    run.http(204)
+
+
+@scenario("GetPlatformMetricsFunction")
+def _platform_metrics(run: Run) -> None:
+    seed_node(heartbeat_at=now_ns(), running=1)
+    wiring.owner_metrics().register(FID, "alice")
+    wiring.function_metrics().created(FID, now_ns())
+    wiring.owner_metrics().building("alice", 1)
+    metrics = json.loads(run.http(200)["body"])
+    # The sample task is pending too.
+    assert (metrics["pendingTasks"], metrics["busyNodes"], metrics["pendingBuilds"]) == (2, 1, 1)
+
+
+@scenario("ListTriggersFunction", "GetTriggerFunction")
+def _trigger_reads(run: Run) -> None:
+    seed_trigger(tag=True)
+    answer = run()
+    assert answer["statusCode"] == 200, answer
+
+
+@scenario("UpdateTriggerFunction")
+def _update_trigger(run: Run) -> None:
+    seed_trigger(tag=True)
+    run.http(204)
+    run.http(204, body={"tag": [FRESH_TAG]})
+
+
+@scenario("DeleteTriggerFunction")
+def _delete_trigger(run: Run) -> None:
+    seed_trigger()
+    run.http(204)
+
+
+@scenario("TriggerFireFunction")
+def _fire_trigger(run: Run) -> None:
+    # The function's triggers, then the child task (its function read, its put, its queue
+    # message); again: the child found (its read). At the depth limit: the trigger noted.
+    seed_trigger()
+    assert run() == {"fired": 1}
+    assert run() == {"fired": 1}
+    event = load_event(run.function_id)
+    event["Records"][0]["dynamodb"]["NewImage"]["trigger_depth"] = {"N": "10"}
+    assert run(event) == {"fired": 0}
+    # A parent whose response is in S3, large enough that the child's input goes there too.
+    event = load_event(run.function_id)
+    new = event["Records"][0]["dynamodb"]["NewImage"]
+    new["task_guid"] = {"S": FRESH_TAG}
+    del new["response_body"]
+    new["response_key"] = {"S": task_key(FRESH_TAG, "response")}
+    new["response_headers"] = {"M": {"Content-Type": {"S": "text/plain"}}}
+    wiring.blobs().put(task_key(FRESH_TAG, "response"), b"x" * 40_000, "text/plain")
+    assert run(event) == {"fired": 1}
 
 
 @pytest.mark.usefixtures("seeded")

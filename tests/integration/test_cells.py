@@ -30,7 +30,7 @@ from taskfn.stores.queue import decode
 
 from .helpers import ALICE, BOB
 
-CELL = Caller(user="cell-1", scope=Scope.CELL)
+CELL = Caller(user="ops", scope=Scope.CELL, node="cell-1", shared=True)  # a shared node's
 
 
 def cells(**settings) -> CellService:

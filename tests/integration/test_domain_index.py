@@ -20,7 +20,7 @@ from taskfn.stores.tasks import TaskStore
 from .helpers import ALICE, open_keys
 
 S = SECOND_NS
-CELL = Caller(user="cell-1", scope=Scope.CELL)
+CELL = Caller(user="ops", scope=Scope.CELL, node="cell-1", shared=True)  # a shared node's
 
 
 def cells() -> CellService:

@@ -11,7 +11,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -54,9 +54,25 @@ def user(stack: LocalStack) -> Api:
     return Api(stack.url, token(stack.url, "alice", "user"))
 
 
+def register_node(url: str, hash_: str, bearer: str = ADMIN) -> str:
+    """A node registered (by an admin: shared, it runs every owner's tasks): its cell token."""
+    request = urllib.request.Request(f"{url}/v1/node/{hash_}", data=b"{}", method="POST",
+                                     headers={"Authorization": f"Bearer {bearer}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())["token"]
+
+
 @pytest.fixture(scope="module")
-def cell_token(stack: LocalStack) -> str:
-    return token(stack.url, "cells", "cell")
+def cell_token(stack: LocalStack) -> Callable[[str], str]:
+    """The cell token of the node `cell_id` (registered on first use)."""
+    tokens: dict[str, str] = {}
+
+    def of(cell_id: str) -> str:
+        if cell_id not in tokens:
+            tokens[cell_id] = register_node(stack.url, cell_id)
+        return tokens[cell_id]
+
+    return of
 
 
 @pytest.fixture
@@ -64,11 +80,11 @@ def domain() -> str:
     return f"it-{uuid.uuid4().hex[:8]}"
 
 
-def make_cell(stack: LocalStack, cell_token: str, domain: str, cell_id: str = "cell-a",
-              tags: str = "gpu", **options: float) -> Cell:
+def make_cell(stack: LocalStack, cell_token: Callable[[str], str], domain: str,
+              cell_id: str = "cell-a", tags: str = "gpu", **options: float) -> Cell:
     options.setdefault("heartbeat_s", 0.2)
-    return Cell(CellClient(stack.url, cell_token), cell_id, frozenset(tags.split(",")), domain,
-                **options)
+    return Cell(CellClient(stack.url, cell_token(cell_id)), cell_id, frozenset(tags.split(",")),
+                domain, **options)
 
 
 def desire(user: Api, domain: str, source: str | None = None, *, tags: tuple[str, ...] = ("gpu",),

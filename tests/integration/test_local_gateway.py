@@ -234,6 +234,15 @@ def test_route_event_reaches_the_handler(gateway):
     assert 0 < context["remaining"] <= 7000
 
 
+def test_a_client_s_x_forwarded_for_gets_the_peer_appended_and_source_ip_is_the_peer(gateway):
+    """As API Gateway: whatever a client writes in X-Forwarded-For, the gateway appends the
+    address it saw, and sourceIp is that address alone (public endpoints' ip lists use it)."""
+    answer = event_of(gateway, "GET", "/items/1", {"X-Forwarded-For": "198.51.100.7"})
+    event = answer["event"]
+    assert event["headers"]["x-forwarded-for"] == "198.51.100.7, 127.0.0.1"
+    assert event["requestContext"]["http"]["sourceIp"] == "127.0.0.1"
+
+
 def test_repeated_headers_are_joined(gateway):
     connection = http.client.HTTPConnection(gateway.host, gateway.port, timeout=15)
     connection.putrequest("GET", "/items/1")

@@ -106,7 +106,14 @@ def test_provision_creates_the_template_resources(aws):
         "FUNCTION_ROLE_ARN": "",
         "FUNCTION_LAYER_ARNS": provisioned.refs["TaskfnLayer"],
         "STACK_NAME": "taskfn-local",
+        # Schedules: the group made in moto, the target and Scheduler's role (the stack
+        # itself then unsets the target: local/scheduler.py fires from the records).
+        "SCHEDULE_GROUP_NAME": "taskfn-local-schedules",
+        "SCHEDULE_TARGET_ARN":
+            "arn:aws:lambda:us-east-1:123456789012:function:taskfn-local-run-schedule",
+        "SCHEDULE_ROLE_ARN": "arn:aws:iam::123456789012:role/itest-schedulerrole",
     }
+    boto3.client("scheduler").get_schedule_group(Name="taskfn-local-schedules")
     bus = boto3.client("events").describe_event_bus(Name=provisioned.refs["TaskEventBus"])
     assert bus["Arn"] == provisioned.attrs[("TaskEventBus", "Arn")]
     again = provision(template, prefix="itest")  # idempotent: everything is reused

@@ -19,7 +19,7 @@ from taskfn.stores.blobs import task_key
 
 from .helpers import ALICE, BOB
 
-CELL = Caller(user="cell-1", scope=Scope.CELL)
+CELL = Caller(user="ops", scope=Scope.CELL, node="cell-1", shared=True)  # a shared node's
 GUID = "6560f1a0000000000000ee01"
 
 

@@ -21,12 +21,15 @@ HELLO = "def handler(event, context):\n    return 'hello'\n"
 
 def test_tokens_are_stored_only_as_hashes(backend):
     service = TokenService.from_env()
-    issued = service.create("alice", "cell")
+    with pytest.raises(InvalidRequest):  # a cell token is issued with its node only
+        service.create("alice", "cell")
+    issued = service.create("alice", "cell", node="west-1")
     assert issued.token.startswith("tfn_") and issued.scope is Scope.CELL
     item = wiring.table().get(f"TOKEN#{hash_token(issued.token)}", "TOKEN")
     assert issued.token not in json.dumps(item)
     assert service.authenticate(issued.token).user == "alice"
     assert service.authenticate(f"Bearer {issued.token}").scope is Scope.CELL
+    assert service.authenticate(issued.token).node == "west-1"
     assert service.authenticate("Bearer nope-nope-nope-nope") is None
     assert service.authenticate(None) is None
     with pytest.raises(InvalidRequest):

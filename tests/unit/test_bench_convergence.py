@@ -76,7 +76,8 @@ def test_every_task_of_the_mix_needs_exactly_the_step_it_was_built_for(settings)
 def test_the_mix_has_every_step_and_mostly_young_pending_tasks():
     mix = task_mix(1000, NOW, Settings())
     steps = Counter(kind.step for kind, _ in mix)
-    assert set(steps) == {None, *Step}
+    # Every step but a disabled node's: the bench's tasks run on the built-in executor.
+    assert set(steps) == {None, *Step} - {Step.NODE_DISABLED}
     young = sum(1 for kind, task in mix if kind.shape == "young" and task.state == "Pending")
     assert young > len(mix) / 2
 

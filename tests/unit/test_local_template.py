@@ -61,9 +61,12 @@ def test_routes_and_their_authorizer(template):
     assert routes[("GET", "/v1/task/{id}")].function_id == "GetTaskFunction"
     assert routes[("GET", "/v1/task/list")].function_id == "ListTasksFunction"
     assert routes[("POST", "/v1/tokens")].authorizer == "TokenAuthorizer"
-    public = {"/openapi.json", "/docs", "/docs/{asset}"}
+    # the documented routes without a token: the API's docs, and a public endpoint's call
+    # and its task's result (which check a token themselves when one is given)
+    public = {"/openapi.json", "/docs", "/docs/{asset}", "/gc/{id}", "/gc/{id}/result"}
     assert all(route.authorizer == "TokenAuthorizer" for route in template.routes
                if route.path not in public)
+    assert {route.path for route in template.routes if route.authorizer is None} == public
     assert all(route.function_id in template.functions for route in template.routes)
 
 

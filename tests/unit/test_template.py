@@ -61,9 +61,10 @@ def test_environment_lives_in_globals_only():
             assert "Environment" not in resource.get("Properties", {}), logical_id
 
 
-def test_every_route_but_the_contract_s_is_authenticated():
+def test_every_route_but_the_contract_s_and_the_public_endpoints_is_authenticated():
     public = {route.path for route in TEMPLATE.routes if route.authorizer is None}
-    assert public == {"/openapi.json", "/docs", "/docs/{asset}"}
+    assert public == {"/openapi.json", "/docs", "/docs/{asset}",
+                      "/gc/{id}", "/gc/{id}/result"}  # public endpoints: no token
     assert all(route.authorizer == "TokenAuthorizer" for route in TEMPLATE.routes
                if route.path not in public)
 
@@ -106,9 +107,14 @@ SENDS = {
     "ConvergerFunction": {"TaskQueue", "CallbackQueue"},
     "CallbackEnqueueFunction": {"CallbackQueue", "StreamDeadLetterQueue"},
     "EventsFunction": {"StreamDeadLetterQueue"},
+    "TriggerFireFunction": {"TaskQueue", "StreamDeadLetterQueue"},  # triggers: chained tasks
     # A resume, and a delete, send on the tasks held for the function (services.holds).
     "TogglePauseFunction": {"TaskQueue"},
     "DeleteFunctionFunction": {"TaskQueue"},
+    "CallEndpointFunction": {"TaskQueue"},  # a public endpoint's call creates a task
+    # Schedules: a try, and each fire, create a task.
+    "TryScheduleFunction": {"TaskQueue"},
+    "RunScheduleFunction": {"TaskQueue"},
 }
 
 
@@ -181,6 +187,9 @@ LAMBDA_RIGHTS = {
     # New capabilities: the function's Lambda gets their memory and timeout.
     "SetCapabilitiesFunction": {"lambda:GetFunctionConfiguration",
                                 "lambda:UpdateFunctionConfiguration"},
+    # Schedules: their Scheduler schedules are given SchedulerRole.
+    "CreateScheduleFunction": {"iam:PassRole"},
+    "UpdateScheduleFunction": {"iam:PassRole"},
 }
 DEPLOY = {"lambda:CreateFunction", "lambda:UpdateFunctionCode",
           "lambda:UpdateFunctionConfiguration", "lambda:GetFunctionConfiguration",
@@ -202,7 +211,11 @@ def test_only_these_functions_touch_lambdas_and_only_the_functions_own():
             assert all(action.startswith(("lambda:", "iam:")) for action in listed), statement
             actions |= listed
             resource_ = statement["Resource"]
-            if listed == {"iam:PassRole"}:
+            if listed == {"iam:PassRole"} and resource_ == {
+                    "Fn::GetAtt": ["SchedulerRole", "Arn"]}:  # schedules: Scheduler's role
+                assert statement["Condition"] == {
+                    "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+            elif listed == {"iam:PassRole"}:
                 assert resource_ == {"Fn::GetAtt": ["FunctionRole", "Arn"]}
                 assert statement["Condition"] == {
                     "StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}

@@ -66,7 +66,8 @@ def caller(app: APIGatewayHttpResolver, scopes: Iterable[Scope] = USER_SCOPES) -
     if not user:
         raise Unauthenticated("missing or invalid token")
     found = Caller(
-        user=user, scope=Scope(context.get("scope")), token_id=context.get("tokenId", "")
+        user=user, scope=Scope(context.get("scope")), token_id=context.get("tokenId", ""),
+        node=context.get("node") or "", shared=context.get("shared") == "1",
     )
     if found.scope not in tuple(scopes):
         raise Forbidden(f"a {found.scope.value} token cannot use this route")

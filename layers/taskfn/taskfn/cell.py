@@ -9,6 +9,11 @@ defines handler(event, context), called with `task_definition.input` as event["b
 platform functions are. A cell cannot read the platform's S3, so a function_id task is failed
 with a reason instead of waiting Pending until it expires.
 
+A cell acts as its node (`--id` is the node's hash) with the node's cell token, which POST
+/v1/node/{hash} issues; `--register` does that with a user token and keeps the cell token in a
+file for the cell's next start. While it runs, the cell heartbeats its node (up, busy or
+free); a disabled node gets no work until it is restored.
+
 A heartbeat answered with an error means the task is no longer Running here (cancelled, failed
 by convergence): the child is killed and the task is not completed. Stopping the cell
 (SIGINT/SIGTERM) abandons a running task the same way; convergence fails it once its heartbeats
@@ -72,9 +77,10 @@ class CellClient:
         self.token = token
         self.timeout_s = timeout_s
 
-    def call(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        """POST JSON to `path`: (status, the JSON answer or None); 5xx and no answer raise."""
         request = urllib.request.Request(
-            f"{self.api}/v1/tasks/{route}",
+            f"{self.api}{path}",
             data=json.dumps(body).encode(),
             method="POST",
             headers={"Authorization": f"Bearer {self.token}",
@@ -86,12 +92,24 @@ class CellClient:
         except urllib.error.HTTPError as error:
             status, data = error.code, error.read()
         except (OSError, ValueError) as error:  # URLError, timeouts, refused connections
-            raise ApiUnreachable(f"{route}: {error}") from error
+            raise ApiUnreachable(f"{path}: {error}") from error
+        if status >= 500:
+            raise ApiUnreachable(f"{path}: HTTP {status}")
         try:
-            answer = json.loads(data)
+            return status, json.loads(data) if data else None
         except ValueError:
-            answer = None
-        if status >= 500 or not isinstance(answer, dict):
+            return status, None
+
+    def node_heartbeat(self, node: str, running: int) -> None:
+        """The node is up and runs `running` tasks (GreenCloud's error body on a refusal)."""
+        status, answer = self.post(f"/v1/node/{node}/heartbeat", {"running": running})
+        if status != 204:
+            message = answer.get("message", "") if isinstance(answer, dict) else ""
+            raise CellApiError(status, "NodeRefused", str(message))
+
+    def call(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
+        status, answer = self.post(f"/v1/tasks/{route}", body)
+        if not isinstance(answer, dict):
             raise ApiUnreachable(f"{route}: HTTP {status}")
         error = answer.get("error")
         if status != 200 or error:
@@ -113,6 +131,16 @@ class CellClient:
                  result: str) -> None:
         self.call("complete", {"task_guid": task_guid, "cell_id": cell_id, "failed": failed,
                                "failure_reason": failure_reason, "result": result})
+
+
+def register_node(api: str, user_token: str, node: str, description: str = "") -> str:
+    """POST /v1/node/{hash} with a user token: the new node's cell token."""
+    status, answer = CellClient(api, user_token).post(f"/v1/node/{node}",
+                                                      {"description": description})
+    if status != 201 or not isinstance(answer, dict) or not answer.get("token"):
+        message = answer.get("message", "") if isinstance(answer, dict) else ""
+        raise CellApiError(status, "NodeNotRegistered", str(message) or f"HTTP {status}")
+    return str(answer["token"])
 
 
 def parse_tags(text: str) -> frozenset[str]:
@@ -155,18 +183,36 @@ class Cell:
         self.heartbeat_s = heartbeat_s
         self.timeout_s = timeout_s
         self.stopping = threading.Event()
+        self.running = 0  # tasks running now, as the node's heartbeat says
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Cycle until `stop` is set; an unreachable API is logged and tried again."""
+        """Cycle until `stop` is set, heartbeating the node meanwhile; an unreachable API is
+        logged and tried again."""
         self.stopping = stop
-        while not stop.is_set():
+        beats = threading.Thread(target=self._node_heartbeats, args=(stop,),
+                                 name="node-heartbeat", daemon=True)
+        beats.start()
+        try:
+            while not stop.is_set():
+                try:
+                    ran = self.run_once()
+                except (ApiUnreachable, CellApiError) as error:
+                    logger.warning("cell %s: %s", self.cell_id, error)
+                    ran = None
+                if ran is None:
+                    stop.wait(self.poll_s)
+        finally:
+            beats.join()
+
+    def _node_heartbeats(self, stop: threading.Event) -> None:
+        """The node's heartbeat, at once and every `heartbeat_s`: available, busy or free."""
+        while True:
             try:
-                ran = self.run_once()
+                self.client.node_heartbeat(self.cell_id, self.running)
             except (ApiUnreachable, CellApiError) as error:
-                logger.warning("cell %s: %s", self.cell_id, error)
-                ran = None
-            if ran is None:
-                stop.wait(self.poll_s)
+                logger.warning("cell %s: node heartbeat: %s", self.cell_id, error)
+            if stop.wait(self.heartbeat_s):
+                return
 
     def run_once(self) -> tuple[str, str] | None:
         """One poll: start the first placeable task this cell wins and run it to its end.
@@ -185,7 +231,11 @@ class Cell:
                 logger.info("cell %s: task %s taken elsewhere: %s", self.cell_id, guid, error)
                 continue
             if won:
-                return guid, self.run(task)
+                self.running = 1
+                try:
+                    return guid, self.run(task)
+                finally:
+                    self.running = 0
             # should_start false: it already runs on this cell id (a previous life of this cell).
             logger.info("cell %s: task %s already Running on this cell id", self.cell_id, guid)
         return None
@@ -258,7 +308,9 @@ class Cell:
                 try:
                     self.client.heartbeat(guid, self.cell_id)
                 except CellApiError as error:
-                    if error.about_the_task:
+                    # About the task (it moved on), or 403: the node was disabled, and
+                    # nothing it runs will be accepted: stop the run either way.
+                    if error.about_the_task or error.status == 403:
                         watch.lost = str(error)
                         watch.cancel.set()
                         return

@@ -45,6 +45,28 @@ def _local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registered_token(args: argparse.Namespace, user_token: str) -> str | None:
+    """--register: the cell token kept in --token-file, or a new node's (then kept there,
+    mode 0600, so that the next start reuses it)."""
+    from pathlib import Path
+
+    from taskfn.cell import ApiUnreachable, CellApiError, register_node
+
+    kept = Path(args.token_file or f".taskfn-node-{args.id}.token")
+    if kept.exists():
+        return kept.read_text().strip()
+    try:
+        token = register_node(args.api, user_token, args.id, args.description)
+    except (ApiUnreachable, CellApiError) as error:
+        print(f"taskfn cell: node {args.id} not registered: {error}", file=sys.stderr)
+        return None
+    kept.touch(mode=0o600)
+    kept.write_text(token + "\n")
+    print(f"taskfn cell: node {args.id} registered; its cell token is kept in {kept}",
+          flush=True)
+    return token
+
+
 def _cell(args: argparse.Namespace) -> int:
     """Run an external cell until Ctrl-C or SIGTERM; a running task is abandoned (killed, not
     completed) and convergence fails it, as for a cell that died."""
@@ -64,9 +86,13 @@ def _cell(args: argparse.Namespace) -> int:
     tags = parse_tags(args.tags)
     token = _secret(args.token, "--token", CELL_TOKEN_VARIABLE)
     if not token:
-        print(f"taskfn cell: set {CELL_TOKEN_VARIABLE} to a token of scope cell",
-              file=sys.stderr)
+        print(f"taskfn cell: set {CELL_TOKEN_VARIABLE} to the node's cell token (or a user "
+              "token with --register)", file=sys.stderr)
         return 2
+    if args.register:
+        token = _registered_token(args, token)
+        if token is None:
+            return 1
     cell = Cell(CellClient(args.api, token), args.id, tags, args.domain,
                 poll_s=args.poll, heartbeat_s=args.heartbeat, timeout_s=args.timeout)
     try:
@@ -105,9 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     cell = commands.add_parser("cell", help="run an external cell: take tagged tasks over HTTP")
     cell.add_argument("--api", required=True, help="the platform's URL")
     cell.add_argument("--token", default=None,
-                      help=f"a token of scope cell (default: ${CELL_TOKEN_VARIABLE}); prefer "
+                      help=f"the node's cell token (default: ${CELL_TOKEN_VARIABLE}); prefer "
                            "the variable: a command line is visible to every process")
-    cell.add_argument("--id", required=True, help="this cell's id (unique among cells)")
+    cell.add_argument("--id", required=True,
+                      help="this cell's node hash (its cell id, unique among nodes)")
+    cell.add_argument("--register", action="store_true",
+                      help="register the node first (--token is then a user token), keeping "
+                           "its cell token in --token-file for the next start")
+    cell.add_argument("--token-file", default=None,
+                      help="where --register keeps the cell token (.taskfn-node-<id>.token)")
+    cell.add_argument("--description", default="", help="the node's description (--register)")
     cell.add_argument("--domain", required=True, help="the task domain to list")
     cell.add_argument("--tags", default="", help="placement tags this cell offers: a,b")
     cell.add_argument("--poll", type=float, default=1.0, help="seconds between polls (1.0)")

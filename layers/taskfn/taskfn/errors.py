@@ -67,6 +67,13 @@ class Unprocessable(TaskfnError):
     kind = "UnprocessableEntity"
 
 
+class TooManyRequests(TaskfnError):
+    """A limit of calls spent for now (a public endpoint's dailyLimit)."""
+
+    status = 429
+    kind = "TooManyRequests"
+
+
 class PayloadTooLarge(TaskfnError):
     status = 413
     kind = "PayloadTooLarge"

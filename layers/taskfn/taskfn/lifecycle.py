@@ -10,7 +10,7 @@ start on the same cell).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -96,6 +96,10 @@ class Transition:
     appends: Mapping[str, list[Any]] = field(default_factory=dict)
     # When True, the task must be held for its paused function (held_at set): a release.
     held: bool = False
+    # When set, the task's owner must equal it: a user's node acts only on its owner's tasks.
+    owner: str | None = None
+    # When True, the task must not need privileged capabilities: a node that offers none.
+    unprivileged: bool = False
 
 
 class RetryLimitReached(Exception):
@@ -111,16 +115,27 @@ class Outcome:
     task: Mapping[str, Any] | None = None
 
 
-def start(cell_id: str, now_ns: int) -> Transition:
+def start(cell_id: str, now_ns: int, *, owner: str | None = None,
+          unprivileged: bool = False) -> Transition:
     """Pending → Running on a cell; the cell is also kept as the task's `node`. A task
-    backing off after a failed attempt starts only once its retry_at has passed."""
+    backing off after a failed attempt starts only once its retry_at has passed. A node's
+    cell starts only the tasks it may run (`owner`, `unprivileged`: see NodeRights)."""
     return Transition(
         "start",
         frozenset({State.PENDING}),
         State.RUNNING,
         {"cell_id": cell_id, "node": cell_id, "started_at": now_ns, "updated_at": now_ns},
         not_before=now_ns,
+        owner=owner,
+        unprivileged=unprivileged,
     )
+
+
+def restricted(transition: Transition, *, owner: str | None,
+               unprivileged: bool = False) -> Transition:
+    """`transition` allowed only on `owner`'s tasks (and unprivileged ones): what a node's
+    cell may do."""
+    return replace(transition, owner=owner, unprivileged=unprivileged)
 
 
 # What deciding and writing a retry reads of a task.
@@ -270,6 +285,18 @@ def cell_lost(seen_updated_at: int, now_ns: int) -> Transition:
     )
 
 
+def node_disabled_reason(cell_id: str) -> str:
+    return f"node {cell_id} was disabled before completion"
+
+
+def node_disabled(cell_id: str, now_ns: int) -> Transition:
+    """Convergence: a task Running on a node its owner disabled fails (its cell's token is
+    refused from then on, so no completion will come), only while still Running there."""
+    updates = _completion(True, node_disabled_reason(cell_id), "", now_ns)
+    return Transition("fail", frozenset({State.RUNNING}), State.COMPLETED, updates,
+                      cell_id=cell_id)
+
+
 def resolving(now_ns: int) -> Transition:
     """Completed → Resolving while a completion callback is delivered."""
     return Transition(
@@ -325,6 +352,11 @@ def delete() -> Transition:
 
 def check(transition: Transition, task: Mapping[str, Any]) -> None:
     """Raise the BBS error for applying `transition` to `task` as it is, or return if allowed."""
+    if transition.owner is not None and task.get("owner") != transition.owner:
+        raise NotFound("task not found")  # another owner's task: as if it did not exist
+    if transition.unprivileged and (task.get("capabilities") or {}).get("privileged"):
+        raise InvalidRequest("the task needs privileged capabilities, which this node does not"
+                             " offer")
     current = State(task["state"])
     on_cell = task.get("cell_id", "")
     if current not in transition.from_states and transition.action == "reject":

@@ -47,6 +47,10 @@ class Caller:
     user: str
     scope: Scope
     token_id: str = ""
+    # A cell token's node (its cell id) and whether an admin registered it (a shared node
+    # runs every owner's tasks; a user's node only its owner's). Empty for other tokens.
+    node: str = ""
+    shared: bool = False
 
 
 class Record(BaseModel):
@@ -70,6 +74,27 @@ class TokenRecord(Record):
     user: str
     scope: Scope
     created_at: int
+    # A cell token is bound to one node (stores/nodes.py): the only cell id it may act as.
+    node: str = ""
+    shared: bool = False
+
+
+class NodeRecord(Record):
+    """A registered machine that runs Cell API tasks: GreenCloud's node, BBS's cell. Its hash
+    is its cell id. A user's node runs only its owner's tasks; an admin's (shared) any owner's.
+    Its heartbeat says it is up and how many tasks it runs (available, busy)."""
+
+    hash: str
+    owner: str
+    description: str = ""
+    shared: bool = False
+    privileged: bool = False
+    disabled: bool = False
+    disabled_at: int = 0
+    token_id: str = ""
+    created_at: int
+    heartbeat_at: int = 0
+    running: int = 0
 
 
 class FunctionRecord(Record):
@@ -167,6 +192,15 @@ class TaskRecord(Record):
     # The schedule that created the task (GreenCloud's scheduleId; the CSV export filters on
     # it); "" for tasks created by a call.
     schedule_id: str = ""
+    # The public endpoint whose call created the task (POST /gc/{endpointId}): its result is
+    # readable without a token for a while, and the endpoint's counters count it. "" else.
+    endpoint_id: str = ""
+    # Triggers (services/triggers.py): the task whose finish created this one ("" else), and
+    # how many chained tasks precede it (0 for a task nothing triggered).
+    triggered_by: str = ""
+    trigger_depth: int = 0
+    # The first task of the chain this one belongs to (its budget: services/triggers.py).
+    trigger_root: str = ""
     # Set while the task waits for its paused function to be resumed (taskfn.services.holds):
     # when it was held. A held task is on no open index shard, so convergence leaves it.
     held_at: int = 0

@@ -97,6 +97,21 @@ class Settings(BaseModel):
     events_wait_s: float = Field(20, ge=0, le=25)
     events_poll_s: float = Field(1, gt=0)
     events_page_max: int = Field(1000, ge=1, le=5000)
+    # Public endpoints (GET /gc/{taskId}/result): how long after a task a public call created
+    # has finished its result is readable without a token; after that, with the owner's.
+    public_result_seconds: int = Field(300, ge=0)
+    # Schedules (services/schedules.py): taskfn's EventBridge Scheduler group, and the target
+    # every schedule invokes (RunScheduleFunction) with the role Scheduler assumes for it.
+    schedule_group_name: str = "taskfn"
+    schedule_target_arn: str = ""
+    schedule_role_arn: str = ""
+    # Triggers (services/triggers.py): how many chained tasks may follow one another; a task
+    # this deep fires no trigger (the trigger records the stopped chain), so A → A ends.
+    trigger_max_depth: int = Field(10, ge=1)
+    # …and how many tasks one chain may create in all (from its first task): the depth
+    # bounds a chain's length, this its breadth (three triggers A → A would otherwise make
+    # 3 + 9 + … + 3^10 tasks of one).
+    trigger_chain_max_tasks: int = Field(100, ge=1)
 
     @model_validator(mode="after")
     def _timeout_exceeds_heartbeat(self) -> Settings:

@@ -11,7 +11,8 @@ from taskfn import aws
 from taskfn.settings import get_settings
 from taskfn.stores.blobs import BlobStore
 from taskfn.stores.lambdas import FunctionLambdas
-from taskfn.stores.metrics import FunctionMetrics
+from taskfn.stores.metrics import FunctionMetrics, OwnerMetrics
+from taskfn.stores.nodes import NodeStore
 from taskfn.stores.queue import TaskQueue
 from taskfn.stores.records import BuildStore, FunctionStore, TokenStore
 from taskfn.stores.table import Table
@@ -37,6 +38,14 @@ def builds() -> BuildStore:
 
 def function_metrics() -> FunctionMetrics:
     return FunctionMetrics(table())
+
+
+def owner_metrics() -> OwnerMetrics:
+    return OwnerMetrics(table())
+
+
+def nodes() -> NodeStore:
+    return NodeStore(table())
 
 
 def tasks() -> TaskStore:

@@ -8,7 +8,7 @@ import csv
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -262,6 +262,8 @@ def task_view(task: TaskRecord) -> dict[str, Any]:
         "node": task.node,
         "timeout": task.timeout,
         "capabilities": capabilities,
+        # taskfn's extension (triggers): the task whose finish created this one, or null.
+        "triggeredBy": task.triggered_by or None,
     }
 
 
@@ -370,10 +372,23 @@ def page_headers(cursor: str | None) -> dict[str, str]:
     return {"X-Next-Cursor": cursor} if cursor else {}
 
 
-def replay(result: TaskResponse) -> Response:
+# What a function may not make the platform's own domain say to a browser sent to a public
+# result (GET /gc/{taskId}/result needs no token): no redirects, no cookies, no refresh.
+_NOT_REPLAYED_PUBLICLY = frozenset({"location", "set-cookie", "refresh", "content-location",
+                                    "content-security-policy", "x-content-type-options"})
+PUBLIC_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
+
+
+def replay(result: TaskResponse, *, public: bool = False) -> Response:
     """The function's own response. Text goes out as text; anything that is not UTF-8 as
     bytes, which API Gateway sends base64-encoded. One too large for a Lambda answer is a 303
-    to its body in S3, with the function's status in X-Taskfn-Status (taskfn's extension)."""
+    to its body in S3, with the function's status in X-Taskfn-Status (taskfn's extension).
+    `public` (no token): the function's headers that would redirect, set cookies or run a
+    script on the platform's domain are left out, and the body is sandboxed."""
+    if public:
+        headers = {name: value for name, value in result.headers.items()
+                   if name.lower() not in _NOT_REPLAYED_PUBLICLY}
+        result = replace(result, headers={**headers, **PUBLIC_HEADERS})
     if result.location is not None:
         return Response(status_code=303, body="", headers={
             "Location": result.location, "X-Taskfn-Status": str(result.status),

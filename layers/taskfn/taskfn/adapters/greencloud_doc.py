@@ -77,7 +77,9 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "Task": _object({
         "functionId": STRING, "issued": UNIX_SECONDS, "assigned": UNIX_SECONDS,
         "finished": UNIX_SECONDS, "progress": INTEGER, "node": STRING, "timeout": INTEGER,
-        "capabilities": ref("Capabilities")}),
+        "capabilities": ref("Capabilities"),
+        # taskfn (triggers): the task whose finish created this one, null else
+        "triggeredBy": {"type": ["string", "null"]}}),
     "BuildListItem": _object({
         "id": ID, "functionId": ID, "status": {"enum": ["PENDING", "SUCCESS", "FAILED"]},
         "arch": {"type": "array", "items": STRING}, "createdAt": UNIX_SECONDS}),

@@ -502,7 +502,11 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                 "x-amzn-trace-id": f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()}",
             }
             headers.extend((name, value) for name, value in extra.items() if name not in names)
-            return headers
+            # As API Gateway does, a client's own X-Forwarded-For gets the peer appended: the
+            # last entry is the only one the gateway vouches for (sourceIp is that one too).
+            return [(name, f"{value}, {self.client_address[0]}")
+                    if name.lower() == "x-forwarded-for" and "x-forwarded-for" in names
+                    else (name, value) for name, value in headers]
 
         def _read_body(self) -> bytes | None:
             """The request body, or None when it is over the limit; _BadRequest when its

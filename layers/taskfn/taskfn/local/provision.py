@@ -33,6 +33,7 @@ PSEUDO_PARAMETERS = {
 LOCAL_PARAMETERS = {"Isolation": "process"}
 TABLE, BUCKET, QUEUE = "AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::SQS::Queue"
 EVENT_BUS = "AWS::Events::EventBus"
+SCHEDULE_GROUP = "AWS::Scheduler::ScheduleGroup"  # schedules (local/scheduler.py)
 
 
 class _NoValue:
@@ -326,6 +327,8 @@ def _placeholder(provisioned: Provisioned, logical_id: str, kind: str, name: str
     elif kind == "AWS::Serverless::HttpApi":
         name = "local"
         provisioned.attrs[(logical_id, "ApiEndpoint")] = "http://localhost"
+    elif kind == "AWS::IAM::Role":  # schedules: SchedulerRole (local/scheduler.py needs none)
+        provisioned.attrs[(logical_id, "Arn")] = f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"
     provisioned.refs[logical_id] = name
 
 
@@ -341,7 +344,7 @@ def provision(template: Template, *, prefix: str = "taskfn-local") -> Provisione
         conditions=template.conditions
     )
     session = boto3.session.Session()
-    creatable = {TABLE, BUCKET, QUEUE, EVENT_BUS}
+    creatable = {TABLE, BUCKET, QUEUE, EVENT_BUS, SCHEDULE_GROUP}
     for logical_id, resource in template.resources.items():
         kind = resource.get("Type", "")
         if kind not in creatable:
@@ -396,7 +399,19 @@ def provision(template: Template, *, prefix: str = "taskfn-local") -> Provisione
                 provisioned.refs[logical_id] = name
                 provisioned.attrs[(logical_id, "Name")] = name
                 provisioned.attrs[(logical_id, "Arn")] = arn
+            case "AWS::Scheduler::ScheduleGroup":
+                name = props.get("Name", name)
+                _create_schedule_group(client("scheduler"), name)
+                provisioned.refs[logical_id] = name
     return provisioned
+
+
+def _create_schedule_group(client: Any, name: str) -> None:
+    try:
+        client.create_schedule_group(Name=name)
+    except ClientError as error:
+        if _error_code(error) not in ("ConflictException", "ResourceAlreadyExistsException"):
+            raise
 
 
 def function_environment(template: Template, provisioned: Provisioned) -> dict[str, str]:

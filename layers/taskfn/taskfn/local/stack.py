@@ -21,6 +21,7 @@ from taskfn.local.invoke import Invoker
 from taskfn.local.motoserver import MotoProcess
 from taskfn.local.pollers import Pollers
 from taskfn.local.provision import Provisioned, function_environment, provision
+from taskfn.local.scheduler import LocalScheduler
 from taskfn.local.schedules import Schedules
 from taskfn.local.template import Template, load_template
 
@@ -53,6 +54,7 @@ class LocalStack:
         self.gateway: Gateway | None = None
         self.pollers: Pollers | None = None
         self.schedules: Schedules | None = None
+        self.scheduler: LocalScheduler | None = None  # GreenCloud schedules (EventBridge's)
         self.moto_endpoint: str | None = None
         self.identities: Identities | None = None
         self._moto: MotoProcess | None = None
@@ -96,6 +98,9 @@ class LocalStack:
         # AWS the SSRF guard refuses private addresses (the template never sets these).
         self._set_environ({"ALLOW_PRIVATE_CALLBACKS": "true",
                            "ALLOW_PRIVATE_HTTP_FUNCTIONS": "true"})
+        # No EventBridge Scheduler here: schedules keep their records only, and
+        # local/scheduler.py fires them (see there).
+        self._set_environ({"SCHEDULE_TARGET_ARN": ""})
         wiring.reset()  # clients cached by the layer may point at a previous moto
 
         self.invoker = Invoker(self.template, prefix=self.prefix)
@@ -112,6 +117,10 @@ class LocalStack:
         self.pollers.start()
         self.schedules = Schedules.of(self.template, self.invoker)
         self.schedules.start()
+        self.scheduler = LocalScheduler.of(self.template, self.invoker,
+                                           os.environ["TABLE_NAME"])
+        if self.scheduler is not None:
+            self.scheduler.start()
         self._create_admin_token()
 
     def _create_admin_token(self) -> None:
@@ -127,6 +136,9 @@ class LocalStack:
         if self.schedules is not None:
             self.schedules.stop()
             self.schedules = None
+        if self.scheduler is not None:
+            self.scheduler.stop()
+            self.scheduler = None
         if self.pollers is not None:
             self.pollers.stop()
             self.pollers = None

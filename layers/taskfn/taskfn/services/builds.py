@@ -124,6 +124,15 @@ class BuildService:
             raise PayloadTooLarge(
                 "archive too large", f"at most {MAX_ZIP_BYTES} bytes, got {len(archive)}"
             )
+        counters = wiring.owner_metrics()
+        counters.building(caller.user, 1)
+        try:
+            return self._build_counted(caller, function, archive)
+        finally:
+            counters.building(caller.user, -1)
+
+    def _build_counted(self, caller: Caller, function: FunctionRecord,
+                       archive: bytes) -> BuildRecord:
         started = now_ns()
         build_id = ids.new_id()
         report = check_zip(archive)

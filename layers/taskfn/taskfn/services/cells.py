@@ -2,9 +2,11 @@
 or a cell asks for, over the same task records and lifecycle as the rest of the platform.
 
 Who may do what: a user desires, cancels, resolves and deletes their own tasks and reads
-only those (another user's guid is ResourceNotFound, as an unknown one); cells (and admins)
-read every task, since they must see what to place, and only they start, reject, fail and
-complete. Route scopes are checked by the handlers; visibility here.
+only those (another user's guid is ResourceNotFound, as an unknown one); cells start, reject,
+fail and complete, each only as its own node and on the tasks that node may run
+(services/nodes.py): a shared node's cell (and an admin) reads every task, since it must see
+what to place; a user's node reads and acts on its owner's tasks alone. Route scopes are
+checked by the handlers; visibility and node rights here.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from taskfn import ids, lifecycle, userjson, wiring
 from taskfn.errors import Forbidden, InvalidRequest, NotFound, ResourceExists, Unprocessable
 from taskfn.lifecycle import SECOND_NS
 from taskfn.models import Caller, FunctionRecord, Scope, TaskRecord, expiry, now_ns
+from taskfn.services.nodes import UNLIMITED, NodeRights, NodeService
 from taskfn.services.ownership import owned
 from taskfn.settings import Settings, get_settings
 from taskfn.stores.idempotency import IdempotencyKeys, check_key, fingerprint
@@ -51,23 +54,33 @@ class DesiredTask:
 
 
 def sees_all(caller: Caller) -> bool:
-    """Cells place any owner's tasks, so they (and admins) read them all."""
-    return caller.scope in (Scope.CELL, Scope.ADMIN)
+    """Shared nodes' cells place any owner's tasks, so they (and admins) read them all; a
+    user's node, like its owner, reads only the owner's."""
+    return caller.scope is Scope.ADMIN or (caller.scope is Scope.CELL and caller.shared)
 
 
 class CellService:
     def __init__(
-        self, tasks: TaskStore, functions: FunctionStore, queue: TaskQueue, settings: Settings
+        self, tasks: TaskStore, functions: FunctionStore, queue: TaskQueue, settings: Settings,
+        nodes: NodeService | None = None,
     ):
         self.tasks = tasks
         self.functions = functions
         self.queue = queue
         self.settings = settings
         self.keys = IdempotencyKeys(tasks.table)
+        self.nodes = nodes or NodeService.from_env()
 
     @classmethod
     def from_env(cls) -> CellService:
         return cls(wiring.tasks(), wiring.functions(), wiring.task_queue(), get_settings())
+
+    def acting(self, caller: Caller, cell_id: str | None = None) -> NodeRights:
+        """What `caller` may do as cell `cell_id` (its own node's, when the route names no
+        cell): Forbidden for another node's cell id or a disabled node."""
+        if cell_id is None:
+            cell_id = caller.node
+        return self.nodes.rights(caller, cell_id)
 
     # --- desire and read --------------------------------------------------------------
 
@@ -193,12 +206,13 @@ class CellService:
         """A cell's view of the work of a domain: one page of its Pending tasks (every
         owner's) in the order they became Pending, and the next page's cursor; its cost is the
         pending work's, however many finished tasks the domain holds."""
-        if not sees_all(caller):
+        if caller.scope is Scope.USER:
             raise Forbidden("only cells list a domain's pending work")
         if not domain:
             raise InvalidRequest("domain is required")
         limit = max(1, min(limit, self.settings.list_page_max))
-        return self.tasks.list_pending(domain, limit=limit, cursor=cursor)
+        owner = None if sees_all(caller) else caller.user
+        return self.tasks.list_pending(domain, limit=limit, cursor=cursor, owner=owner)
 
     # --- a client's transitions (owner rules) -----------------------------------------
 
@@ -226,12 +240,16 @@ class CellService:
 
     # --- a cell's transitions: one conditional write each -----------------------------
 
-    def start(self, task_guid: str, cell_id: str) -> bool:
-        """should_start: False, without an error, when it already runs on this cell."""
-        return self.tasks.apply(task_guid, lifecycle.start(cell_id, now_ns())).changed
+    def start(self, task_guid: str, cell_id: str, rights: NodeRights = UNLIMITED) -> bool:
+        """should_start: False, without an error, when it already runs on this cell. A node's
+        cell starts only what its node may run (`rights`, part of the write's condition)."""
+        transition = lifecycle.start(cell_id, now_ns(), owner=rights.owner,
+                                     unprivileged=rights.unprivileged)
+        return self.tasks.apply(task_guid, transition).changed
 
     def complete(
-        self, task_guid: str, cell_id: str, *, failed: bool, failure_reason: str, result: str
+        self, task_guid: str, cell_id: str, *, failed: bool, failure_reason: str, result: str,
+        rights: NodeRights = UNLIMITED,
     ) -> None:
         """Running → Completed from its cell; a failure of a task with retries left puts it
         back to Pending as a new attempt instead (a read first, on failures only)."""
@@ -247,7 +265,7 @@ class CellService:
                     now_ns(),
                     cell_id=cell_id,
                 )
-                self.tasks.apply(task_guid, retry)
+                self.tasks.apply(task_guid, lifecycle.restricted(retry, owner=rights.owner))
                 if not task.placement_tags:
                     delay = lifecycle.retry_delay_s(attempt)
                     self.queue.send_after_write(task_guid, delay_s=delay)
@@ -255,27 +273,32 @@ class CellService:
         transition = lifecycle.complete(
             cell_id, now_ns(), failed=failed, failure_reason=failure_reason, result=result
         )
+        transition = lifecycle.restricted(transition, owner=rights.owner)
         self.tasks.apply(task_guid, transition, desired=True)
 
-    def heartbeat(self, task_guid: str, cell_id: str) -> None:
+    def heartbeat(self, task_guid: str, cell_id: str, rights: NodeRights = UNLIMITED) -> None:
         """taskfn's extension: the task still runs on this cell, so convergence leaves it.
         An error tells the cell to stop: the task was cancelled, failed or moved on."""
-        self.tasks.apply(task_guid, lifecycle.heartbeat(cell_id, now_ns()))
+        transition = lifecycle.heartbeat(cell_id, now_ns())
+        self.tasks.apply(task_guid, lifecycle.restricted(transition, owner=rights.owner))
 
-    def fail(self, task_guid: str, failure_reason: str) -> None:
-        self.tasks.apply(task_guid, lifecycle.fail(failure_reason, now_ns()), desired=True)
+    def fail(self, task_guid: str, failure_reason: str, rights: NodeRights = UNLIMITED) -> None:
+        transition = lifecycle.fail(failure_reason, now_ns())
+        self.tasks.apply(task_guid, lifecycle.restricted(transition, owner=rights.owner),
+                         desired=True)
 
-    def reject(self, task_guid: str, rejection_reason: str) -> None:
+    def reject(self, task_guid: str, rejection_reason: str,
+               rights: NodeRights = UNLIMITED) -> None:
         """Back to Pending with one rejection more; past the retry limit, failed. The first
         write is conditional on the count, so two racing rejections cannot both retry."""
         now = now_ns()
         retry = lifecycle.reject(rejection_reason, now, self.settings.max_task_retries)
         try:
-            self.tasks.apply(task_guid, retry)
+            self.tasks.apply(task_guid, lifecycle.restricted(retry, owner=rights.owner))
         except lifecycle.RetryLimitReached:
-            self.tasks.apply(
-                task_guid, lifecycle.reject_exhausted(rejection_reason, now), desired=True
-            )
+            exhausted = lifecycle.reject_exhausted(rejection_reason, now)
+            self.tasks.apply(task_guid, lifecycle.restricted(exhausted, owner=rights.owner),
+                             desired=True)
 
 
 def _hints(task: TaskRecord | None) -> dict[str, bool]:

@@ -27,8 +27,9 @@ from enum import StrEnum
 from taskfn import lifecycle, wiring
 from taskfn.errors import InvalidStateTransition, NotFound, RunningOnDifferentCell
 from taskfn.lifecycle import SECOND_NS, State
-from taskfn.models import TaskRecord, now_ns
+from taskfn.models import BUILT_IN_CELL_PREFIX, TaskRecord, now_ns
 from taskfn.settings import Settings, get_settings
+from taskfn.stores.nodes import NodeStore
 from taskfn.stores.queue import TaskQueue
 from taskfn.stores.tasks import DOMAIN_KEY, TaskStore
 
@@ -48,13 +49,15 @@ class Step(StrEnum):
 
     EXPIRE = "expired"
     DISPATCH = "dispatched"
+    NODE_DISABLED = "node_disabled"
     CELL_LOST = "cell_lost"
     DEMOTE = "demoted"
     DELETE = "deleted"
     KICK = "kicked"
 
 
-ORDER = (Step.EXPIRE, Step.DISPATCH, Step.CELL_LOST, Step.DEMOTE, Step.DELETE, Step.KICK)
+ORDER = (Step.EXPIRE, Step.DISPATCH, Step.NODE_DISABLED, Step.CELL_LOST, Step.DEMOTE,
+         Step.DELETE, Step.KICK)
 
 
 def due_for_dispatch(waited_s: float, grace_s: float, period_s: float) -> bool:
@@ -70,8 +73,10 @@ def due_for_dispatch(waited_s: float, grace_s: float, period_s: float) -> bool:
     return waited_s - period_s < crossed
 
 
-def step_for(task: TaskRecord, now: int, settings: Settings) -> Step | None:
-    """The one step convergence takes for `task` at `now` (ns), or None."""
+def step_for(task: TaskRecord, now: int, settings: Settings,
+             disabled_cells: frozenset[str] = frozenset()) -> Step | None:
+    """The one step convergence takes for `task` at `now` (ns), or None. `disabled_cells`:
+    the cell ids of disabled nodes among the Running tasks'."""
     if task.state == State.PENDING:
         # A retried task waits from its retry_at: its attempts may have run longer than that.
         if now - max(task.created_at, task.retry_at) > settings.pending_expiry_s * SECOND_NS:
@@ -83,6 +88,8 @@ def step_for(task: TaskRecord, now: int, settings: Settings) -> Step | None:
         if due and not backing_off and not task.placement_tags:
             return Step.DISPATCH
         return None
+    if task.state == State.RUNNING and task.cell_id in disabled_cells:
+        return Step.NODE_DISABLED
     stale = now - task.updated_at > settings.cell_timeout_s * SECOND_NS
     # Every cell heartbeats while it runs a task (the built-in executor by a write, an external
     # cell through /v1/tasks/heartbeat): silence past the cell timeout means the cell is gone.
@@ -109,6 +116,7 @@ class Report:
     open: int = 0
     expired: int = 0
     dispatched: int = 0
+    node_disabled: int = 0  # Running on a disabled node: failed (or retried elsewhere)
     cell_lost: int = 0
     retried: int = 0  # lost cells whose task had retries left: Pending again
     demoted: int = 0
@@ -131,8 +139,10 @@ class Converger:
         settings: Settings,
         now: Callable[[], int] = now_ns,
         callbacks: TaskQueue | None = None,
+        nodes: NodeStore | None = None,
     ):
         self.tasks = tasks
+        self.nodes = nodes or NodeStore(tasks.table)
         self.queue = queue
         self.settings = settings
         self.now = now
@@ -153,9 +163,10 @@ class Converger:
         )
         report.open = len(open_tasks)
         now = self.now()
+        disabled = self._disabled_cells(open_tasks)
         chosen: dict[Step, list[TaskRecord]] = {step: [] for step in ORDER}
         for task in open_tasks:
-            step = step_for(task, now, self.settings)
+            step = step_for(task, now, self.settings, disabled)
             if step is not None:
                 chosen[step].append(task)
         for task in chosen[Step.EXPIRE]:
@@ -168,6 +179,8 @@ class Converger:
         report.dispatched, report.dispatch_failures = len(to_send) - len(failed), len(failed)
         if failed:
             logger.warning("converger could not send %d tasks, e.g. %s", len(failed), failed[0])
+        for task in chosen[Step.NODE_DISABLED]:
+            self._lose_cell(task, now, report, node_disabled=True)
         for task in chosen[Step.CELL_LOST]:
             self._lose_cell(task, now, report)
         # A demoted task is Completed again: the stream queues its callback.
@@ -199,23 +212,37 @@ class Converger:
         failed = callbacks.send_many(task_ids)
         report.kicked, report.kick_failures = len(task_ids) - len(failed), len(failed)
 
-    def _lose_cell(self, task: TaskRecord, now: int, report: Report) -> None:
+    def _disabled_cells(self, open_tasks: list[TaskRecord]) -> frozenset[str]:
+        """The cell ids of disabled nodes Running tasks are on: one BatchGetItem of the
+        external cells' nodes (the built-in executor's cells are none)."""
+        cells = sorted({task.cell_id for task in open_tasks
+                        if task.state == State.RUNNING and task.cell_id
+                        and not task.cell_id.startswith(BUILT_IN_CELL_PREFIX)})
+        if not cells:
+            return frozenset()
+        return frozenset(node.hash for node in self.nodes.get_many(cells) if node.disabled)
+
+    def _lose_cell(self, task: TaskRecord, now: int, report: Report, *,
+                   node_disabled: bool = False) -> None:
         """Step 3: the silent task fails, or, with retries left, goes back to Pending as a new
-        attempt after its back-off (sent to the queue with that delay when untagged)."""
+        attempt after its back-off (sent to the queue with that delay when untagged). A task
+        on a disabled node likewise, conditional on its cell rather than its silence."""
         attempt = task.model_dump(include=lifecycle.RETRY_FIELDS)
+        counted = "node_disabled" if node_disabled else "cell_lost"
         if not lifecycle.retries_left(attempt):
-            if self._write(task, lifecycle.cell_lost(task.updated_at, now)):
-                report.cell_lost += 1
+            final = (lifecycle.node_disabled(task.cell_id, now) if node_disabled
+                     else lifecycle.cell_lost(task.updated_at, now))
+            if self._write(task, final):
+                setattr(report, counted, getattr(report, counted) + 1)
             else:
                 report.lost_races += 1
             return
-        retry = lifecycle.retry(
-            attempt,
-            lifecycle.CELL_LOST_REASON,
-            now,
-            cell_id=None,
-            seen_updated_at=task.updated_at,
-        )
+        if node_disabled:
+            retry = lifecycle.retry(attempt, lifecycle.node_disabled_reason(task.cell_id), now,
+                                    cell_id=task.cell_id)
+        else:
+            retry = lifecycle.retry(attempt, lifecycle.CELL_LOST_REASON, now, cell_id=None,
+                                    seen_updated_at=task.updated_at)
         if not self._write(task, retry):
             report.lost_races += 1
             return

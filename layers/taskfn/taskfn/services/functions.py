@@ -100,6 +100,7 @@ class FunctionService:
         )
         self.memberships.put(record.id, record.owner, record.created_at, tags, 0)
         self.store.put_new(record)
+        wiring.owner_metrics().register(record.id, record.owner)
         if new.source is not None:
             build = self.builds.create_from_source(caller, record, new.source)
             record = record.model_copy(update={"build_id": build.id, "code_key": build.code_key,
@@ -127,12 +128,24 @@ class FunctionService:
             logger.info("function %s deleted: %d held tasks released", function_id, released)
         self.memberships.remove_all(function_id)
         self.metrics.delete(function_id)
+        self._remove_schedules(function_id)
         lambdas = self.builds.lambdas
         if lambdas is not None:
             try:
                 lambdas.delete(function_id)
             except (ClientError, BotoCoreError):  # the stack's clean-up removes it at the end
                 logger.exception("function %s deleted, its Lambda not", function_id)
+
+    @staticmethod
+    def _remove_schedules(function_id: str) -> None:
+        """Its schedules go with it: Scheduler would otherwise fire them for nothing, for
+        ever. (Its endpoints and triggers stay inert: they answer 404 and fire nothing.)"""
+        from taskfn.services.schedules import ScheduleService  # only deletes need it
+
+        try:
+            ScheduleService.from_env().remove_of_function(function_id)
+        except (ClientError, BotoCoreError):
+            logger.exception("function %s deleted, its schedules not all", function_id)
 
     @contextmanager
     def owner_first(self, caller: Caller, function_id: str) -> Iterator[None]:

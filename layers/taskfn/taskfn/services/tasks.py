@@ -100,7 +100,9 @@ class TaskService:
 
     def create(
         self, caller: Caller, function_id: str, *, body: Any, query: dict[str, str], size: int,
-        idempotency_key: str | None = None,
+        idempotency_key: str | None = None, endpoint_id: str = "",
+        schedule_id: str = "", task_id: str | None = None,
+        triggered_by: str = "", trigger_depth: int = 0, trigger_root: str = "",
     ) -> TaskRecord:
         """Write the task, then send it to the queue. If the process dies in between, the
         task stays Pending and convergence dispatches it again: nothing is lost, so a failed
@@ -108,10 +110,13 @@ class TaskService:
 
         With an idempotency key, a retry of the same request (same caller, function, body
         and query, within 24 hours) gets the first request's task, and nothing runs twice;
-        the key reused for another request is 422."""
+        the key reused for another request is 422.
+
+        A schedule's run (services/schedules.py) gives its `schedule_id` and a `task_id` of
+        its fire time: a second delivery of the run finds that task and creates no other."""
         self.check_size(size)
         now = now_ns()
-        task_id = ids.new_id()
+        task_id = task_id or ids.new_id()
         payload = {"body": body, "query": query}
         encoded = userjson.dumps(payload).encode()
         function = owned(self.functions.get, function_id, caller, "function")
@@ -146,6 +151,11 @@ class TaskService:
             created_at=now,
             updated_at=now,
             expires_at=expiry(now, self.settings.task_retention_days),
+            endpoint_id=endpoint_id,  # a public endpoint's call (services.endpoints)
+            schedule_id=schedule_id,  # a schedule's run (services.schedules)
+            triggered_by=triggered_by,  # a trigger's chain (services.triggers)
+            trigger_depth=trigger_depth,
+            trigger_root=trigger_root,
             **function.run_fields(),
         )
         if len(encoded) > self.settings.inline_input_bytes:
@@ -223,7 +233,13 @@ class TaskService:
 
     def result(self, caller: Caller, task_id: str) -> TaskResponse:
         """404 until the task has finished, then the function's own response."""
-        task = self.get(caller, task_id)
+        return self.response_of(self.get(caller, task_id))
+
+    def response_of(self, task: TaskRecord, *,
+                    url_expires_s: int = RESULT_URL_EXPIRES_S) -> TaskResponse:
+        """A task's response, whoever may read it (the owner, or anyone through a public
+        endpoint's window, whose link dies with the window: `url_expires_s`): 404 until it
+        has finished."""
         if not task.finished:
             raise NotFound("task has not finished yet")
         if not task.response_status:
@@ -239,7 +255,7 @@ class TaskService:
                 content_type = _header(task.response_headers, "content-type") or \
                     "application/octet-stream"
                 url = self.blobs.download_url(task.response_key, content_type,
-                                              RESULT_URL_EXPIRES_S)
+                                              min(url_expires_s, RESULT_URL_EXPIRES_S))
                 return TaskResponse(task.response_status, dict(task.response_headers), b"",
                                     location=url)
             body = stored

@@ -58,8 +58,10 @@ class TokenService:
     def from_env(cls) -> TokenService:
         return cls(wiring.tokens())
 
-    def create(self, user: str, scope: Scope | str, token: str | None = None) -> IssuedToken:
-        """A new token; `token` lets an operator choose the secret (the local admin token)."""
+    def create(self, user: str, scope: Scope | str, token: str | None = None, *,
+               node: str = "", shared: bool = False, token_id: str = "") -> IssuedToken:
+        """A new token; `token` lets an operator choose the secret (the local admin token).
+        A cell token is issued only with its node (services/nodes.py), bound to it."""
         if not isinstance(user, str) or not USER_PATTERN.match(user):
             raise InvalidRequest(
                 "invalid user", "1-64 characters: letters, digits, '_', '.', '@', '-'"
@@ -68,10 +70,14 @@ class TokenService:
             scope = Scope(scope)
         except (ValueError, TypeError) as error:
             raise InvalidRequest("invalid scope", "one of user, cell, admin") from error
+        if (scope is Scope.CELL) != bool(node):
+            raise InvalidRequest("a cell token comes with its node",
+                                 "register the node: POST /v1/node/{hash} answers its token")
         secret = token or TOKEN_PREFIX + secrets.token_urlsafe(32)
         if len(secret) < 16:
             raise InvalidRequest("token too short", "at least 16 characters")
-        record = TokenRecord(id=ids.new_id(), user=user, scope=scope, created_at=now_ns())
+        record = TokenRecord(id=token_id or ids.new_id(), user=user, scope=scope,
+                             created_at=now_ns(), node=node, shared=shared)
         if not self.store.put(hash_token(secret), record) and token is None:
             raise RuntimeError("token collision")  # 256 random bits: does not happen
         return IssuedToken(record.id, secret, user, scope)
@@ -89,7 +95,8 @@ class TokenService:
             return known[1]
         record = self.store.get(digest)
         caller = None if record is None else Caller(
-            user=record.user, scope=record.scope, token_id=record.id)
+            user=record.user, scope=record.scope, token_id=record.id, node=record.node,
+            shared=record.shared)
         with self._lock:
             if len(self._known) >= AUTH_CACHE_MAX:
                 self._known.clear()

@@ -6,11 +6,27 @@ Key design (see template.yaml for the indexes):
                    (on GSI2, below). An owner's tags, in one partition of their own read
                    strongly consistent: "OWNER#<user>#TAG" / "TAG#<id>", and their count
                    (the cap) "OWNER#<user>#TAG" / "COUNT" (stores/tags.py)
+                   An owner's schedules, likewise: "OWNER#<user>#SCHED" / "SCHED#<id>", with
+                   their run input inside (stores/schedules.py; on GSI2 by function)
+                   A public endpoint: "ENDPOINT#<id>" / "ENDPOINT" (stores/endpoints.py), its
+                   counters beside its function's: "FUNC#<function id>" /
+                   "METRICS#ENDPOINT#<id>" (today's count is also the daily limit's)
+                   A trigger, in its owner's partition: "OWNER#<user>#TRIGGER" /
+                   "TRIGGER#<id>" (stores/triggers.py; on GSI4 by its function, below);
+                   a trigger chain's budget beside its first task: "TASK#<id>" / "CHAIN"
+                   A node (a cell): "NODE#<hash>" / "NODE" (stores/nodes.py; on GSI1 by its
+                   owner). An owner's builds in progress: "OWNER#<user>#METRICS" / "BUILDS"
   GSI1PK / GSI1SK  what an owner has, newest first: "OWNER#<user>#TASK" / "<created>#<id>"
+                   (and "OWNER#<user>#ENDPOINT": their public endpoints;
+                   "OWNER#<user>#NODE" / "<created>#<hash>": their nodes;
+                   "OWNER#<user>#METRICS" / "<function id>": their functions' counters,
+                   the "FUNC#<id>" / "METRICS" items, for the platform metrics)
                    (projects only what list views show, so a start writes no index entry)
   GSI2PK / GSI2SK  children of a parent by time (keys only): "FUNC#<id>#BUILD" /
                    "<created>#<id>" (a function's builds), "FUNC#<id>#TASK" / "<created>#<id>"
-                   (a function's tasks: the CSV export by date, the task list by function).
+                   (a function's tasks: the CSV export by date, the task list by function),
+                   "FUNC#<id>#ENDPOINT" / "<created>#<id>" (a function's public endpoints).
+                   "FUNC#<id>#SCHED" / "<created>#<id>" (a function's schedules).
                    A task's entry is written with it and never changes: one index write
                    And "TAG#<tag id>#FUNC" / "<function created>#<function id>": the
                    functions that carry a tag (its membership items), the list by tag
@@ -24,6 +40,8 @@ Key design (see template.yaml for the indexes):
                    once started or finished. Pending work is one key range at the head of
                    its domain, however many finished tasks the domain holds (until
                    convergence deletes them after the completed expiry)
+                   And "FUNC#<function id>#TRIGGER" / "TRIGGER#<id>": the triggers on a
+                   function's tasks, read whole by the firing path in one Query
 
 Index writes are DynamoDB's hidden cost: every index entry a write adds, changes or removes is
 billed like a write of its own (an entry whose key changes: two), so the keys and projections

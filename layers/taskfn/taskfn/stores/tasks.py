@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from taskfn import lifecycle, userjson
 from taskfn.lifecycle import Outcome, State, Transition
 from taskfn.models import JSON_TEXT_FIELDS, TaskRecord, TaskSummary, now_ns
-from taskfn.stores.metrics import FunctionMetrics
+from taskfn.stores.metrics import FunctionMetrics, endpoint_counters
 from taskfn.stores.table import Filter, Table, time_key
 
 logger = logging.getLogger(__name__)
@@ -226,14 +226,17 @@ class TaskStore:
         return sorted(tasks, key=lambda task: (task.created_at, task.task_guid))
 
     def list_pending(
-        self, domain: str, *, limit: int, cursor: str | None = None
+        self, domain: str, *, limit: int, cursor: str | None = None, owner: str | None = None
     ) -> tuple[list[TaskRecord], str | None]:
         """One page of a domain's Pending Cell API tasks, in the order they became Pending,
         with the cursor of the next: a Query of the Pending key range only, so its cost is
-        the pending work's whatever else the domain holds."""
+        the pending work's whatever else the domain holds. With `owner`, only theirs (a
+        user's node): a filter, so a page may hold fewer, with a cursor to go on."""
+        where = None if owner is None else Filter(
+            "#f_owner = :f_owner", {"#f_owner": "owner"}, {":f_owner": owner})
         page = self.table.query(
             "GSI4", domain_partition(domain), limit=limit, cursor=cursor, newest_first=False,
-            prefix=PENDING,
+            prefix=PENDING, where=where,
         )
         return readable(TaskRecord, (marked(item) for item in page.items)), page.cursor
 
@@ -292,6 +295,10 @@ class TaskStore:
             return lifecycle.explain(transition, item)
         if finishing and self.metrics is not None and item and item.get("function_id"):
             self.metrics.finished(str(item["function_id"]))
+            # --- public endpoints: the endpoint's counters, beside its function's ---
+            if item.get("endpoint_id"):
+                self.metrics.finished(str(item["function_id"]),
+                                      of=endpoint_counters(str(item["endpoint_id"])))
         return Outcome(True, item)
 
     @staticmethod
@@ -412,6 +419,15 @@ class TaskStore:
         if transition.held:
             condition += " AND attribute_exists(#held_at)"
             names["#held_at"] = "held_at"
+        if transition.owner is not None:
+            condition += " AND #owner = :c_owner"
+            names["#owner"] = "owner"
+            values["owner"] = transition.owner
+        if transition.unprivileged:
+            condition += (" AND (attribute_not_exists(#caps.#privileged)"
+                          " OR #caps.#privileged = :c_unprivileged)")
+            names["#caps"], names["#privileged"] = "capabilities", "privileged"
+            values["unprivileged"] = False
         if transition.not_before is not None:
             condition += " AND (attribute_not_exists(#retry_at) OR #retry_at <= :c_not_before)"
             names["#retry_at"] = "retry_at"
