@@ -115,8 +115,9 @@ MINIMUMS: dict[str, tuple[int, str]] = {
            "1 read of the first's task"),
     # --- triggers ---
     "trigger fire (TriggerFireFunction, one matching trigger, includeResult)": (
-        4, "1 Query of the function's triggers + the child's conditional write + 1 counter "
-           "ADD + 1 send (the result is in the stream record when inline)"),
+        5, "1 Query of the function's triggers + the chain budget's conditional ADD (fan-out "
+           "bounded) + the child's conditional write + 1 counter ADD + 1 send (the result is "
+           "in the stream record when inline)"),
 }
 WHY_ABOVE = {
     "create task with an Idempotency-Key": (
@@ -147,7 +148,9 @@ WHY_ABOVE = {
     ),
     "build": (
         "the build record is its own PutItem beside the function's UpdateItem; a "
-        "TransactWriteItems would merge them at twice the write units. Builds are rare."
+        "TransactWriteItems would merge them at twice the write units. And the owner's count "
+        "of builds in progress (GET /v1/metrics' pendingBuilds), +1 and -1 around the build. "
+        "Builds are rare."
     ),
 }
 

@@ -75,6 +75,10 @@ def test_an_external_cell_places_starts_and_completes_a_tagged_task(user, cells)
     wrong = bbs(clients[loser], "complete", {"task_guid": task_guid, "cell_id": loser,
                                              "result": "mine"})
     assert wrong["error"]["type"] == "RunningOnDifferentCell"
+    # Nor may the loser's token pass itself off as the winner: a cell token is its node's.
+    posing = clients[loser].request("POST", "/v1/tasks/complete", {
+        "task_guid": task_guid, "cell_id": winner, "failed": False, "result": "stolen"})
+    assert posing.status == 403 and posing.json()["error"]["type"] == "Forbidden", posing
     done = bbs(clients[winner], "complete", {"task_guid": task_guid, "cell_id": winner,
                                              "failed": False, "result": "42"})
     assert done == {"error": None}
