@@ -148,8 +148,12 @@ class Resources:
                 action = operation if operation == "AbortMultipartUpload" else "PutObject"
                 bucket = self.buckets[params["Bucket"]]
                 return [Call(f"s3:{action}", f"{bucket}/{params['Key']}")]
+            case "s3", "ListObjectsV2":  # the health check's probe
+                return [Call("s3:ListBucket", self.buckets[params["Bucket"]])]
             case "sqs", "SendMessage" | "SendMessageBatch":
                 return [Call("sqs:SendMessage", self.queues[params["QueueUrl"]])]
+            case "sqs", "GetQueueAttributes":  # the health check's probe
+                return [Call("sqs:GetQueueAttributes", self.queues[params["QueueUrl"]])]
             case "events", "PutEvents":
                 return [Call("events:PutEvents", self.buses[entry["EventBusName"]])
                         for entry in params["Entries"]]
@@ -905,6 +909,12 @@ def _call_endpoint(run: Run) -> None:
     run.http(201)
     run.http(201, body={"blob": "x" * 40_000})
     run.http(429)
+
+
+@scenario("HealthcheckFunction")
+def _healthcheck(run: Run) -> None:
+    body = json.loads(run.http(200)["body"])
+    assert body == {"dynamodb": True, "s3": True, "sqs": True, "errors": []}
 
 
 @scenario("GetPublicResultFunction")

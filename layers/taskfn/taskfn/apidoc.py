@@ -41,6 +41,7 @@ class Api:
 GREENCLOUD = Api("GreenCloud platform API", "GreenCloudError")
 CELL = Api("Cell API (Diego BBS)", "CellError", errors_in_body=True)
 CONTRACT = Api("Contract", "GreenCloudError")
+FASTLANE = Api("fastlane jobs API", "FastlaneError")
 
 STATUS_TEXT = {
     200: "OK", 201: "Created", 204: "No Content", 302: "Found", 400: "Bad request",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
 import secrets
@@ -28,12 +30,23 @@ def hash_token(token: str) -> str:
 
 
 def token_from_header(value: str | None) -> str | None:
-    """`Authorization: <token>` or `Authorization: Bearer <token>`."""
+    """`Authorization: <token>`, `Bearer <token>`, or HTTP Basic with the token as the
+    password and any user name (fastlane's clients authenticate so)."""
     if not value:
         return None
     value = value.strip()
+    if value.lower() in ("bearer", "basic"):  # a scheme without its credentials
+        return None
     if value[:7].lower() == "bearer ":
         value = value[7:].strip()
+    elif value[:6].lower() == "basic ":
+        try:
+            decoded = base64.b64decode(value[6:].strip(), validate=True).decode()
+        except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
+            return None
+        _, colon, value = decoded.partition(":")
+        if not colon:
+            return None
     return value or None
 
 
