@@ -53,7 +53,8 @@ class HealthService:
                 checks[source] = True
             except (ClientError, BotoCoreError) as error:
                 checks[source] = False
-                errors.append({"source": source, "message": _said(error)})
+                errors.append({"source": source, "message":
+                               f"Connection to {source} failed (error: {_said(error)})."})
         return Health(checks, errors)
 
 
