@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -25,6 +26,8 @@ from taskfn.local.template import AuthorizerSpec, HttpRoute, Template
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP token
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
+# After refusing a body it did not read: how much of it, and how long, is read and dropped.
+DRAIN_MAX_BYTES, DRAIN_S = 1024 * 1024, 2.0
 DEFAULT_ROUTE = "$default"
 TEXT_TYPES = (
     "application/json",
@@ -471,6 +474,7 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             except _BadRequest:
                 self.close_connection = True
                 self._send(message(400, "Bad Request"), request_id)
+                self._drain()
                 return
             if body is None:
                 response = message(413, "Request Entity Too Large")
@@ -548,6 +552,20 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(response.body)
+
+        def _drain(self) -> None:
+            """A lingering close: read what the client still sends (up to 1 MiB, for 2 s)
+            once the answer is out. Closing a socket with unread input makes the kernel reset
+            the connection, which can destroy the answer before the client has read it."""
+            try:
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_WR)
+                self.connection.settimeout(DRAIN_S)
+                left = DRAIN_MAX_BYTES
+                while left > 0 and (chunk := self.connection.recv(min(left, 65536))):
+                    left -= len(chunk)
+            except OSError:
+                pass
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: one access line per request is written by _serve."""
