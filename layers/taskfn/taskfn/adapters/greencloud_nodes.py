@@ -12,12 +12,13 @@ from taskfn.settings import Settings
 
 def node_view(node: NodeRecord, now: int, settings: Settings) -> dict[str, Any]:
     """The reference's {hash, description, available, disabled}, and taskfn's own fields."""
+    up = available(node, now, settings)
     return {
         "hash": node.hash,
         "description": node.description,
-        "available": available(node, now, settings),
+        "available": up,
         "disabled": node.disabled,
-        "busy": available(node, now, settings) and node.running > 0,
+        "busy": up and node.running > 0,
         "running": node.running,
         "privileged": node.privileged,
         "shared": node.shared,

@@ -19,6 +19,7 @@ from taskfn import ids, wiring
 from taskfn.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from taskfn.lifecycle import SECOND_NS
 from taskfn.models import BUILT_IN_CELL_PREFIX, Caller, NodeRecord, Scope, now_ns
+from taskfn.services.ownership import owned
 from taskfn.services.tokens import IssuedToken, TokenService
 from taskfn.settings import Settings, get_settings
 from taskfn.stores.nodes import NodeStore
@@ -96,10 +97,8 @@ class NodeService:
         return self.store.list(caller.user)
 
     def get(self, caller: Caller, hash_: str) -> NodeRecord:
-        node = self.store.get(hash_, consistent=True) if HASH_PATTERN.match(hash_) else None
-        if node is None or node.owner != caller.user:
-            raise NotFound("node not found")
-        return node
+        return owned(lambda key: self.store.get(key, consistent=True), hash_, caller, "node",
+                     valid=lambda key: bool(HASH_PATTERN.match(key)))
 
     def set_disabled(self, caller: Caller, hash_: str, disabled: bool) -> NodeRecord:
         """DELETE disables (no more work; what runs there is failed by convergence); PATCH
@@ -122,9 +121,9 @@ class NodeService:
 
     # --- what a cell may do ----------------------------------------------------------
 
-    def rights(self, caller: Caller, cell_id: str, *, active: bool = True) -> NodeRights:
+    def rights(self, caller: Caller, cell_id: str) -> NodeRights:
         """The rights of `caller` acting as cell `cell_id`: a cell token only as its own
-        node, and (`active`) only while that node is not disabled (one GetItem)."""
+        node, and only while that node is not disabled (one GetItem)."""
         if caller.scope is Scope.ADMIN:
             return UNLIMITED
         if caller.scope is not Scope.CELL or not caller.node:
@@ -132,9 +131,9 @@ class NodeService:
         if cell_id != caller.node:
             raise Forbidden(f"this cell token is node {caller.node}'s: it acts only as cell"
                             f" {caller.node}")
-        node = self.store.get(caller.node, consistent=True) if active else None
-        if active and (node is None or node.disabled):
+        node = self.store.get(caller.node, consistent=True)
+        if node is None or node.disabled:
             raise Forbidden(f"node {caller.node} is disabled",
                             "its owner restores it: PATCH /v1/node/{hash}")
         return NodeRights(owner=None if caller.shared else caller.user,
-                          privileged=bool(node and node.privileged))
+                          privileged=node.privileged)

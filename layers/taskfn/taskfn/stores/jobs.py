@@ -93,8 +93,7 @@ class JobsStore:
         try:
             self.table.client.transact_write_items(TransactItems=puts)
         except ClientError as error:
-            reasons = error.response.get("CancellationReasons") or []
-            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+            if _first_refused(error):
                 raise GroupTaken(group.task_id) from error
             raise
 
@@ -119,8 +118,7 @@ class JobsStore:
                 self._job_put(job),
             ])
         except ClientError as error:
-            reasons = error.response.get("CancellationReasons") or []
-            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+            if _first_refused(error):
                 return False
             raise
         return True
@@ -175,3 +173,10 @@ class JobsStore:
             if start is None:
                 break
         return found, start
+
+
+def _first_refused(error: ClientError) -> bool:
+    """Whether a cancelled transaction's first item (the group, in both writes) failed its
+    condition."""
+    reasons = error.response.get("CancellationReasons") or []
+    return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
