@@ -34,6 +34,9 @@ def assert_unauthorized(answer, method: str, path: str) -> None:
     body = answer.json()
     if api_of(method, path).startswith("Cell API"):
         assert body["error"]["type"] == "Unauthorized" and body["error"]["message"], body
+    elif api_of(method, path).startswith("fastlane"):
+        assert body == {"error": "Authentication required.", "operation": body["operation"]}
+        assert body["operation"] and answer.headers["WWW-Authenticate"].startswith("Basic")
     else:
         assert set(body) <= {"message", "detail"} and body["message"], body
 
@@ -84,9 +87,11 @@ def owners(stack: Client) -> tuple[Client, Client, dict[str, str]]:
         "includeResult": False}).json()["id"]
     node = f"contract-{uuid.uuid4().hex[:12]}"
     assert alice.request("POST", f"/v1/node/{node}", {}).status == 201
+    job = alice.request("POST", "/tasks/mine-group", {"image": "a", "command": "echo secret"})
     return alice, bob, {"function": function_id, "build": build, "task": task, "guid": guid,
                         "tag": tag, "endpoint": endpoint, "schedule": schedule,
-                        "trigger": trigger, "node": node}
+                        "trigger": trigger, "node": node, "group": "mine-group",
+                        "job": job.json()["jobId"], "execution": job.json()["executionId"]}
 
 
 ID_ROUTES = {
@@ -114,6 +119,17 @@ ID_ROUTES = {
     ("GET", "/v1/trigger/{id}"): "trigger", ("PATCH", "/v1/trigger/{id}"): "trigger",
     ("DELETE", "/v1/trigger/{id}"): "trigger",
 }
+# fastlane's routes: a group's name is the owner's own (Bob's POST or PUT under Alice's group
+# name makes his own group), so only the reads can be Alice's.
+FASTLANE_READS = sorted({
+    (r.method, r.path) for r in TEMPLATE.routes if r.method == "GET" and (
+        r.path.startswith("/tasks/{id}"))})
+FASTLANE_WRITES = {("POST", "/tasks/{id}"), ("POST", "/tasks/{id}/"),
+                   ("PUT", "/tasks/{id}/jobs/{jobId}"), ("PUT", "/tasks/{id}/jobs/{jobId}/")}
+# …while stop and retry act on a job that must be the caller's.
+FASTLANE_ACTIONS = sorted({
+    (r.method, r.path) for r in TEMPLATE.routes if r.method == "POST" and r.path.startswith(
+        "/tasks/{id}/") and r.path.rstrip("/").endswith(("/stop", "/retry"))})
 # What Bob sends to routes that take a JSON body: a valid request, refused only as not his.
 JSON_BODIES = {("PATCH", "/v1/function/{id}"): {"name": "theirs"},
                ("POST", "/v1/function/{id}/capabilities"): {"timeout": 20},
@@ -135,7 +151,8 @@ NOT_OWNED_ROUTES = {("POST", "/v1/node/{hash}"): 409, ("POST", "/v1/node/{hash}/
 def test_every_route_with_an_id_is_covered_here():
     with_ids = {(r.method, r.path) for r in TEMPLATE.routes if "{" in r.path
                 and r.authorizer is not None}
-    assert with_ids == set(ID_ROUTES) | set(NOT_OWNED_ROUTES)
+    assert with_ids == set(ID_ROUTES) | set(NOT_OWNED_ROUTES) | set(FASTLANE_READS) | \
+        FASTLANE_WRITES | set(FASTLANE_ACTIONS)
     # The Cell API's user routes take the guid in the body; cells' routes see every task.
     user_routes = {path for path, item in DOCUMENT["paths"].items()
                    if path.startswith("/v1/tasks/") and "TaskGuidRequest" in json.dumps(item)}
@@ -159,6 +176,30 @@ def test_another_user_s_ids_are_404(owners, method, path):
     # And Alice's are all still hers.
     again = alice.request("GET", f"/v1/function/{ids['function']}")
     assert again.status == 200
+
+
+@pytest.mark.parametrize(("method", "path"), FASTLANE_READS)
+def test_another_user_s_fastlane_groups_jobs_and_executions_are_404(owners, method, path):
+    alice, bob, ids = owners
+    url = path.replace("{id}", ids["group"]).replace("{jobId}", ids["job"]).replace(
+        "{executionId}", ids["execution"])
+    answer = bob.request(method, url)
+    assert answer.status == 404, answer
+    assert set(answer.json()) == {"error", "operation"} and b"secret" not in answer.body
+    assert alice.request(method, url).status == 200
+
+
+@pytest.mark.parametrize(("method", "path"), FASTLANE_ACTIONS)
+def test_another_user_cannot_stop_or_retry_a_fastlane_job(owners, method, path):
+    alice, bob, ids = owners
+    url = path.replace("{id}", ids["group"]).replace("{jobId}", ids["job"]).replace(
+        "{executionId}", ids["execution"])
+    answer = bob.request(method, url)
+    assert answer.status == 404, answer
+    assert set(answer.json()) == {"error", "operation"}
+    job = alice.request("GET", f"/tasks/{ids['group']}/jobs/{ids['job']}").json()["job"]
+    assert job["executionCount"] == 1  # no retry of hers was made
+    assert "User stopped" not in json.dumps(job)
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(NOT_OWNED_ROUTES))

@@ -52,6 +52,7 @@ class Fixture:
         self.url = url
         self.tokens = tokens
         self.ids = ids  # alice's, by the kind of id a path takes
+        self.jobs: list[dict[str, str]] = []  # alice's fastlane jobs, by path parameter
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +78,14 @@ def fuzzed() -> Iterator[Fixture]:
         for task in tasks:
             assert alice.wait_result(task).status == 200
         nodes = [alice.request("POST", "/v1/node/fuzz-alice-node", {}).json()["hash"]]
-        yield Fixture(stack.url, tokens, {"function": functions, "build": builds,
-                                          "task": tasks, "node": nodes})
+        fixture = Fixture(stack.url, tokens, {"function": functions, "build": builds,
+                                              "task": tasks, "node": nodes})
+        for n in range(2):
+            job = alice.request("POST", f"/tasks/fuzz-group-{n}",
+                                {"image": "a", "command": "true"}).json()
+            fixture.jobs.append({"id": job["taskId"], "jobId": job["jobId"],
+                                 "executionId": job["executionId"]})
+        yield fixture
 
 
 def kind_of(path: str) -> str:
@@ -103,6 +110,9 @@ def test_every_operation_answers_as_documented(fuzzed, case, who, known):
             pool = fuzzed.ids["task"]
         owned_id = pool[known % len(pool)]
         case.path_parameters = {name: owned_id for name in case.path_parameters}
+        if path.startswith("/tasks/{id}"):  # fastlane's: a group, its job, its execution
+            job = fuzzed.jobs[known % len(fuzzed.jobs)]
+            case.path_parameters = {name: job[name] for name in case.path_parameters}
     if case.method == "DELETE" and who in ("alice", "admin") and owned_id is not None:
         # Alice's resources are what the other cases probe: never delete them.
         case.path_parameters = {name: uuid.uuid4().hex[:24] for name in case.path_parameters}
@@ -116,15 +126,24 @@ def test_every_operation_answers_as_documented(fuzzed, case, who, known):
     if not public and who in ("unknown", "none"):
         assert response.status_code == 401, (case.method, path, response.text[:200])
     # A node's hash is global (a taken one is 409 to anyone) and only its cell heartbeats it.
-    not_owned = (case.method, path) in NOT_OWNED_ROUTES
+    not_owned = (case.method, path) in NOT_OWNED_ROUTES or (
+        # fastlane's group names are the owner's own: Bob's enqueue makes his own group
+        path.startswith("/tasks/") and case.method != "GET")
     if who == "bob" and owned_id is not None and not path.startswith("/v1/tasks") \
             and not not_owned:
         assert response.status_code == 404, (case.method, path, response.text[:200])
-    if response.status_code >= 400 and not public:
+    kinds = {k.lower(): v for k, v in response.headers.items()}.get("content-type") or [""]
+    plain = (kinds if isinstance(kinds, str) else kinds[0]).startswith("text/plain")
+    if plain and response.status_code >= 400:  # fastlane's enqueue refusals, only those
+        assert case.method in ("POST", "PUT") and path.startswith("/tasks/"), path
+        assert response.status_code in (400, 413) and response.text, response.text
+    elif response.status_code >= 400 and not public:
         body = json.loads(response.text)
         tag = operation.definition.raw["tags"][0]
         if tag.startswith("Cell API"):
             assert set(body) == {"error"} and body["error"]["type"], body
+        elif tag.startswith("fastlane"):
+            assert set(body) == {"error", "operation"} and body["error"], body
         else:
             assert body.get("message") and set(body) <= {"message", "detail"}, body
 

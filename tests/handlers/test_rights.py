@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
 import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
@@ -58,6 +59,7 @@ from taskfn.services.functions import FunctionPatch, FunctionService
 from taskfn.services.holds import HoldService
 from taskfn.services.tasks import ANSWER_MAX_BYTES, TaskService
 from taskfn.services.tokens import TokenService
+from taskfn.settings import get_settings
 from taskfn.stores.blobs import task_key, upload_key
 from taskfn.stores.tags import TagRecord, TagStore
 from tests.handlers.test_events import (  # noqa: F401 - seeded is a fixture
@@ -89,6 +91,8 @@ class Call:
     action: str
     resource: str
     leading_keys: tuple[str, ...] = ()
+    # Other condition keys the request carries (ecs:cluster), as (key, value).
+    context: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,14 @@ class Resources:
                 return [Call("dynamodb:BatchGetItem", self.tables[table],
                              tuple(self._partition(table, key) for key in request["Keys"]))
                         for table, request in params["RequestItems"].items()]
+            case "dynamodb", "TransactWriteItems":
+                # IAM checks each item as the single write it is (ConditionCheckItem for a
+                # condition alone).
+                actions = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                           "ConditionCheck": "ConditionCheckItem"}
+                return [self._item(actions[kind], write["TableName"],
+                                   write.get("Item") or write["Key"])
+                        for item in params["TransactItems"] for kind, write in item.items()]
             case "dynamodb", "Query":
                 arn = self.tables[params["TableName"]]
                 if params.get("IndexName"):
@@ -152,11 +164,25 @@ class Resources:
                 return [Call("s3:ListBucket", self.buckets[params["Bucket"]])]
             case "sqs", "SendMessage" | "SendMessageBatch":
                 return [Call("sqs:SendMessage", self.queues[params["QueueUrl"]])]
-            case "sqs", "GetQueueAttributes":  # the health check's probe
+            case "sqs", "GetQueueAttributes":  # the health check's probe, /status
                 return [Call("sqs:GetQueueAttributes", self.queues[params["QueueUrl"]])]
             case "events", "PutEvents":
                 return [Call("events:PutEvents", self.buses[entry["EventBusName"]])
                         for entry in params["Entries"]]
+            case "ecs", "RegisterTaskDefinition":  # no resource-level rights in IAM
+                return [Call("ecs:RegisterTaskDefinition", "*")]
+            case "ecs", "RunTask":
+                family = params["taskDefinition"].rsplit("/", 1)[-1].split(":")[0]
+                return [Call("ecs:RunTask", f"arn:aws:ecs:{REGION}:{ACCOUNT_ID}:"
+                             f"task-definition/{family}:1",
+                             context=(("ecs:cluster", params["cluster"]),))]
+            case "ecs", "StopTask":
+                return [Call("ecs:StopTask", params["task"],
+                             context=(("ecs:cluster", params["cluster"]),))]
+            case "logs", "GetLogEvents":
+                return [Call("logs:GetLogEvents", f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:"
+                             f"log-group:{params['logGroupName']}:log-stream:"
+                             f"{params['logStreamName']}")]
             case "scheduler", ("CreateSchedule" | "UpdateSchedule" | "DeleteSchedule"
                                | "GetSchedule"):  # schedules (services/schedules.py)
                 return [Call(f"scheduler:{operation}", f"arn:aws:scheduler:{REGION}:"
@@ -311,6 +337,10 @@ def _statement_allows(statement: dict, call: Call) -> bool:
         return False
     for operator, values in (statement.get("Condition") or {}).items():
         for key, expected in values.items():
+            if operator == "ArnEquals" and key in dict(call.context):
+                if dict(call.context)[key] not in _listed(expected):
+                    return False
+                continue
             if key != LEADING_KEYS or operator not in KEY_OPERATORS:
                 return False  # a condition this evaluator does not know: not allowed
             like = operator.endswith("StringLike")
@@ -806,6 +836,20 @@ def _executor(run: Run) -> None:
     run.monkeypatch.setattr(functions, "get", resumed_after_the_hold)
     assert run(run.messages(held.task_guid)) == {"batchItemFailures": []}
     assert wiring.tasks().get(held.task_guid).state == "Pending"
+    # A fastlane job's run: its image's task definition registered (and kept), its container
+    # started on the jobs' cluster, its timeout watched.
+    from taskfn.adapters.fastlane import parse_enqueue
+    from taskfn.services.jobs import JobService
+
+    job = JobService.from_env().enqueue(ALICE, "rights", parse_enqueue(
+        b'{"image": "alpine", "command": "echo hi"}'), request_ip="203.0.113.10")
+    # moto's RunTask fails on Fargate's resource arithmetic (a 500): the task definition is
+    # registered in moto, the run itself answered here (its right is checked as granted).
+    ecs = run.module().executor.containers().runtime.ecs
+    run.monkeypatch.setattr(ecs, "run_task", lambda **_: {"tasks": [{"taskArn": (
+        "arn:aws:ecs:us-east-1:123456789012:task/jobs/0123456789abcdef")}]})
+    assert run(run.messages(job.queue_job_id)) == {"batchItemFailures": []}
+    assert wiring.tasks().get(job.queue_job_id).cell_id == f"container:{job.execution_id}"
 
 
 @scenario("ConvergerFunction")
@@ -1007,6 +1051,18 @@ def _run_schedule(run: Run) -> None:
     seed_schedule(b"x" * 40_000)
     first, again = run(), run()
     assert first["taskId"] and first == again
+    # A fastlane job's one-shot: its schedule and job read, the run written with its
+    # pointer and the job's count; the schedule then removed and the job unscheduled.
+    from taskfn.adapters.fastlane import parse_enqueue
+    from taskfn.services.jobs import JobService
+
+    enqueued = JobService.from_env().enqueue(ALICE, "later", parse_enqueue(
+        b'{"image": "alpine", "command": "true", "startIn": "5m"}'), request_ip="1.2.3.4")
+    fired = run({"scheduleId": enqueued.queue_job_id, "owner": "alice", "kind": "job",
+                 "scheduledTime": "2026-12-03T10:00:00Z"})
+    assert fired["taskId"]
+    assert run({"scheduleId": enqueued.queue_job_id, "owner": "alice", "kind": "job",
+                "scheduledTime": "2026-12-03T10:00:00Z"}) == {"taskId": None}  # gone
 
 
 # --- triggers (services/triggers.py) ---------------------------------------------------------
@@ -1145,3 +1201,181 @@ def test_a_function_may_do_exactly_what_its_code_does(rights, monkeypatch, funct
 def test_every_scenario_is_of_a_function_of_the_template():
     assert set(SCENARIOS) <= set(TEMPLATE.functions)
     assert SAMPLE_TOKEN  # the sample events' token, which `seeded` issues to alice
+
+
+# --- fastlane's jobs API (services/jobs.py) --------------------------------------------------
+
+JOB_GROUP = "nightly-report"  # the group, job and execution the sample events name
+JOB_ID = "5e7b7a52-8bd0-4c55-9c3d-3f0c1a2b3c4d"
+EXECUTION_ID = "019acd5e-6b40-7a31-8c2e-5f6a7b8c9d0e"
+
+
+def seed_job(*, large_output: bool = True) -> None:
+    """alice's sample job, run once and finished; its stdout (when `large_output`) in
+    tasks/, as a large output is kept."""
+    from taskfn.adapters.fastlane import parse_enqueue
+    from taskfn.services.jobs import JobService
+
+    JobService.from_env().enqueue(
+        ALICE, JOB_GROUP, parse_enqueue(b'{"image": "ubuntu", "command": "echo hi"}'),
+        request_ip="203.0.113.10", job_id=JOB_ID, execution_id=EXECUTION_ID)
+    tasks = wiring.tasks()
+    tasks.apply(EXECUTION_ID, lifecycle.start("cell-t", now_ns()))
+    extra: dict[str, Any] = {"exit_code": 0, "outcome": "succeeded", "stderr": "warn"}
+    if large_output:
+        key = task_key(EXECUTION_ID, "stdout.txt")
+        wiring.blobs().put(key, b"hello\n" * 2000, "text/plain")
+        extra["stdout_key"] = key
+    tasks.apply(EXECUTION_ID, lifecycle.complete("cell-t", now_ns(), failed=False,
+                                                 extra=extra))
+
+
+@scenario("EnqueueJobFunction", "UpsertJobFunction")
+def _enqueue_job(run: Run) -> None:
+    # A new group (its words and counts), then the same group again (and, for PUT, the same
+    # job updated); a refused payload writes nothing.
+    for _ in range(2):
+        body = json.loads(run.http(200)["body"])
+        assert body["taskId"] == JOB_GROUP and body["executionId"], body
+    run.http(400, body={"image": "ubuntu"})
+    # Scheduled: the schedule's record with the job, and Scheduler's schedule (for PUT, the
+    # job's previous one removed first: its mark cleared). Scheduler refusing: the record
+    # removed and the job unscheduled.
+    scheduled = {"image": "ubuntu", "command": "echo hi", "cron": "0 3 * * *"}
+    body = json.loads(run.http(200, body=scheduled)["body"])
+    assert body["executionId"] is None, body
+    scheduler = run.module().jobs.scheduler
+    refuse = ClientError({"Error": {"Code": "ValidationException", "Message": "no"}},
+                         "CreateSchedule")
+    run.monkeypatch.setattr(scheduler.client, "create_schedule",
+                            lambda **_: (_ for _ in ()).throw(refuse))
+    assert run.http(500, body=scheduled)
+
+
+@scenario("JobGroupsFunction", "SearchJobGroupsFunction", "GetJobGroupFunction",
+          "GetJobFunction", "GetJobOutputFunction", "GetJobExecutionFunction",
+          "GetJobExecutionOutputFunction")
+def _job_reads(run: Run) -> None:
+    # Then with the large output removed by the bucket's retention: still 200 (S3's
+    # NoSuchKey needs ListBucket).
+    seed_job()
+    answer = run.http(200)
+    assert JOB_GROUP in answer["body"] or "hello" in answer["body"], answer
+    wiring.blobs().delete(task_key(EXECUTION_ID, "stdout.txt"))
+    run.http(200)
+
+
+CONTAINER_ARN = ("arn:aws:ecs:us-east-1:123456789012:task/taskfn-local-jobscluster/"
+                 "0f1e2d3c4b5a69788796a5b4c3d2e1f0")  # the sample event's
+
+
+def quiet_ecs(runtime) -> None:
+    """moto answers StopTask of a task it never ran with a 500 (ECS: a 400 the runtime
+    ignores): the stop is not sent to moto here (its right is still checked as granted)."""
+    if runtime is not None and hasattr(runtime, "ecs"):
+        runtime.ecs = type("Ecs", (), {"stop_task": staticmethod(lambda **_: {})})()
+
+
+def seed_running_job(*, retries: int = 0, output: str = "hello") -> None:
+    """alice's sample job, its execution launched (as the sample event's task) and its
+    output in its log stream."""
+    from taskfn.adapters.fastlane import parse_enqueue
+    from taskfn.runtime.containers import log_stream, source_record
+    from taskfn.services.jobs import JobService
+
+    JobService.from_env().enqueue(
+        ALICE, JOB_GROUP, parse_enqueue(json.dumps({
+            "image": "ubuntu", "command": "echo hi", "retries": retries}).encode()),
+        request_ip="203.0.113.10", job_id=JOB_ID, execution_id=EXECUTION_ID)
+    tasks = wiring.tasks()
+    tasks.apply(EXECUTION_ID, lifecycle.start("executor-t", now_ns()))
+    tasks.apply(EXECUTION_ID, lifecycle.launched("executor-t", f"container:{EXECUTION_ID}",
+                                                 now_ns(), {"container_ref": CONTAINER_ARN}))
+    logs, group = boto3.client("logs"), get_settings().job_log_group
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        logs.create_log_stream(logGroupName=group, logStreamName=log_stream(CONTAINER_ARN))
+    logs.put_log_events(logGroupName=group, logStreamName=log_stream(CONTAINER_ARN), logEvents=[
+        {"timestamp": now_ns() // 1_000_000, "message": source_record("stdout", output)}])
+
+
+@scenario("ContainerEventsFunction")
+def _container_events(run: Run) -> None:
+    # The run completed: its task read, its output from its stream (large: to tasks/).
+    seed_running_job(output="x" * 5000)
+    assert run() == {"outcome": "succeeded"}
+    assert wiring.tasks().get(EXECUTION_ID).stdout_key
+
+
+@scenario("ContainerEventsFunction")
+def _container_event_retried(run: Run) -> None:
+    _container_events(run)
+    # A non-zero exit with a retry left: the task back to Pending, the next execution listed
+    # under the job (one transaction), the task to the queue.
+    for pk, sk in ((f"TASK#{EXECUTION_ID}", "TASK"),
+                   (f"FL#alice#J#{JOB_GROUP}#{JOB_ID}", f"X#{EXECUTION_ID}")):
+        wiring.table().client.delete_item(TableName=wiring.table().name,
+                                          Key={"PK": {"S": pk}, "SK": {"S": sk}})
+    seed_running_job(retries=1)
+    event = load_event(run.function_id)
+    event["detail"]["containers"][0]["exitCode"] = 3
+    assert run(event) == {"outcome": "retrying"}
+
+
+@scenario("StopJobExecutionFunction")
+def _stop_execution(run: Run) -> None:
+    # A running execution: the stop marked on its task, its container stopped.
+    seed_running_job()
+    quiet_ecs(run.module().jobs.runs().runtime)
+    run.http(200)
+    assert wiring.tasks().get(EXECUTION_ID).stop_requested == "user"
+
+
+@scenario("StopJobFunction")
+def _stop_job(run: Run) -> None:
+    _stop_execution(run)
+    # A scheduled job: its schedule removed (Scheduler's, the record) and the job unmarked.
+    from taskfn.adapters.fastlane import parse_enqueue
+    from taskfn.services.jobs import JobService
+
+    JobService.from_env().enqueue(ALICE, JOB_GROUP, parse_enqueue(
+        b'{"image": "alpine", "command": "true", "cron": "0 3 * * *"}'),
+        request_ip="1.2.3.4", job_id=JOB_ID)
+    run.http(200)
+    assert not wiring.table().get(f"FL#alice#T#{JOB_GROUP}", f"J#{JOB_ID}")["schedule_id"]
+
+
+@scenario("StatusFunction")
+def _status(run: Run) -> None:
+    # The counts, the scheduled jobs and their jobs, the queues' lengths.
+    from taskfn.adapters.fastlane import parse_enqueue
+    from taskfn.services.jobs import JobService
+
+    JobService.from_env().enqueue(ALICE, JOB_GROUP, parse_enqueue(
+        b'{"image": "alpine", "command": "true", "cron": "0 3 * * *"}'), request_ip="1.2.3.4")
+    body = json.loads(run.http(200)["body"])
+    assert len(body["jobs"]["scheduled"]) == 1, body
+
+
+@scenario("RetryJobFunction")
+def _retry_job(run: Run) -> None:
+    # The last execution still running: stopped first; then the new run written (the task,
+    # its pointer and the job's count in one transaction) and queued.
+    seed_running_job()
+    quiet_ecs(run.module().jobs.runs().runtime)
+    body = json.loads(run.http(200)["body"])
+    assert body["jobId"] == JOB_ID
+    job = wiring.table().get(f"FL#alice#T#{JOB_GROUP}", f"J#{JOB_ID}")
+    assert job["execution_count"] == 2
+
+
+@scenario("ContainerWatchFunction")
+def _container_watch(run: Run) -> None:
+    # Not yet due: watched again; past its timeout: the stop marked, its container stopped.
+    seed_running_job()
+    quiet_ecs(run.module().runs.runtime)
+    assert run() == {"batchItemFailures": []}
+    assert not wiring.tasks().get(EXECUTION_ID).stop_requested
+    wiring.table().update(f"TASK#{EXECUTION_ID}", "TASK", set_values={"started_at": 1},
+                          condition="attribute_exists(PK)")
+    assert run() == {"batchItemFailures": []}
+    assert wiring.tasks().get(EXECUTION_ID).stop_requested == "timeout"

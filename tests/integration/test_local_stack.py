@@ -112,7 +112,17 @@ def test_provision_creates_the_template_resources(aws):
         "SCHEDULE_TARGET_ARN":
             "arn:aws:lambda:us-east-1:123456789012:function:taskfn-local-run-schedule",
         "SCHEDULE_ROLE_ARN": "arn:aws:iam::123456789012:role/itest-schedulerrole",
+        # fastlane jobs: the cluster and log group made in moto, the network parameters'
+        # defaults, ECS's role and the timeout watch's queue.
+        "JOBS_CLUSTER_ARN": "arn:aws:ecs:us-east-1:123456789012:cluster/itest-jobscluster",
+        "JOB_LOG_GROUP": "itest-jobloggroup",
+        "JOB_SUBNETS": "",
+        "JOB_SECURITY_GROUPS": "",
+        "JOB_ASSIGN_PUBLIC_IP": "false",
+        "JOB_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/itest-jobexecutionrole",
+        "CONTAINER_WATCH_QUEUE_URL": provisioned.refs["ContainerWatchQueue"],
     }
+    boto3.client("logs").describe_log_groups(logGroupNamePrefix="itest-joblog")
     boto3.client("scheduler").get_schedule_group(Name="taskfn-local-schedules")
     bus = boto3.client("events").describe_event_bus(Name=provisioned.refs["TaskEventBus"])
     assert bus["Arn"] == provisioned.attrs[("TaskEventBus", "Arn")]

@@ -182,3 +182,15 @@ def cell_api(state: str, *, completed: int = T0, updated: int | None = None,
 ])
 def test_step_for_finished_cell_api_tasks(record, age_s, expected):
     assert step_for(record, T0 + age_s * S, SETTINGS) == expected
+
+
+@pytest.mark.parametrize(("age_s", "expected"), [
+    (91, None),          # no heartbeat from a container: silence is not a lost cell
+    (60 + 120 + 90, None),  # its timeout, the grace for its event and the cell timeout
+    (60 + 120 + 91, Step.CELL_LOST),  # its end was never told: failed (or retried)
+])
+def test_a_job_s_container_is_lost_only_past_its_timeout_and_grace(age_s, expected):
+    record = TaskRecord(task_guid="t", owner="o", state="Running", created_at=T0,
+                        updated_at=T0, started_at=T0, cell_id="container:e-1", timeout=60,
+                        lang="container")
+    assert step_for(record, T0 + age_s * S, SETTINGS) == expected

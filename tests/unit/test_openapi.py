@@ -31,7 +31,7 @@ def test_the_document_names_exactly_the_template_s_routes():
 def test_every_operation_says_its_auth_answers_and_errors_in_its_api_s_shape():
     document = committed()
     errors = {"GreenCloud platform API": "GreenCloudError", "Cell API (Diego BBS)": "CellError",
-              "Contract": "GreenCloudError"}
+              "Contract": "GreenCloudError", "fastlane jobs API": "FastlaneError"}
     public = {(route.method, route.path) for route in TEMPLATE.routes if route.authorizer is None}
     for path, item in document["paths"].items():
         for method, operation in item.items():
@@ -41,6 +41,10 @@ def test_every_operation_says_its_auth_answers_and_errors_in_its_api_s_shape():
             assert operation["operationId"] and operation["summary"], key
             assert any(status.startswith("2") for status in operation["responses"]), key
             for status, answer in operation["responses"].items():
+                if status.startswith("4") and "text/plain" in answer["content"]:
+                    # fastlane's enqueue routes refuse a payload in plain text, as upstream.
+                    assert tag == "fastlane jobs API" and status in ("400", "413"), key
+                    continue
                 if status.startswith("4"):
                     schema = answer["content"]["application/json"]["schema"]
                     assert schema == {"$ref": f"#/components/schemas/{errors[tag]}"}, key

@@ -38,7 +38,13 @@ def test_one_route_per_handler_and_no_duplicate_routes():
         paths[route.function_id].add(route.path)
     # fastlane's GET routes answer with and without a trailing slash (one handler, two routes).
     twins = {f for f, p in paths.items() if len(p) == 2 and len({q.rstrip("/") for q in p}) == 1}
-    assert {f for f, p in paths.items() if len(p) > 1} - twins == {"DocsFunction"}
+    # fastlane's stdout, stderr and logs of one execution are one handler (three twins).
+    outputs = {f for f, p in paths.items() if len(p) == 6 and {
+        q.rstrip("/").rsplit("/", 1)[1] for q in p} == {"stdout", "stderr", "logs"}}
+    assert {f for f, p in paths.items() if len(p) > 1} - twins - outputs == {"DocsFunction"}
+    # Every route of those has its twin.
+    slashed = [r.path for r in TEMPLATE.routes if r.function_id in twins | outputs]
+    assert all(p.rstrip("/") in slashed and p.rstrip("/") + "/" in slashed for p in slashed)
     methods = {f: {r.method for r in TEMPLATE.routes if r.function_id == f} for f in paths}
     assert {f for f, m in methods.items() if len(m) > 1} == {"TaskEventsFunction"}
 
@@ -106,7 +112,8 @@ SENDS = {
     "CreateTaskFunction": {"TaskQueue"},
     "CellDesireTaskFunction": {"TaskQueue"},
     "CellCompleteTaskFunction": {"TaskQueue"},
-    "ExecutorFunction": {"TaskQueue"},
+    # A rejected launch goes back to the queue; a launched one's timeout is watched.
+    "ExecutorFunction": {"TaskQueue", "ContainerWatchQueue"},
     "ConvergerFunction": {"TaskQueue", "CallbackQueue"},
     "CallbackEnqueueFunction": {"CallbackQueue", "StreamDeadLetterQueue"},
     "EventsFunction": {"StreamDeadLetterQueue"},
@@ -118,6 +125,12 @@ SENDS = {
     # Schedules: a try, and each fire, create a task.
     "TryScheduleFunction": {"TaskQueue"},
     "RunScheduleFunction": {"TaskQueue"},
+    # fastlane: a POST or PUT of a job runs it at once.
+    "EnqueueJobFunction": {"TaskQueue"},
+    "UpsertJobFunction": {"TaskQueue"},
+    "RetryJobFunction": {"TaskQueue"},  # a new run of the job
+    "ContainerEventsFunction": {"TaskQueue"},  # a non-zero exit's retry
+    "ContainerWatchFunction": {"ContainerWatchQueue"},  # a watch not yet due, again
 }
 
 
@@ -185,7 +198,9 @@ LAMBDA_RIGHTS = {
     "CreateFunctionFunction": "deploy",
     "CreateBuildFunction": "deploy",
     "DeleteFunctionFunction": {"lambda:DeleteFunction"},
-    "ExecutorFunction": {"lambda:InvokeFunction"},
+    # …and fastlane jobs' Fargate tasks get ECS's execution role (pull, logs; never the
+    # job's own code).
+    "ExecutorFunction": {"lambda:InvokeFunction", "iam:PassRole"},
     "CleanupFunctionLambdasFunction": {"lambda:ListFunctions", "lambda:DeleteFunction"},
     # New capabilities: the function's Lambda gets their memory and timeout.
     "SetCapabilitiesFunction": {"lambda:GetFunctionConfiguration",
@@ -193,6 +208,8 @@ LAMBDA_RIGHTS = {
     # Schedules: their Scheduler schedules are given SchedulerRole.
     "CreateScheduleFunction": {"iam:PassRole"},
     "UpdateScheduleFunction": {"iam:PassRole"},
+    "EnqueueJobFunction": {"iam:PassRole"},  # a scheduled job's schedule
+    "UpsertJobFunction": {"iam:PassRole"},
 }
 DEPLOY = {"lambda:CreateFunction", "lambda:UpdateFunctionCode",
           "lambda:UpdateFunctionConfiguration", "lambda:GetFunctionConfiguration",
@@ -218,6 +235,10 @@ def test_only_these_functions_touch_lambdas_and_only_the_functions_own():
                     "Fn::GetAtt": ["SchedulerRole", "Arn"]}:  # schedules: Scheduler's role
                 assert statement["Condition"] == {
                     "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+            elif listed == {"iam:PassRole"} and resource_ == {
+                    "Fn::GetAtt": ["JobExecutionRole", "Arn"]}:  # jobs: ECS's role
+                assert statement["Condition"] == {
+                    "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
             elif listed == {"iam:PassRole"}:
                 assert resource_ == {"Fn::GetAtt": ["FunctionRole", "Arn"]}
                 assert statement["Condition"] == {

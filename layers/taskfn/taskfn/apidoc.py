@@ -95,9 +95,11 @@ def route(
     parameters: tuple[dict[str, Any], ...] = (),
     description: str | None = None,
     public: bool = False,
+    text_errors: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """The keywords of a resolver's route decorator. `errors` are the request errors the route
-    may answer besides the token's 401 and 403 (which every authenticated route may)."""
+    may answer besides the token's 401 and 403 (which every authenticated route may);
+    `text_errors` those of them it answers as plain text (fastlane's enqueue routes)."""
     responses: dict[int, Any] = {}
     for status, answer in answers.items():
         responses[status] = _response(answer)
@@ -105,6 +107,10 @@ def route(
     for status in statuses:
         if api.errors_in_body and status not in OWN_STATUSES:
             continue  # BBS answers them as 200 with the error inside: see the 200's schema
+        if status in text_errors:
+            responses[status] = _response(Answer(STATUS_TEXT[status], {"type": "string"},
+                                                 media="text/plain"))
+            continue
         responses[status] = _response(Answer(STATUS_TEXT[status], ref(api.error)))
     extensions: dict[str, Any] = {}
     if body is not None:

@@ -158,13 +158,18 @@ def retry(
     *,
     cell_id: str | None,
     seen_updated_at: int | None = None,
+    attempt_extra: Mapping[str, Any] | None = None,
+    updates: Mapping[str, Any] | None = None,
 ) -> Transition:
     """Running → Pending: a failed attempt of a task with retries left. The attempt is kept in
-    `attempts`; the task runs again as a new execution after 2^n seconds (n: attempts failed
-    so far). Only from the running cell (or, for convergence, unchanged since it was read),
-    and only once per attempt (the retried count must be the one read)."""
+    `attempts` (with the runtime's `attempt_extra`: a job's exit code and outputs); the task
+    runs again as a new execution after 2^n seconds (n: attempts failed so far), with
+    `updates` (a job's next execution id). Only from the running cell (or, for convergence,
+    unchanged since it was read), and only once per attempt (the retried count must be the
+    one read)."""
     retried = int(task.get("retried", 0))
     attempt = {
+        **(attempt_extra or {}),
         "attempt": retried + 1,
         "cell_id": task.get("cell_id", ""),
         "started_at": task.get("started_at", 0),
@@ -176,6 +181,7 @@ def retry(
         frozenset({State.RUNNING}),
         State.PENDING,
         {
+            **(updates or {}),
             "cell_id": "",
             "retry_at": now_ns + retry_delay_s(task) * SECOND_NS,
             "updated_at": now_ns,
@@ -236,6 +242,28 @@ def progress(cell_id: str, percent: int, now_ns: int) -> Transition:
         {"progress": percent, "updated_at": now_ns},
         cell_id,
     )
+
+
+def launched(cell_id: str, container_cell: str, now_ns: int,
+             fields: Mapping[str, Any]) -> Transition:
+    """A job's container was started: the task moves from the executor's cell to the cell of
+    this one launch (`container_cell`, one per execution), so an event of an earlier launch
+    can never complete a later one. Only from the executor's cell; the container's end is
+    told by its event, as a completion from `container_cell`."""
+    return Transition(
+        "launched",
+        frozenset({State.RUNNING}),
+        State.RUNNING,
+        {**fields, "cell_id": container_cell, "node": container_cell, "updated_at": now_ns},
+        cell_id,
+    )
+
+
+def annotate(cell_id: str, fields: Mapping[str, Any], now_ns: int) -> Transition:
+    """A running container's state as its back-end reports it, or a stop asked of it: not a
+    move, and only on the cell of that launch (like `progress`)."""
+    return Transition("annotate", frozenset({State.RUNNING}), State.RUNNING,
+                      {**fields, "updated_at": now_ns}, cell_id)
 
 
 def heartbeat(cell_id: str, now_ns: int) -> Transition:

@@ -19,6 +19,9 @@ from taskfn.lifecycle import SECOND_NS, State
 # The built-in executor's cell ids start with this; external cells choose their own. Every
 # cell heartbeats while a task runs, so convergence fails any silent Running task alike.
 BUILT_IN_CELL_PREFIX = "executor-"
+# A fastlane job's launch runs on a cell of its own, "container:<execution id>"
+# (services/containers.py); its container never heartbeats.
+CONTAINER_CELL = "container:"
 
 
 def now_ns() -> int:
@@ -169,7 +172,8 @@ class TaskSummary(Record):
 # Fields of user JSON, and the attributes that keep them as JSON text (taskfn.userjson): a
 # DynamoDB map cannot hold every JSON object, and a task that cannot be read back breaks
 # every reader of it.
-JSON_TEXT_FIELDS = {"input": "input_json", "task_definition": "definition_json"}
+JSON_TEXT_FIELDS = {"input": "input_json", "task_definition": "definition_json",
+                    "envs": "envs_json"}
 
 
 class TaskRecord(Record):
@@ -248,6 +252,24 @@ class TaskRecord(Record):
     stdout_dropped: int = 0
     stderr_dropped: int = 0
     duration_ms: float = 0
+    # A fastlane job's run (lang "container", services/jobs.py; docs/design/jobs-api.md):
+    # the group and job it runs, what it runs, when it may no longer start (epoch s, 0 for
+    # never), who asked, and the current attempt: its execution id (the first is the task
+    # guid), exit code, outcome (succeeded, failed, timedout, expired, stopped), container
+    # and what was asked of it. An earlier attempt's own are in `attempts`.
+    job_task_id: str = ""
+    job_id: str = ""
+    image: str = ""
+    command: str = ""
+    envs: dict[str, str] | None = None
+    expiration: float = 0
+    request_ip: str = ""
+    execution_id: str = ""
+    exit_code: int | None = None
+    outcome: str = ""
+    container_ref: str = ""
+    container_status: str = ""
+    stop_requested: str = ""
     # When the record and its outputs are gone (epoch seconds, the table's TTL attribute),
     # fixed at creation; 0 for records written before retention existed. DynamoDB deletes an
     # expired item lazily (up to days later), so readers treat it as gone from this moment.

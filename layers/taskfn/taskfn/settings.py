@@ -112,6 +112,18 @@ class Settings(BaseModel):
     # bounds a chain's length, this its breadth (three triggers A → A would otherwise make
     # 3 + 9 + … + 3^10 tasks of one).
     trigger_chain_max_tasks: int = Field(100, ge=1)
+    # fastlane's jobs (services/containers.py): where their containers run. "ecs": ECS
+    # Fargate on jobs_cluster_arn (none: jobs fail, "container runtime not configured");
+    # "process": the local stack's sandboxed child processes. Their output goes to
+    # job_log_group; container_watch_queue_url gets each run's timeout watch.
+    container_runtime: Literal["ecs", "process"] = "ecs"
+    jobs_cluster_arn: str = ""
+    job_log_group: str = ""
+    job_subnets: str = ""  # comma-separated
+    job_security_groups: str = ""  # comma-separated
+    job_assign_public_ip: bool = False
+    job_execution_role_arn: str = ""
+    container_watch_queue_url: str = ""
 
     @model_validator(mode="after")
     def _timeout_exceeds_heartbeat(self) -> Settings:

@@ -8,16 +8,25 @@ import json
 import math
 import re
 import shlex
+import uuid
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlencode
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote, urlencode
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from taskfn import cron
+from taskfn import api, cron
 from taskfn.api import json_response
-from taskfn.errors import InvalidRequest, PayloadTooLarge, TaskfnError
+from taskfn.errors import InvalidRequest, PayloadTooLarge, TaskfnError, Unauthenticated
+from taskfn.lifecycle import SECOND_NS, State
+from taskfn.models import Caller
 from taskfn.outbound import check_url_shape
+from taskfn.stores.jobs import GROUP_ID_MAX, valid_group_id
+
+if TYPE_CHECKING:
+    from taskfn.services.jobs import Enqueued, Execution, Status
+    from taskfn.stores.jobs import GroupRecord, JobRecord
 
 ENQUEUE_BODY_MAX = 128 * 1024
 COMMAND_MAX = 4096
@@ -37,13 +46,39 @@ class PlainBadRequest(InvalidRequest):
 
 
 def error_response(error: TaskfnError, operation: str = "") -> Response:
-    """fastlane's JSON error (the message, and the operation that failed); the enqueue
-    routes' refusals as plain text."""
+    """fastlane's JSON error (the message, and the operation that failed: the error's own
+    when it names one, else the route's); the enqueue routes' refusals as plain text."""
     if isinstance(error, PlainBadRequest | PayloadTooLarge):
         return Response(status_code=error.status, content_type="text/plain; charset=utf-8",
                         body=error.message)
     message = f"{error.message} ({error.detail})" if error.detail else error.message
-    return json_response(error.status, {"error": message, "operation": operation})
+    headers = {"WWW-Authenticate": 'Basic realm="taskfn"'} if error.status == 401 else None
+    return json_response(error.status, {"error": message,
+                                        "operation": getattr(error, "operation", operation)},
+                         headers)
+
+
+def errors_of(operation: str) -> Any:
+    """The error shape of a route whose failures name `operation` (upstream's names)."""
+    return lambda error: error_response(error, operation)
+
+
+def enqueue_errors_of(operation: str) -> Any:
+    """The enqueue routes' error shape: every 400 and 413 as plain text, as upstream answers
+    them; the others as JSON."""
+    def respond(error: TaskfnError) -> Response:
+        if error.status in (400, 413) and not isinstance(error, PlainBadRequest):
+            text = f"{error.message} ({error.detail})" if error.detail else error.message
+            return error_response(PlainBadRequest(text), operation)
+        return error_response(error, operation)
+
+    return respond
+
+
+def in_operation[E: TaskfnError](error: E, operation: str) -> E:
+    """`error`, naming another operation than its route's (upstream's own slips, kept)."""
+    error.operation = operation  # type: ignore[attr-defined]
+    return error
 
 
 # --- the enqueue payload -----------------------------------------------------------------
@@ -104,9 +139,11 @@ def parse_enqueue(raw: bytes) -> JobPayload:
     if not isinstance(command, str) or len(command) > COMMAND_MAX:
         raise _plain(f"command must be a string of at most {COMMAND_MAX} characters.")
     try:
-        shlex.split(command)
+        argv = shlex.split(command)
     except ValueError as error:
         raise _plain(f"command cannot be split into words: {error}.") from None
+    if not argv:
+        raise _plain("image and command must be filled in the request.")
     envs = body.get("envs") or {}
     if not isinstance(envs, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in envs.items()):
@@ -256,7 +293,290 @@ def pagination(items: list[dict[str, Any]], *, total: int, page: int, base_url: 
             "prevUrl": url(page - 1) if has_prev else None}
 
 
+WORDS_MAX = 32  # of a task id's words, the index keeps the first 32 (one transaction)
+QUERY_WORDS_MAX = 8
+
+
 def words(task_id: str) -> frozenset[str]:
     """The whole words a task (group) id is found by: its runs of letters and digits, lower
-    case (`build-2026_Report` → build, 2026, report)."""
-    return frozenset(_WORD.findall(task_id.lower()))
+    case (`build-2026_Report` → build, 2026, report), the first WORDS_MAX of them."""
+    return frozenset(list(dict.fromkeys(_WORD.findall(task_id.lower())))[:WORDS_MAX])
+
+
+def query_words(query: str) -> frozenset[str]:
+    """A search's words, found as a task id's are; any of them matches (as Mongo's $text)."""
+    return frozenset(list(dict.fromkeys(_WORD.findall(query.lower())))[:QUERY_WORDS_MAX])
+
+
+# --- routes ------------------------------------------------------------------------------
+
+
+def route(app: APIGatewayHttpResolver, method: str, path: str, **keywords: Any) -> Any:
+    """A route declared with and without its trailing '/' (upstream's paths end in '/' and
+    its POST and PUT routes take both), both documented (the second as `<id>Slash`)."""
+    def register(function: Any) -> Any:
+        app.route(path, method, **keywords)(function)
+        app.route(path + "/", method, **{
+            **keywords, "operation_id": keywords["operation_id"] + "Slash"})(function)
+        return function
+
+    return register
+
+
+# --- the request ---------------------------------------------------------------------------
+
+
+def path_id(raw: str) -> str:
+    """A path segment as the client meant it (API Gateway passes the raw path on)."""
+    return unquote(raw)
+
+
+def plain_group_id(raw: str) -> str:
+    """An enqueue's group id, refused as plain text when it cannot be one."""
+    task_id = unquote(raw)
+    if not valid_group_id(task_id):
+        raise _plain(f"The task id must be 1 to {GROUP_ID_MAX} characters, without '#', "
+                     "'/' or control characters.")
+    return task_id
+
+
+def job_uuid(raw: str) -> str:
+    """A PUT's job id, normalised as upstream does (UUID(...)): any form Python's UUID reads,
+    answered in its canonical form."""
+    try:
+        return str(uuid.UUID(unquote(raw)))
+    except ValueError:
+        raise _plain(f"The job_id {unquote(raw)} is not a valid UUID4. "
+                     "All job IDs must be UUID4.") from None
+
+
+def caller(app: APIGatewayHttpResolver) -> Caller:
+    """The caller (a user's or admin's token: HTTP Basic with the token as the password, as
+    fastlane clients send it, or taskfn's own header); 401 in fastlane's words otherwise."""
+    try:
+        return api.caller(app)
+    except Unauthenticated:
+        raise Unauthenticated("Authentication required.") from None
+
+
+def links(app: APIGatewayHttpResolver) -> Links:
+    event = app.current_event
+    return Links(base_url(dict(event.headers or {}), event.request_context.domain_name or ""))
+
+
+def request_ip(app: APIGatewayHttpResolver) -> str:
+    """API Gateway's own view of the client's address (never a header the client sets)."""
+    return app.current_event.request_context.http.source_ip or ""
+
+
+# --- answers ------------------------------------------------------------------------------
+
+_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?")
+
+
+def base_url(headers: dict[str, str], domain_name: str) -> str:
+    """Where the client reached the API: absolute URLs in answers are built on it, as
+    Flask's url_for(_external=True) does. A Host header that is not a host[:port] is
+    replaced by API Gateway's own domain name."""
+    host = headers.get("host", "")
+    if not _HOST.fullmatch(host):
+        host = domain_name
+    proto = headers.get("x-forwarded-proto", "https")
+    return f"{proto if proto in ('http', 'https') else 'https'}://{host}"
+
+
+@dataclass(frozen=True)
+class Links:
+    """Upstream's url_for forms, absolute, each ending in '/'."""
+
+    base: str
+
+    def task(self, task_id: str) -> str:
+        return f"{self.base}/tasks/{quote(task_id, safe='')}/"
+
+    def job(self, task_id: str, job_id: str) -> str:
+        return f"{self.task(task_id)}jobs/{job_id}/"
+
+    def execution(self, task_id: str, job_id: str, execution_id: str) -> str:
+        return f"{self.job(task_id, job_id)}executions/{execution_id}/"
+
+    def stop(self, task_id: str, job_id: str) -> str:
+        return f"{self.job(task_id, job_id)}stop/"
+
+
+def iso(ns: int) -> str | None:
+    """A time as upstream shows it: naive UTC datetime.isoformat(); None when unset."""
+    if not ns:
+        return None
+    return datetime.fromtimestamp(ns / SECOND_NS, UTC).replace(tzinfo=None).isoformat()
+
+
+# The container's own states before its command runs (ECS lastStatus).
+_PULLING = frozenset({"", "PROVISIONING", "PENDING", "ACTIVATING"})
+# A finished execution's status word by its outcome; any other outcome reads "failed"
+# (a user stop too: fastlane marks it failed and never sets "stopped").
+FINISHED_WORDS = {"succeeded": "done", "timedout": "timedout", "expired": "expired"}
+
+
+def status_word(execution: Execution) -> str:
+    """fastlane's execution status, from the one task record: enqueued, pulling, running,
+    done, failed, timedout or expired."""
+    if execution.state is State.PENDING:
+        return "enqueued"
+    if execution.state is State.RUNNING:
+        return "pulling" if execution.container_status in _PULLING else "running"
+    return FINISHED_WORDS.get(execution.outcome, "failed")
+
+
+def error_text(execution: Execution) -> str:
+    """An execution's `error` (and its stderr route): the command's stderr, and the
+    platform's reason when the command did not decide the outcome by its exit (a timeout,
+    an expiry, a stop, a container that never ran)."""
+    exited = execution.exit_code is not None and execution.outcome in ("succeeded", "failed")
+    if not execution.reason or exited:
+        return execution.stderr
+    return f"{execution.stderr}\n{execution.reason}" if execution.stderr else execution.reason
+
+
+def group_item(group: GroupRecord, links: Links) -> dict[str, Any]:
+    return {"taskId": group.task_id, "createdAt": iso(group.created_at),
+            "lastModifiedAt": iso(group.last_modified_at), "url": links.task(group.task_id),
+            "jobsCount": group.jobs_count}
+
+
+def enqueue_answer(enqueued: Enqueued, links: Links) -> dict[str, Any]:
+    task_id, job_id, execution_id = enqueued.task_id, enqueued.job_id, enqueued.execution_id
+    return {"taskId": task_id, "jobId": job_id, "executionId": execution_id,
+            "executionUrl": links.execution(task_id, job_id, execution_id)
+            if execution_id else None,
+            "queueJobId": enqueued.queue_job_id, "jobUrl": links.job(task_id, job_id),
+            "taskUrl": links.task(task_id)}
+
+
+def job_metadata(job: JobRecord) -> dict[str, Any]:
+    """The job's metadata as upstream keeps it, envs masked."""
+    notify = json.loads(job.notify_json)
+    webhooks = json.loads(job.webhooks_json)
+    metadata: dict[str, Any] = {
+        "retries": job.retries,
+        "notify": {event: notify.get(event, []) for event in HOOK_EVENTS},
+        "webhooks": {event: webhooks.get(event, []) for event in HOOK_EVENTS},
+        "retry_count": 0,
+        "expiration": job.expiration or None,
+        "timeout": job.timeout,
+        "envs": masked(json.loads(job.envs_json)),
+        "additional_dns_entries": json.loads(job.dns_json),
+    }
+    custom = json.loads(job.metadata_json)
+    if custom:
+        metadata["custom"] = custom
+    if job.cron:
+        metadata["cron"] = job.cron
+    if job.schedule_id:
+        metadata["enqueued_id"] = job.schedule_id
+    return metadata
+
+
+def execution_view(execution: Execution, links: Links, *, url: bool = False
+                   ) -> dict[str, Any]:
+    """An execution as upstream's to_dict(include_log, include_error) gives it; outputs cut
+    for the details carry a pointer to their own route."""
+    pointer = execution.pointer
+    here = links.execution(pointer.task_id, pointer.job_id, pointer.execution_id)
+    log, error = execution.stdout, error_text(execution)
+    if "stdout" in execution.truncated:
+        log += f"\n...(truncated: see {here}stdout)"
+    if "stderr" in execution.truncated:
+        error += f"\n...(truncated: see {here}stderr)"
+    view: dict[str, Any] = {
+        "executionId": pointer.execution_id, "createdAt": iso(pointer.created_at),
+        "requestIPAddress": execution.request_ip, "startedAt": iso(execution.started_at),
+        "finishedAt": iso(execution.finished_at), "image": execution.image,
+        "command": execution.command, "metadata": {}, "status": status_word(execution),
+        "exitCode": execution.exit_code, "log": log, "error": error}
+    if url:
+        view["url"] = here
+    return view
+
+
+def job_view(job: JobRecord, executions: list[Execution], links: Links) -> dict[str, Any]:
+    """Job details: upstream's job.to_dict with the job's id (which upstream leaves out)
+    and its 20 newest executions, each with its url."""
+    return {"task": {"id": job.task_id, "url": links.task(job.task_id)},
+            "job": {"id": job.job_id, "createdAt": iso(job.created_at), "image": job.image,
+                    "command": job.command, "lastModifiedAt": iso(job.last_modified_at),
+                    "taskId": job.task_id, "scheduled": bool(job.schedule_id),
+                    "executionCount": job.execution_count,
+                    "requestIPAddress": job.request_ip, "metadata": job_metadata(job),
+                    "executions": [execution_view(e, links, url=True) for e in executions]}}
+
+
+def execution_details(job: JobRecord, execution: Execution, links: Links) -> dict[str, Any]:
+    return {"task": {"id": job.task_id, "url": links.task(job.task_id)},
+            "job": {"id": job.job_id, "url": links.job(job.task_id, job.job_id)},
+            "execution": execution_view(execution, links)}
+
+
+def job_summary(job: JobRecord, links: Links) -> dict[str, Any]:
+    """What stop and retry of a job answer."""
+    return {"taskId": job.task_id, "jobId": job.job_id,
+            "jobUrl": links.job(job.task_id, job.job_id), "taskUrl": links.task(job.task_id)}
+
+
+def stopped_execution(job: JobRecord, execution_id: str, links: Links) -> dict[str, Any]:
+    """What stop of an execution answers."""
+    return {"task": {"id": job.task_id, "url": links.task(job.task_id)},
+            "job": {"id": job.job_id, "url": links.job(job.task_id, job.job_id)},
+            "execution": {"id": execution_id,
+                          "url": links.execution(job.task_id, job.job_id, execution_id)}}
+
+
+VERSION = "taskfn-0.1.0"
+
+
+def status_view(status: Status, links: Links) -> dict[str, Any]:
+    """GET /status: the caller's groups and jobs, its scheduled jobs soonest first with their
+    next times, and the platform's queues. No hosts: containers run on ECS (or locally)."""
+    scheduled = []
+    for job, when in status.scheduled:
+        view = job_view(job, [], links)["job"]
+        del view["executions"], view["taskId"]
+        scheduled.append({**view, "nextScheduledAt": when.replace(tzinfo=None).isoformat()
+                          if when else None, "url": links.job(job.task_id, job.job_id),
+                          "stopUrl": links.stop(job.task_id, job.job_id),
+                          "task": {"id": job.task_id, "url": links.task(job.task_id)}})
+    soonest = next((when for _, when in status.scheduled if when), None)
+    return {
+        "hosts": [], "containers": {"running": []},
+        "queues": {"jobs": {"length": status.queues.get("jobs", 0)},
+                   "monitor": {"length": status.queues.get("monitor", 0)},
+                   "webhooks": {"length": 0}, "notify": {"length": 0},
+                   "scheduled": {"length": len(scheduled),
+                                 "nextTimeStamp": soonest.timestamp() if soonest else None,
+                                 "nextHumanReadableDate": soonest.replace(
+                                     tzinfo=None).isoformat() if soonest else None}},
+        "tasks": {"count": status.counts["groups"]},
+        "jobs": {"count": status.counts["jobs"], "scheduled": scheduled},
+        "fastlane": {"version": VERSION, "executor": status.executor},
+    }
+
+
+OUTPUTS = ("stdout", "stderr", "logs")
+
+
+def output_text(execution: Execution, which: str) -> str:
+    """stdout, stderr or logs (stdout, "-=-", stderr) once the execution has finished; ""
+    before (enqueued, pulling or running), as upstream."""
+    if not execution.finished:
+        return ""
+    if which == "stdout":
+        return execution.stdout
+    if which == "stderr":
+        return error_text(execution)
+    return f"{execution.stdout}\n-=-\n{error_text(execution)}"
+
+
+def output_response(execution: Execution, which: str) -> Response:
+    return Response(status_code=200, content_type="text/plain; charset=utf-8",
+                    body=output_text(execution, which),
+                    headers={"Fastlane-Exit-Code": str(execution.exit_code)})

@@ -29,7 +29,7 @@ from taskfn.local.provision import ACCOUNT_ID
 
 READY_PREFIX = "moto: "
 # The services the platform's functions use (DynamoDB streams sign as dynamodb).
-SERVICES = frozenset({"dynamodb", "s3", "sqs", "events"})
+SERVICES = frozenset({"dynamodb", "s3", "sqs", "events", "logs"})
 _SIGV4 = re.compile(r"AWS4-HMAC-SHA256 Credential=[A-Z0-9]{16,128}/\d{8}/[a-z0-9-]+/"
                     r"(?P<service>[a-z0-9-]+)/aws4_request, ?SignedHeaders=[a-z0-9;.-]+, ?"
                     r"Signature=[0-9a-f]{64}")
@@ -123,9 +123,44 @@ def check_resources_of_dynamodb_and_events() -> None:
     each of them, as IAM does."""
     from moto.dynamodb.responses import DynamoHandler
     from moto.events.responses import EventsHandler
+    from moto.logs.responses import LogsResponse
 
     _check_each(DynamoHandler, _dynamodb_resources)
     _check_each(EventsHandler, _event_bus_resources)
+    _check_each(LogsResponse, _log_resources)
+    _check_transaction_items(DynamoHandler)
+
+
+# IAM has no TransactWriteItems action: it authorizes each item of a transaction as the
+# single-item action it is (the DynamoDB developer guide, "IAM with transactions").
+_TRANSACT_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                     "ConditionCheck": "ConditionCheckItem"}
+
+
+def _check_transaction_items(handler: type) -> None:
+    original = handler._authenticate_and_authorize_normal_action
+    if getattr(original, "_taskfn_transactions", False):
+        return
+
+    def authorize(self: Any, resource: str = "*") -> None:
+        items = (getattr(self, "params", None) or {}).get("TransactItems")
+        if self._get_action() != "TransactWriteItems" or not items:
+            original(self, resource)
+            return
+        prefix = f"arn:aws:dynamodb:{self.region}:{self.current_account}:table/"
+        for item in items:
+            for kind, operation in item.items():
+                action = _TRANSACT_ACTIONS.get(kind)
+                if action is None or not isinstance(operation, dict):
+                    continue
+                self._get_action = lambda action=action: action
+                try:
+                    original(self, prefix + str(operation.get("TableName")))
+                finally:
+                    del self._get_action
+
+    authorize._taskfn_transactions = True  # type: ignore[attr-defined]
+    handler._authenticate_and_authorize_normal_action = authorize
 
 
 def _check_each(handler: type, resources_of: Callable[[Any], list[str]]) -> None:
@@ -147,12 +182,17 @@ def _dynamodb_resources(handler: Any) -> list[str]:
     if "TableName" in params:
         arn = prefix + str(params["TableName"])
         return [f"{arn}/index/{params['IndexName']}" if params.get("IndexName") else arn]
-    tables = set(params.get("RequestItems") or {})
-    for item in params.get("TransactItems") or []:
-        for operation in item.values():
-            if isinstance(operation, dict) and "TableName" in operation:
-                tables.add(operation["TableName"])
-    return [prefix + str(table) for table in sorted(tables)]
+    return [prefix + str(table) for table in sorted(params.get("RequestItems") or {})]
+
+
+def _log_resources(handler: Any) -> list[str]:
+    """A log group's (or its stream's) ARN, as IAM names it for the action."""
+    group = handler._get_param("logGroupName")
+    if not isinstance(group, str) or not group:
+        return []
+    arn = f"arn:aws:logs:{handler.region}:{handler.current_account}:log-group:{group}"
+    stream = handler._get_param("logStreamName")
+    return [f"{arn}:log-stream:{stream}" if isinstance(stream, str) and stream else f"{arn}:*"]
 
 
 def _event_bus_resources(handler: Any) -> list[str]:

@@ -34,6 +34,9 @@ LOCAL_PARAMETERS = {"Isolation": "process"}
 TABLE, BUCKET, QUEUE = "AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::SQS::Queue"
 EVENT_BUS = "AWS::Events::EventBus"
 SCHEDULE_GROUP = "AWS::Scheduler::ScheduleGroup"  # schedules (local/scheduler.py)
+# fastlane's jobs: the cluster their runs name, and the log group of their output (the
+# local back-end, local/containers.py, runs them as processes and writes it there).
+CLUSTER, LOG_GROUP = "AWS::ECS::Cluster", "AWS::Logs::LogGroup"
 
 
 class _NoValue:
@@ -344,7 +347,7 @@ def provision(template: Template, *, prefix: str = "taskfn-local") -> Provisione
         conditions=template.conditions
     )
     session = boto3.session.Session()
-    creatable = {TABLE, BUCKET, QUEUE, EVENT_BUS, SCHEDULE_GROUP}
+    creatable = {TABLE, BUCKET, QUEUE, EVENT_BUS, SCHEDULE_GROUP, CLUSTER, LOG_GROUP}
     for logical_id, resource in template.resources.items():
         kind = resource.get("Type", "")
         if kind not in creatable:
@@ -403,7 +406,26 @@ def provision(template: Template, *, prefix: str = "taskfn-local") -> Provisione
                 name = props.get("Name", name)
                 _create_schedule_group(client("scheduler"), name)
                 provisioned.refs[logical_id] = name
+            case "AWS::ECS::Cluster":
+                name = props.get("ClusterName", name)
+                cluster = client("ecs").create_cluster(clusterName=name)["cluster"]
+                provisioned.refs[logical_id] = name
+                provisioned.attrs[(logical_id, "Arn")] = cluster["clusterArn"]
+            case "AWS::Logs::LogGroup":
+                name = props.get("LogGroupName", name)
+                _create_log_group(client("logs"), name)
+                provisioned.refs[logical_id] = name
+                provisioned.attrs[(logical_id, "Arn")] = (
+                    f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*")
     return provisioned
+
+
+def _create_log_group(client: Any, name: str) -> None:
+    try:
+        client.create_log_group(logGroupName=name)
+    except ClientError as error:
+        if _error_code(error) != "ResourceAlreadyExistsException":
+            raise
 
 
 def _create_schedule_group(client: Any, name: str) -> None:

@@ -1,6 +1,7 @@
 """EventBridge Scheduler's stand-in: fires every active schedule at each time of its cron, in
-its timezone, by invoking RunScheduleFunction with the event Scheduler would send (the
-target's Input, stores/schedules.py `target_input`, with the fire time filled in).
+its timezone (a fastlane job's one-shot once, at its time), by invoking RunScheduleFunction
+with the event Scheduler would send (the target's Input, stores/schedules.py
+`target_input`, with the fire time filled in).
 
 There is no Scheduler in the local stack (moto keeps schedules but fires none, and cannot
 check the signatures of Scheduler requests once IAM is enforced), so the stack runs the
@@ -93,6 +94,11 @@ class LocalScheduler:
             for schedule_id in set(self._seen) - set(active):
                 del self._seen[schedule_id]  # paused or deleted: seen anew when back
             for schedule_id, schedule in active.items():
+                if schedule.at:  # a job's one-shot: once, when due (its run removes it)
+                    if schedule.at <= now.timestamp() and schedule_id not in self._seen:
+                        self._seen[schedule_id] = now
+                        fired += self._fire_at(schedule)
+                    continue
                 since = self._seen.get(schedule_id)
                 self._seen[schedule_id] = max(now, since or now)
                 if since is not None and since < now:
@@ -102,6 +108,15 @@ class LocalScheduler:
                         sys.stderr.write(f"taskfn local: schedule {schedule_id} skipped\n")
                         traceback.print_exc(file=sys.stderr)
         return fired
+
+    def _fire_at(self, schedule: ScheduleRecord) -> list[dict[str, Any]]:
+        event = run_event(schedule, datetime.fromtimestamp(int(schedule.at), UTC))
+        try:
+            self.invoker.invoke(TARGET, event)
+        except Exception:
+            sys.stderr.write(f"taskfn local: schedule {schedule.id} failed at {schedule.at}\n")
+            traceback.print_exc(file=sys.stderr)
+        return [event]
 
     def _fire(self, schedule: ScheduleRecord, since: datetime,
               now: datetime) -> list[dict[str, Any]]:
@@ -130,8 +145,10 @@ def scan_schedules(client: Any, table_name: str) -> list[ScheduleRecord]:
     while True:
         page = client.scan(
             TableName=table_name,
-            FilterExpression="begins_with(PK, :o) AND begins_with(SK, :s)",
-            ExpressionAttributeValues={":o": {"S": "OWNER#"}, ":s": {"S": "SCHED#"}},
+            FilterExpression="(begins_with(PK, :o) OR begins_with(PK, :j)) AND "
+                             "begins_with(SK, :s)",
+            ExpressionAttributeValues={":o": {"S": "OWNER#"}, ":j": {"S": "FL#"},
+                                       ":s": {"S": "SCHED#"}},
             **({"ExclusiveStartKey": start} if start else {}))
         found += [ScheduleRecord.model_validate(from_item(item)) for item in page["Items"]]
         start = page.get("LastEvaluatedKey")

@@ -14,16 +14,25 @@ from typing import Self
 import boto3
 
 from taskfn import aws, wiring
+from taskfn.local.containers import ProcessRuntime
 from taskfn.local.environment import apply, pointed_at
+from taskfn.local.eventrules import EventRules
 from taskfn.local.gateway import Gateway
 from taskfn.local.identities import FunctionCredentials, Identities, create_identities
 from taskfn.local.invoke import Invoker
 from taskfn.local.motoserver import MotoProcess
 from taskfn.local.pollers import Pollers
-from taskfn.local.provision import Provisioned, function_environment, provision
+from taskfn.local.provision import (
+    ACCOUNT_ID,
+    REGION,
+    Provisioned,
+    function_environment,
+    provision,
+)
 from taskfn.local.scheduler import LocalScheduler
 from taskfn.local.schedules import Schedules
 from taskfn.local.template import Template, load_template
+from taskfn.runtime import containers
 
 
 class LocalStack:
@@ -55,6 +64,8 @@ class LocalStack:
         self.pollers: Pollers | None = None
         self.schedules: Schedules | None = None
         self.scheduler: LocalScheduler | None = None  # GreenCloud schedules (EventBridge's)
+        self.event_rules: EventRules | None = None
+        self.containers: ProcessRuntime | None = None  # fastlane jobs' runs
         self.moto_endpoint: str | None = None
         self.identities: Identities | None = None
         self._moto: MotoProcess | None = None
@@ -101,9 +112,14 @@ class LocalStack:
         # No EventBridge Scheduler here: schedules keep their records only, and
         # local/scheduler.py fires them (see there).
         self._set_environ({"SCHEDULE_TARGET_ARN": ""})
+        # No ECS here: fastlane jobs' commands run as sandboxed processes (local/containers.py).
+        self._set_environ({"CONTAINER_RUNTIME": "process"})
         wiring.reset()  # clients cached by the layer may point at a previous moto
 
         self.invoker = Invoker(self.template, prefix=self.prefix)
+        self.event_rules = EventRules(self.template, self.provisioned, self.invoker)
+        self.containers = self._containers()
+        containers.install(self.containers)
         self.gateway = Gateway(
             self.template,
             self.invoker,
@@ -122,6 +138,16 @@ class LocalStack:
         if self.scheduler is not None:
             self.scheduler.start()
         self._create_admin_token()
+
+    def _containers(self) -> ProcessRuntime | None:
+        """The jobs' back-end, where the template has their cluster and log group."""
+        refs, attrs = self.provisioned.refs, self.provisioned.attrs
+        if ("JobsCluster", "Arn") not in attrs or "JobLogGroup" not in refs:
+            return None
+        return ProcessRuntime(self.event_rules.put, boto3.session.Session().client("logs"),
+                              cluster_arn=attrs[("JobsCluster", "Arn")],
+                              log_group=refs["JobLogGroup"], region=REGION,
+                              account=ACCOUNT_ID)
 
     def _create_admin_token(self) -> None:
         from taskfn.services.tokens import TokenService
@@ -142,6 +168,10 @@ class LocalStack:
         if self.pollers is not None:
             self.pollers.stop()
             self.pollers = None
+        if getattr(self, "containers", None) is not None:
+            containers.install(None)
+            self.containers.stop_all("taskfn local: stopping")
+            self.containers = None
         if self.gateway is not None:
             self.port = self.gateway.port
             self.gateway.stop()

@@ -60,6 +60,15 @@ class ScheduleSource:
     period_s: float
 
 
+@dataclass(frozen=True)
+class RuleSource:
+    """One EventBridgeRule event of a function: invoke it with every event on the default
+    bus that its pattern matches (`pattern` unresolved, as written)."""
+
+    function_id: str
+    pattern: dict
+
+
 RATE_UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400,
               "days": 86400}
 
@@ -111,6 +120,7 @@ class Template:
     parameters: dict[str, str] = field(default_factory=dict)  # name -> default value
     schedules: list[ScheduleSource] = field(default_factory=list)
     stream_sources: list[StreamSource] = field(default_factory=list)
+    event_rules: list[RuleSource] = field(default_factory=list)
     globals: dict = field(default_factory=dict)
     conditions: dict = field(default_factory=dict)
 
@@ -271,6 +281,7 @@ def load_template(path: Path | None = None) -> Template:
     sqs_sources: list[SqsSource] = []
     schedules: list[ScheduleSource] = []
     stream_sources: list[StreamSource] = []
+    event_rules: list[RuleSource] = []
     for logical_id, resource in resources.items():
         if resource.get("Type") != FUNCTION_TYPE:
             continue
@@ -297,6 +308,9 @@ def load_template(path: Path | None = None) -> Template:
                 table_id = _ref_target(event_props.get("Stream"))
                 if table_id is not None:
                     stream_sources.append(_stream_source(logical_id, table_id, event_props))
+            elif event.get("Type") == "EventBridgeRule" and isinstance(
+                    event_props.get("Pattern"), dict):
+                event_rules.append(RuleSource(logical_id, event_props["Pattern"]))
             elif event.get("Type") == "Schedule" and event_props.get("Enabled", True):
                 expression = event_props.get("Schedule")
                 if isinstance(expression, str) and expression.startswith("rate("):
@@ -311,6 +325,7 @@ def load_template(path: Path | None = None) -> Template:
         parameters=parameters,
         schedules=schedules,
         stream_sources=stream_sources,
+        event_rules=event_rules,
         globals=document.get("Globals") or {},
         conditions=document.get("Conditions") or {},
     )

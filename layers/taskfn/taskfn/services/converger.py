@@ -27,7 +27,7 @@ from enum import StrEnum
 from taskfn import lifecycle, wiring
 from taskfn.errors import InvalidStateTransition, NotFound, RunningOnDifferentCell
 from taskfn.lifecycle import SECOND_NS, State
-from taskfn.models import BUILT_IN_CELL_PREFIX, TaskRecord, now_ns
+from taskfn.models import BUILT_IN_CELL_PREFIX, CONTAINER_CELL, TaskRecord, now_ns
 from taskfn.settings import Settings, get_settings
 from taskfn.stores.nodes import NodeStore
 from taskfn.stores.queue import TaskQueue
@@ -37,10 +37,12 @@ logger = logging.getLogger(__name__)
 
 # What a decision needs; the rest of a task (its input above all) stays in the table.
 # DOMAIN_KEY says which are Cell API tasks (to delete once expired) without their definitions.
+# How long past its timeout a job's run may still be told ended by its event.
+CONTAINER_GRACE_S = 120
 READ_ATTRIBUTES = (
     "task_guid", "owner", "state", "created_at", "updated_at", "placement_tags", "cell_id",
     "first_completed_at", "completion_callback_url", "started_at", "retries", "retried",
-    "retry_at", DOMAIN_KEY,
+    "retry_at", "timeout", DOMAIN_KEY,
 )
 
 
@@ -91,6 +93,11 @@ def step_for(task: TaskRecord, now: int, settings: Settings,
     if task.state == State.RUNNING and task.cell_id in disabled_cells:
         return Step.NODE_DISABLED
     stale = now - task.updated_at > settings.cell_timeout_s * SECOND_NS
+    if task.state == State.RUNNING and task.cell_id.startswith(CONTAINER_CELL):
+        # A job's container does not heartbeat: its back-end's event ends it, and its timeout
+        # watch stops it. Only one that outlives both by the grace has lost its event.
+        lost_after = task.timeout + CONTAINER_GRACE_S + settings.cell_timeout_s
+        return Step.CELL_LOST if now - task.started_at > lost_after * SECOND_NS else None
     # Every cell heartbeats while it runs a task (the built-in executor by a write, an external
     # cell through /v1/tasks/heartbeat): silence past the cell timeout means the cell is gone.
     if task.state == State.RUNNING and stale:

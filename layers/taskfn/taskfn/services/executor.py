@@ -26,6 +26,7 @@ from taskfn.models import BUILT_IN_CELL_PREFIX, TaskRecord, now_ns
 from taskfn.runtime import http_function
 from taskfn.runtime.codecache import CodeCache
 from taskfn.runtime.python import DEFAULT_MEMORY_MB, Execution, Limits, failure, run_python
+from taskfn.services.containers import ContainerRuns
 from taskfn.services.holds import HoldService
 from taskfn.settings import Settings, get_settings
 from taskfn.stores.blobs import BlobStore, attempt_key
@@ -66,6 +67,7 @@ class Executor:
         queue: TaskQueue | None = None,
         lambdas: FunctionLambdas | None = None,
         holds: HoldService | None = None,
+        containers: ContainerRuns | None = None,
     ):
         self.tasks = tasks
         self.queue = queue
@@ -77,6 +79,13 @@ class Executor:
         self.runner = runner
         self.lambdas = lambdas  # isolation "lambda": tasks run in their function's Lambda
         self.holds = holds  # a paused function's tasks are held, not run
+        self._containers: ContainerRuns | None = containers
+
+    def containers(self) -> ContainerRuns:
+        """fastlane jobs' runs (built on first use: most executors never start one)."""
+        if self._containers is None:
+            self._containers = ContainerRuns.from_env()
+        return self._containers
 
     @classmethod
     def from_env(cls, runner: Callable[..., Execution] = run_python) -> Executor:
@@ -102,6 +111,8 @@ class Executor:
         started = self.start(task_id, remaining_ms)
         if started is None:
             return "skipped"
+        if started.lang == "container":  # a fastlane job's run: its container is started,
+            return self.containers().launch(started, self.cell_id)  # its event ends it
         # Set by the heartbeat when the task is no longer Running on this cell: the runner
         # kills the child, and the outcome already written elsewhere stays (nothing is written).
         cancelled = threading.Event()

@@ -51,6 +51,13 @@ class BlobStore:
             return None
         return answer["Body"].read()
 
+    def head(self, key: str, limit: int) -> tuple[bytes, int]:
+        """The object's first `limit` bytes and its whole size (one ranged GET)."""
+        answer = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{limit - 1}")
+        total = str(answer.get("ContentRange") or "").rpartition("/")[2]
+        data = answer["Body"].read()
+        return data, int(total) if total.isdigit() else len(data)
+
     def size(self, key: str) -> int | None:
         """The object's size in bytes, None when there is none."""
         from botocore.exceptions import ClientError

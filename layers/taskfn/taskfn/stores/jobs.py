@@ -1,19 +1,24 @@
-"""fastlane's task groups and jobs (docs/design/jobs-api.md, §1): every key holds the owner,
-so another owner's group or job is simply not there.
+"""fastlane's task groups, jobs and executions (docs/design/jobs-api.md, §1): every key holds
+the owner, so another owner's group, job or execution is simply not there.
 
-  "FL#<owner>#TASKS" / "T#<task id>"      a group (a fastlane task), oldest first
-  "FL#<owner>#TASKS" / "COUNT"            the owner's counts of groups and jobs
-  "FL#<owner>#W#<word>" / "T#<task id>"   the whole-word search index, written once with
-                                          the group (a group's id never changes)
-  "FL#<owner>#T#<task id>" / "J#<job id>" a job of the group
+  "FL#<owner>#TASKS" / "T#<task id>"       a group (a fastlane task), by id
+  "FL#<owner>#TASKS" / "COUNT"             the owner's counts of groups and jobs
+  "FL#<owner>#W#<word>" / "T#<task id>"    the whole-word search index, written once with
+                                           the group (a group's id never changes)
+  "FL#<owner>#T#<task id>" / "J#<job id>"  a job of the group
+  "FL#<owner>#J#<task id>#<job id>" / "X#<execution id>"
+                                           an execution of the job: which attempt of which
+                                           task record it is (UUIDv7 ids: newest last)
 
-A new group, its words, the count and its first job are one TransactWriteItems: two racing
-enqueues of a new group make it once (the loser's transaction is refused and it retries as
-an enqueue into an existing group).
+An enqueue is one TransactWriteItems: the group (created with its words and count, or
+touched), the job (created or updated), the execution's pointer and its task record. Two
+racing enqueues of a new group make it once: the loser's transaction is refused at the
+group, and it tries again into the group that now exists.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -22,8 +27,9 @@ from taskfn.models import Record
 from taskfn.stores.table import Table, to_item
 
 COUNT = "COUNT"
-GROUP, JOB = "T#", "J#"
+GROUP, JOB, EXECUTION = "T#", "J#", "X#"
 SEARCH_KEYS_MAX = 10_000  # a word's groups a search reads at most
+JOBS_READ_MAX = 10_000  # a group's jobs its details list at most
 
 
 class GroupRecord(Record):
@@ -35,6 +41,9 @@ class GroupRecord(Record):
 
 
 class JobRecord(Record):
+    """A job's definition as it was last enqueued (POST or PUT), and how many executions it
+    has had. Run state lives in the executions' task records, never here."""
+
     job_id: str
     task_id: str
     owner: str
@@ -43,10 +52,46 @@ class JobRecord(Record):
     image: str
     command: str
     envs_json: str = "{}"
-    metadata_json: str = "{}"
+    metadata_json: str = "{}"  # the client's own metadata (fastlane's metadata.custom)
+    webhooks_json: str = "{}"
+    notify_json: str = "{}"
+    dns_json: str = "[]"
     retries: int = 0
     timeout: int = 1800
+    expiration: float = 0
+    cron: str = ""
+    schedule_id: str = ""
     request_ip: str = ""
+    execution_count: int = 0
+    last_execution_id: str = ""
+
+
+# A job's definition: what an upsert replaces (the rest is the job's history).
+DEFINITION = ("image", "command", "envs_json", "metadata_json", "webhooks_json",
+              "notify_json", "dns_json", "retries", "timeout", "expiration", "cron",
+              "schedule_id", "request_ip")
+
+
+class ExecutionPointer(Record):
+    """An execution of a job: attempt `attempt` (from 1) of task record `task_guid`."""
+
+    execution_id: str
+    task_guid: str
+    attempt: int = 1
+    owner: str
+    task_id: str
+    job_id: str
+    created_at: int
+
+
+GROUP_ID_MAX = 200
+
+
+def valid_group_id(task_id: str) -> bool:
+    """A group (fastlane task) id: 1-200 characters, none of them '#' (the keys' separator),
+    '/' (the URLs') or a control character."""
+    return 0 < len(task_id) <= GROUP_ID_MAX and not any(
+        c in "#/" or ord(c) < 32 or 127 <= ord(c) < 160 for c in task_id)
 
 
 def groups_partition(owner: str) -> str:
@@ -61,8 +106,33 @@ def jobs_partition(owner: str, task_id: str) -> str:
     return f"FL#{owner}#T#{task_id}"
 
 
-class GroupTaken(Exception):
-    """The group was created meanwhile by another request: enqueue into it instead."""
+def executions_partition(owner: str, task_id: str, job_id: str) -> str:
+    return f"FL#{owner}#J#{task_id}#{job_id}"
+
+
+@dataclass(frozen=True)
+class JobWrite:
+    """What one enqueue writes. `new_group`/`new_job` say whether each is created (its key
+    must be free) or changed (it must exist); `pointer` and `task_item` are the execution it
+    starts, None for a scheduled job."""
+
+    group: GroupRecord
+    new_group: bool
+    words: frozenset[str]
+    job: JobRecord
+    new_job: bool
+    pointer: ExecutionPointer | None = None
+    task_item: dict[str, Any] | None = None
+    schedule_item: dict[str, Any] | None = None  # a scheduled job's (stores/schedules.py)
+
+
+class Refused(Exception):
+    """A write found the group or job not as it was read (created or removed meanwhile):
+    read again and retry. `what` names it."""
+
+    def __init__(self, what: str):
+        super().__init__(what)
+        self.what = what
 
 
 class JobsStore:
@@ -71,62 +141,128 @@ class JobsStore:
 
     # --- writes ------------------------------------------------------------------------
 
-    def create_group_with_job(self, group: GroupRecord, words: frozenset[str],
-                              job: JobRecord) -> None:
-        """One transaction: the group (if it does not exist), its words, the counts, the job."""
-        owner = group.owner
-        puts = [
-            {"Put": {"TableName": self.table.name, "Item": to_item({
-                "PK": groups_partition(owner), "SK": GROUP + group.task_id,
-                **group.model_dump(mode="json"), "jobs_count": 1}),
-                "ConditionExpression": "attribute_not_exists(PK)"}},
-            {"Update": {"TableName": self.table.name,
-                        "Key": to_item({"PK": groups_partition(owner), "SK": COUNT}),
-                        "UpdateExpression": "ADD #g :one, #j :one",
-                        "ExpressionAttributeNames": {"#g": "groups", "#j": "jobs"},
-                        "ExpressionAttributeValues": to_item({":one": 1})}},
-            self._job_put(job),
-            *({"Put": {"TableName": self.table.name, "Item": to_item({
+    def write(self, plan: JobWrite) -> None:
+        """The enqueue's one transaction. Raises Refused("group" | "job") when the group or
+        job is not in the state the plan was made for."""
+        owner, group = plan.group.owner, plan.group
+        items = [self._group_item(plan), self._job_item(plan)]
+        names = ["group", "job"]
+        if plan.new_group or plan.new_job:
+            items.append(self._count_item(plan))
+            names.append("count")
+        if plan.new_group:
+            items += [{"Put": {"TableName": self.table.name, "Item": to_item({
                 "PK": word_partition(owner, word), "SK": GROUP + group.task_id,
-                "task_id": group.task_id})}} for word in sorted(words)),
-        ]
+                "task_id": group.task_id})}} for word in sorted(plan.words)]
+            names += ["word"] * len(plan.words)
+        if plan.pointer is not None:
+            items.append(self._pointer_put(plan.pointer))
+            names.append("pointer")
+        for name, item in (("task", plan.task_item), ("schedule", plan.schedule_item)):
+            if item is not None:
+                items.append({"Put": {"TableName": self.table.name, "Item": to_item(item),
+                                      "ConditionExpression": "attribute_not_exists(PK)"}})
+                names.append(name)
         try:
-            self.table.client.transact_write_items(TransactItems=puts)
+            self.table.client.transact_write_items(TransactItems=items)
         except ClientError as error:
-            if _first_refused(error):
-                raise GroupTaken(group.task_id) from error
+            refused = _refused_items(error)
+            for what in ("group", "job"):
+                if names.index(what) in refused:
+                    raise Refused(what) from error
             raise
 
-    def add_job(self, job: JobRecord, at_ns: int) -> bool:
-        """A new job in an existing group, and the counts; False when the group is gone."""
-        owner = job.owner
+    def add_execution(self, pointer: ExecutionPointer,
+                      task_item: dict[str, Any] | None) -> bool:
+        """A new execution of an existing job: its pointer and the job's count, with the
+        task record of a new run (the retry route) or without (the next attempt of a run),
+        in one transaction; False when the job is gone or the execution already listed."""
+        items = [self._execution_counted(pointer), self._pointer_put(pointer)]
+        if task_item is not None:
+            items.append({"Put": {"TableName": self.table.name, "Item": to_item(task_item),
+                                  "ConditionExpression": "attribute_not_exists(PK)"}})
         try:
-            self.table.client.transact_write_items(TransactItems=[
-                {"Update": {"TableName": self.table.name,
-                            "Key": to_item({"PK": groups_partition(owner),
-                                            "SK": GROUP + job.task_id}),
-                            "UpdateExpression": "SET #m = :at ADD #n :one",
-                            "ConditionExpression": "attribute_exists(PK)",
-                            "ExpressionAttributeNames": {"#m": "last_modified_at",
-                                                         "#n": "jobs_count"},
-                            "ExpressionAttributeValues": to_item({":at": at_ns, ":one": 1})}},
-                {"Update": {"TableName": self.table.name,
-                            "Key": to_item({"PK": groups_partition(owner), "SK": COUNT}),
-                            "UpdateExpression": "ADD #j :one",
-                            "ExpressionAttributeNames": {"#j": "jobs"},
-                            "ExpressionAttributeValues": to_item({":one": 1})}},
-                self._job_put(job),
-            ])
+            self.table.client.transact_write_items(TransactItems=items)
         except ClientError as error:
-            if _first_refused(error):
+            if _refused_items(error) & {0, 1}:
                 return False
             raise
         return True
 
-    def _job_put(self, job: JobRecord) -> dict[str, Any]:
+    def unschedule(self, owner: str, task_id: str, job_id: str, schedule_id: str) -> bool:
+        """The job no longer scheduled, if `schedule_id` is still its schedule."""
+        ok, _ = self.table.update(jobs_partition(owner, task_id), JOB + job_id,
+                                  set_values={"schedule_id": ""}, condition="#s = :c_s",
+                                  condition_names={"#s": "schedule_id"},
+                                  condition_values={"s": schedule_id})
+        return ok
+
+    def _group_item(self, plan: JobWrite) -> dict[str, Any]:
+        group = plan.group
+        key = {"PK": groups_partition(group.owner), "SK": GROUP + group.task_id}
+        if plan.new_group:
+            return {"Put": {"TableName": self.table.name,
+                            "Item": to_item({**key, **group.model_dump(mode="json"),
+                                             "jobs_count": 1}),
+                            "ConditionExpression": "attribute_not_exists(PK)"}}
+        update = "SET #m = :at" + (" ADD #n :one" if plan.new_job else "")
+        names = {"#m": "last_modified_at", **({"#n": "jobs_count"} if plan.new_job else {})}
+        values = {":at": plan.job.last_modified_at, **({":one": 1} if plan.new_job else {})}
+        return {"Update": {"TableName": self.table.name, "Key": to_item(key),
+                           "UpdateExpression": update,
+                           "ConditionExpression": "attribute_exists(PK)",
+                           "ExpressionAttributeNames": names,
+                           "ExpressionAttributeValues": to_item(values)}}
+
+    def _count_item(self, plan: JobWrite) -> dict[str, Any]:
+        added = {"groups": int(plan.new_group), "jobs": int(plan.new_job)}
+        names = {f"#{name[0]}": name for name, count in added.items() if count}
+        key = to_item({"PK": groups_partition(plan.group.owner), "SK": COUNT})
+        return {"Update": {"TableName": self.table.name, "Key": key,
+                           "UpdateExpression": "ADD " + ", ".join(
+                               f"{alias} :one" for alias in names),
+                           "ExpressionAttributeNames": names,
+                           "ExpressionAttributeValues": to_item({":one": 1})}}
+
+    def _job_item(self, plan: JobWrite) -> dict[str, Any]:
+        job = plan.job
+        if plan.new_job:
+            return {"Put": {"TableName": self.table.name, "Item": to_item({
+                "PK": jobs_partition(job.owner, job.task_id), "SK": JOB + job.job_id,
+                **job.model_dump(mode="json")}),
+                "ConditionExpression": "attribute_not_exists(PK)"}}
+        values = job.model_dump(mode="json", include={*DEFINITION, "last_modified_at"})
+        names = {f"#d{i}": name for i, name in enumerate(values)}
+        sets = [f"#d{i} = :d{i}" for i in range(len(values))]
+        bound = {f":d{i}": value for i, value in enumerate(values.values())}
+        update = "SET " + ", ".join(sets)
+        if plan.pointer is not None:
+            names |= {"#x": "execution_count", "#l": "last_execution_id"}
+            bound |= {":one": 1, ":last": plan.pointer.execution_id}
+            update = f"SET {', '.join(sets)}, #l = :last ADD #x :one"
+        return {"Update": {"TableName": self.table.name,
+                           "Key": to_item({"PK": jobs_partition(job.owner, job.task_id),
+                                           "SK": JOB + job.job_id}),
+                           "UpdateExpression": update,
+                           "ConditionExpression": "attribute_exists(PK)",
+                           "ExpressionAttributeNames": names,
+                           "ExpressionAttributeValues": to_item(bound)}}
+
+    def _execution_counted(self, pointer: ExecutionPointer) -> dict[str, Any]:
+        return {"Update": {"TableName": self.table.name,
+                           "Key": to_item({"PK": jobs_partition(pointer.owner, pointer.task_id),
+                                           "SK": JOB + pointer.job_id}),
+                           "UpdateExpression": "SET #l = :last ADD #x :one",
+                           "ConditionExpression": "attribute_exists(PK)",
+                           "ExpressionAttributeNames": {"#x": "execution_count",
+                                                        "#l": "last_execution_id"},
+                           "ExpressionAttributeValues": to_item({
+                               ":one": 1, ":last": pointer.execution_id})}}
+
+    def _pointer_put(self, pointer: ExecutionPointer) -> dict[str, Any]:
         return {"Put": {"TableName": self.table.name, "Item": to_item({
-            "PK": jobs_partition(job.owner, job.task_id), "SK": JOB + job.job_id,
-            **job.model_dump(mode="json")}),
+            "PK": executions_partition(pointer.owner, pointer.task_id, pointer.job_id),
+            "SK": EXECUTION + pointer.execution_id, **pointer.model_dump(mode="json")}),
             "ConditionExpression": "attribute_not_exists(PK)"}}
 
     # --- reads -------------------------------------------------------------------------
@@ -144,9 +280,35 @@ class JobsStore:
         items, _ = self._read(groups_partition(owner), page * per_page)
         return [GroupRecord.model_validate(i) for i in items[(page - 1) * per_page:]]
 
-    def jobs(self, owner: str, task_id: str) -> list[JobRecord]:
-        items, _ = self._read(jobs_partition(owner, task_id), SEARCH_KEYS_MAX, prefix=JOB)
-        return [JobRecord.model_validate(i) for i in items]
+    def job(self, owner: str, task_id: str, job_id: str) -> JobRecord | None:
+        item = self.table.get(jobs_partition(owner, task_id), JOB + job_id, consistent=True)
+        return JobRecord.model_validate(item) if item else None
+
+    def jobs(self, owner: str, task_id: str) -> list[tuple[str, int]]:
+        """The group's jobs as (job id, created at), oldest first: only those two attributes
+        travel back."""
+        items, _ = self._read(jobs_partition(owner, task_id), JOBS_READ_MAX, prefix=JOB,
+                              attributes=("job_id", "created_at"))
+        return sorted(((str(i["job_id"]), int(i["created_at"])) for i in items),
+                      key=lambda job: (job[1], job[0]))
+
+    def jobs_by_key(self, owner: str, keys: list[tuple[str, str]]) -> list[JobRecord]:
+        """The owner's jobs of these (task id, job id): one BatchGetItem per 100."""
+        items = self.table.get_many([(jobs_partition(owner, t), JOB + j) for t, j in keys])
+        return [JobRecord.model_validate(item) for item in items]
+
+    def executions(self, owner: str, task_id: str, job_id: str, *,
+                   limit: int) -> list[ExecutionPointer]:
+        """The job's `limit` newest executions, newest first (one Query)."""
+        items, _ = self.table.query_items(executions_partition(owner, task_id, job_id),
+                                          prefix=EXECUTION, limit=limit, newest_first=True)
+        return [ExecutionPointer.model_validate(i) for i in items]
+
+    def execution(self, owner: str, task_id: str, job_id: str,
+                  execution_id: str) -> ExecutionPointer | None:
+        item = self.table.get(executions_partition(owner, task_id, job_id),
+                              EXECUTION + execution_id, consistent=True)
+        return ExecutionPointer.model_validate(item) if item else None
 
     def search(self, owner: str, words: frozenset[str]) -> list[str]:
         """The task ids of the owner's groups with any of `words`, sorted, each once."""
@@ -161,22 +323,23 @@ class JobsStore:
         by_id = {str(i["task_id"]): GroupRecord.model_validate(i) for i in items}
         return [by_id[t] for t in task_ids if t in by_id]
 
-    def _read(self, pk: str, at_most: int, *, prefix: str = GROUP
+    def _read(self, pk: str, at_most: int, *, prefix: str = GROUP,
+              attributes: tuple[str, ...] = ()
               ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         found: list[dict[str, Any]] = []
         start: dict[str, Any] | None = None
         while len(found) < at_most:
             items, start = self.table.query_items(pk, prefix=prefix,
                                                   limit=min(1000, at_most - len(found)),
-                                                  start=start)
+                                                  start=start, attributes=attributes)
             found += items
             if start is None:
                 break
         return found, start
 
 
-def _first_refused(error: ClientError) -> bool:
-    """Whether a cancelled transaction's first item (the group, in both writes) failed its
-    condition."""
+def _refused_items(error: ClientError) -> set[int]:
+    """The positions of a cancelled transaction's items that failed their conditions."""
     reasons = error.response.get("CancellationReasons") or []
-    return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
+    return {n for n, reason in enumerate(reasons)
+            if reason.get("Code") == "ConditionalCheckFailed"}

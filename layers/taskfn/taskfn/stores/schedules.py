@@ -29,17 +29,24 @@ PAGE = 500
 
 
 class ScheduleRecord(Record):
+    """A function's schedule (GreenCloud's), or a fastlane job's (`kind` "job": its group
+    and job, and either a cron or a one-shot time `at`, epoch seconds, UTC)."""
+
     id: str
     owner: str
-    function_id: str
-    cron: str
-    timezone: str
+    function_id: str = ""
+    cron: str = ""
+    timezone: str = "UTC"
     description: str = ""
     active: bool = True
     created_at: int
     payload_body: str = ""  # base64
     payload_query: str = "{}"  # JSON text of a str → str map
     payload_content_type: str = ""
+    kind: str = "function"
+    task_id: str = ""
+    job_id: str = ""
+    at: float = 0
 
     @property
     def query(self) -> dict[str, str]:
@@ -48,6 +55,11 @@ class ScheduleRecord(Record):
 
 def owner_partition(owner: str) -> str:
     return f"OWNER#{owner}#SCHED"
+
+
+def jobs_partition(owner: str) -> str:
+    """fastlane jobs' schedules, beside the owner's groups (stores/jobs.py)."""
+    return f"FL#{owner}#SCHED"
 
 
 def function_partition(function_id: str) -> str:
@@ -69,6 +81,21 @@ class ScheduleStore:
     def get(self, owner: str, schedule_id: str) -> ScheduleRecord | None:
         item = self.table.get(owner_partition(owner), f"{SCHED}{schedule_id}", consistent=True)
         return ScheduleRecord.model_validate(item) if item else None
+
+    # --- fastlane jobs' schedules (their own partition; put with the job, stores/jobs.py) --
+
+    def job_schedule(self, owner: str, schedule_id: str) -> ScheduleRecord | None:
+        item = self.table.get(jobs_partition(owner), f"{SCHED}{schedule_id}", consistent=True)
+        return ScheduleRecord.model_validate(item) if item else None
+
+    def job_schedules(self, owner: str, at_most: int = PAGE) -> list[ScheduleRecord]:
+        items, _ = self.table.query_items(jobs_partition(owner), prefix=SCHED, limit=at_most)
+        return [ScheduleRecord.model_validate(item) for item in items]
+
+    def delete_job_schedule(self, owner: str, schedule_id: str) -> bool:
+        return self.table.delete(jobs_partition(owner), f"{SCHED}{schedule_id}",
+                                 condition="#o = :o", names={"#o": "owner"},
+                                 values={":o": owner})
 
     def of_owner(self, owner: str) -> list[ScheduleRecord]:
         """Every schedule of the owner, newest first: one strongly consistent Query (paged)."""
@@ -123,9 +150,18 @@ SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
 
 def target_input(schedule: ScheduleRecord) -> str:
     """RunScheduleFunction's event; Scheduler fills the fire time in at each fire (the run's
-    task id is made of it)."""
-    return json.dumps({"scheduleId": schedule.id, "owner": schedule.owner,
-                       "scheduledTime": SCHEDULED_TIME})
+    task id is made of it). A job's says so (`kind`)."""
+    fields = {"scheduleId": schedule.id, "owner": schedule.owner,
+              "scheduledTime": SCHEDULED_TIME}
+    if schedule.kind != "function":
+        fields["kind"] = schedule.kind
+    return json.dumps(fields)
+
+
+def job_schedule_item(schedule: ScheduleRecord) -> dict[str, Any]:
+    """A job's schedule as the item its enqueue's transaction puts."""
+    return {"PK": jobs_partition(schedule.owner), "SK": f"{SCHED}{schedule.id}",
+            **schedule.model_dump(mode="json")}
 
 
 class SchedulerSchedules:
@@ -145,13 +181,16 @@ signatures: local/scheduler.py fires from the records) it keeps none."""
                 "Input": target_input(schedule), "RetryPolicy": {"MaximumRetryAttempts": 3}}
 
     def _fields(self, schedule: ScheduleRecord, expression: str) -> dict[str, Any]:
-        return {"Name": schedule.id, "GroupName": self.group,
-                "ScheduleExpression": expression,
-                "ScheduleExpressionTimezone": schedule.timezone,
-                "State": "ENABLED" if schedule.active else "DISABLED",
-                "FlexibleTimeWindow": {"Mode": "OFF"},
-                "Description": schedule.description[:512],
-                "Target": self._target(schedule)}
+        fields = {"Name": schedule.id, "GroupName": self.group,
+                  "ScheduleExpression": expression,
+                  "ScheduleExpressionTimezone": schedule.timezone,
+                  "State": "ENABLED" if schedule.active else "DISABLED",
+                  "FlexibleTimeWindow": {"Mode": "OFF"},
+                  "Description": schedule.description[:512],
+                  "Target": self._target(schedule)}
+        if expression.startswith("at("):  # a one-shot: gone once it has fired
+            fields["ActionAfterCompletion"] = "DELETE"
+        return fields
 
     @property
     def enabled(self) -> bool:

@@ -454,19 +454,27 @@ class Table:
         return keys, total
 
     def query_items(
-        self, pk: str, *, prefix: str, limit: int, start: Mapping[str, Any] | None = None
+        self, pk: str, *, prefix: str, limit: int, start: Mapping[str, Any] | None = None,
+        newest_first: bool = False, attributes: tuple[str, ...] = (),
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """One strongly consistent Query of the table itself: the items of partition `pk`
-        whose sort keys start with `prefix`, and the key to go on from (None at the end).
+        whose sort keys start with `prefix` (in descending order when `newest_first`; only
+        `attributes` of them, when given), and the key to go on from (None at the end).
         For what must see every write made before it, which an index may not yet show."""
+        names = {"#pk": "PK", "#sk": "SK"}
         arguments: dict[str, Any] = {
             "TableName": self.name,
             "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
-            "ExpressionAttributeNames": {"#pk": "PK", "#sk": "SK"},
+            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": to_item({":pk": pk, ":prefix": prefix}),
             "ConsistentRead": True,
             "Limit": limit,
+            "ScanIndexForward": not newest_first,
         }
+        if attributes:
+            projected = {f"#p{i}": name for i, name in enumerate(("PK", "SK", *attributes))}
+            names.update(projected)
+            arguments["ProjectionExpression"] = ", ".join(projected)
         if start:
             arguments["ExclusiveStartKey"] = to_item(start)
         answer = self.client.query(**arguments)

@@ -185,6 +185,11 @@ class TaskStore:
         item = self.table.get(f"TASK#{task_id}", "TASK", consistent=consistent)
         return TaskRecord.model_validate(marked(item)) if item else None
 
+    def get_many(self, task_ids: list[str]) -> list[TaskRecord]:
+        """The tasks of `task_ids` that exist (BatchGetItem), in no order."""
+        items = self.table.get_many([(f"TASK#{task_id}", "TASK") for task_id in task_ids])
+        return readable(TaskRecord, (marked(item) for item in items))
+
     def list_by_owner(
         self, owner: str, *, limit: int, cursor: str | None, since_ns: int = 0,
         status: TaskStatus | None = None,
