@@ -208,3 +208,42 @@ def test_an_expired_job_is_not_launched(runs):
 
 def test_the_executor_s_cell_is_a_built_in_one():
     assert executor_cell_id().startswith("executor-")
+
+
+def test_a_stop_marked_while_the_event_was_decided_is_not_turned_into_a_retry(runs,
+                                                                              monkeypatch):
+    """The event's first read saw no stop; the user's stop lands before its write: the
+    write is refused, and the event read again ends the run as stopped."""
+    service, runtime = runs
+    guid = launched(service, enqueue("sh -c 'exit 3'", retries=3))
+    event = stopped(runtime, guid, 3)
+    stale = wiring.tasks().get(guid, consistent=True)
+    assert service.stop(stale, "user") == "stopping"
+    real_get, reads = service.tasks.get, []
+
+    def first_read_stale(*args, **kwargs):
+        reads.append(1)
+        return stale if len(reads) == 1 else real_get(*args, **kwargs)
+
+    monkeypatch.setattr(service.tasks, "get", first_read_stale)
+    assert service.on_event(event) == "stopped"
+    task = wiring.tasks().get(guid)
+    assert task.state is State.COMPLETED and task.outcome == "stopped"
+
+
+def test_a_stop_read_before_the_launch_was_written_still_stops_the_container(runs):
+    """stop read the task Pending; the executor then started and launched it: the stop's
+    write is refused, it reads again and stops the container it now finds."""
+    service, runtime = runs
+    job_id = enqueue("sleep 600")
+    (pointer,) = JobsStore(wiring.table()).executions("alice", "group", job_id, limit=1)
+    pending = wiring.tasks().get(pointer.task_guid, consistent=True)
+    launched(service, job_id)
+    assert service.stop(pending, "user") == "stopping"
+    assert runtime.stops and wiring.tasks().get(pointer.task_guid).stop_requested == "user"
+
+
+def test_a_watch_message_that_is_not_one_is_dropped(runs):
+    service, _ = runs
+    for body in ("{}", "[]", "not json", '{"taskId": "x"}'):
+        assert service.on_watch(body) == "ignored"

@@ -121,3 +121,17 @@ def test_other_errors_are_fastlane_s_json_body():
     answer = fastlane.error_response(InvalidRequest("Task not found.", None), "get_task")
     assert answer.status_code == 400
     assert json.loads(answer.body) == {"error": "Task not found.", "operation": "get_task"}
+
+
+@pytest.mark.parametrize("body", [
+    b'{"image": "a", "command": "\\ud800"}',  # a lone surrogate: no process takes it
+    b'{"image": "a", "command": "echo \\u0000"}',
+    b'{"image": "a", "command": "true", "envs": {"K": "\\udfff"}}',
+    b'{"image": "a", "command": "true", "startIn": "99999999999h"}',
+    b'{"image": "a", "command": "true", "startIn": 1000000000000000000000000000000}',
+    b'{"image": "a", "command": "true", "startIn": "999999999999"}',
+    b'{"image": "a", "command": "   "}',
+])
+def test_what_no_run_could_take_is_a_plain_400(body):
+    with pytest.raises(fastlane.PlainBadRequest):
+        fastlane.parse_enqueue(body)

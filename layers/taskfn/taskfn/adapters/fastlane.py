@@ -138,6 +138,8 @@ def parse_enqueue(raw: bytes) -> JobPayload:
         raise _plain("image must be a string of at most 512 characters.")
     if not isinstance(command, str) or len(command) > COMMAND_MAX:
         raise _plain(f"command must be a string of at most {COMMAND_MAX} characters.")
+    if not _text(image) or not _text(command):
+        raise _plain("image and command must be text without NUL characters.")
     try:
         argv = shlex.split(command)
     except ValueError as error:
@@ -146,8 +148,9 @@ def parse_enqueue(raw: bytes) -> JobPayload:
         raise _plain("image and command must be filled in the request.")
     envs = body.get("envs") or {}
     if not isinstance(envs, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in envs.items()):
-        raise _plain("envs must be an object of strings.")
+            isinstance(k, str) and isinstance(v, str) and _text(k) and _text(v)
+            for k, v in envs.items()):
+        raise _plain("envs must be an object of strings (text without NUL characters).")
     metadata = body.get("metadata")
     retries = _integer(body.get("retries", 0), "retries", 0, RETRIES_MAX)
     timeout = body.get("timeout", TIMEOUT_MAX_S)
@@ -160,12 +163,24 @@ def parse_enqueue(raw: bytes) -> JobPayload:
         retries=retries, timeout=min(math.ceil(timeout), TIMEOUT_MAX_S),
         expiration=_moment(body.get("expiration"), "expiration"),
         start_at=_moment(body.get("startAt") or None, "startAt"),
-        start_in_s=parse_start_in(body["startIn"]) if body.get("startIn") else None,
+        start_in_s=_start_in(body["startIn"]) if body.get("startIn") else None,
         cron=_cron(body.get("cron") or None),
         webhooks=_hooks(body.get("webhooks"), "webhooks", _webhook),
         notify=_hooks(body.get("notify"), "notify", _address),
         additional_dns=_dns(body.get("additionalDNSEntries")),
     )
+
+
+def _text(value: str) -> bool:
+    """Text a process can be given: encodable (no lone surrogates) and without NUL."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
+
+
+START_IN_MAX_S = 366 * 86400  # a one-shot at most a year ahead
 
 
 def _not_json(constant: str) -> None:
@@ -185,6 +200,13 @@ def _moment(value: Any, name: str) -> float | None:
             0 <= value < 1e11):
         raise _plain(f"{name} must be a unix time in seconds.")
     return float(value)
+
+
+def _start_in(value: Any) -> int:
+    seconds = parse_start_in(value)
+    if seconds > START_IN_MAX_S:
+        raise _plain(f"startIn must be at most {START_IN_MAX_S} seconds (a year).")
+    return seconds
 
 
 def parse_start_in(value: Any) -> int:

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 USER_STOPPED = "User stopped job execution manually."
 NO_RUNTIME = "container runtime not configured"
 WATCH_HOP_S = 900  # SQS's longest delay: a longer timeout is watched in hops
+STOP_TRIES = 3  # a write whose record changed meanwhile is decided again, this often
 
 
 def container_cell(execution_id: str) -> str:
@@ -171,6 +172,15 @@ class ContainerRuns:
         event = parse_event(raw)
         if event is None:
             return "ignored"
+        for _ in range(STOP_TRIES):
+            done = self._on_event(event)
+            if done != "changed":
+                return done
+        return "superseded"
+
+    def _on_event(self, event: ContainerEvent) -> str:
+        """One reading of the event against the record: "changed" when the record moved
+        between the read and the write (a stop marked meanwhile), to be read again."""
         task = self.tasks.get(event.task_guid, consistent=True)
         if task is None or task.lang != "container" or (
                 task.execution_id or task.task_guid) != event.execution_id:
@@ -199,16 +209,20 @@ class ContainerRuns:
                 updates={"execution_id": next_id, "container_ref": "", "container_status": "",
                          "stop_requested": "", "exit_code": None, "outcome": "",
                          "stdout": "", "stderr": "", "stdout_key": "", "stderr_key": ""})
-            done = self._write(task.task_guid, transition, "retrying")
+            done = self._write(task.task_guid, replace(transition, updated_at=task.updated_at),
+                               "retrying")
+            if done == "superseded":
+                return "changed"
             if done == "retrying":
                 self._next_execution(task, next_id, now)
                 self.queue.send_after_write(
                     task.task_guid, delay_s=lifecycle.retry_delay_s(task.model_dump()))
             return done
         extra |= self._answer(task, ending.outcome, event.exit_code)
-        return self._write(task.task_guid, lifecycle.complete(
+        done = self._write(task.task_guid, replace(lifecycle.complete(
             cell, now, failed=ending.failed, failure_reason=ending.reason, extra=extra),
-            ending.outcome)
+            updated_at=task.updated_at), ending.outcome)
+        return "changed" if done == "superseded" else done
 
     def _adopt(self, task: TaskRecord, cell: str, event: ContainerEvent) -> TaskRecord | None:
         """The launch's record, written from its event when the event came first."""
@@ -270,8 +284,12 @@ class ContainerRuns:
 
     def on_watch(self, body: str) -> str:
         """A run's timeout, due or not: stop it when due, else watch again for the rest."""
-        message = json.loads(body)
-        guid, execution_id = str(message["taskId"]), str(message["executionId"])
+        try:
+            message = json.loads(body)
+            guid, execution_id = str(message["taskId"]), str(message["executionId"])
+        except (ValueError, TypeError, KeyError):
+            logger.warning("timeout watch: a message that is not one: %r", body[:80])
+            return "ignored"  # only the platform writes here: never retried
         task = self.tasks.get(guid, consistent=True)
         cell = container_cell(execution_id)
         if task is None or task.state is not State.RUNNING or task.cell_id != cell:
@@ -285,18 +303,31 @@ class ContainerRuns:
     def stop(self, task: TaskRecord, by: str) -> str:
         """Stop a run (`by` "user" or "timeout"): a Pending one ends now; a running one is
         marked (so its STOPPED event ends it as stopped or timed out, and never retries)
-        and its container told to stop."""
+        and its container told to stop. Each write is conditional on the state it was
+        decided on; a record changed meanwhile (the launch was just written) is read again."""
+        for _ in range(STOP_TRIES):
+            done = self._stop_once(task, by)
+            if done != "superseded":
+                return done
+            task = self.tasks.get(task.task_guid, consistent=True)
+            if task is None:
+                return "ended"
+        return "superseded"
+
+    def _stop_once(self, task: TaskRecord, by: str) -> str:
         guid, now = task.task_guid, now_ns()
+        ended = lifecycle.fail(USER_STOPPED, now, extra={
+            **self._answer(task, "stopped", None), "retries": task.retried})
         if task.state is State.PENDING:
-            return self._write(guid, lifecycle.fail(USER_STOPPED, now, extra={
-                **self._answer(task, "stopped", None), "retries": task.retried}), "stopped")
+            return self._write(guid, replace(ended, from_states=frozenset({State.PENDING})),
+                               "stopped")
         if task.state is not State.RUNNING:
             return "ended"
         if not task.cell_id.startswith(CONTAINER_CELL) or not task.container_ref:
-            # Not launched yet (the executor is at it): ends it; the launch sees that and
-            # stops the container it started.
-            return self._write(guid, lifecycle.fail(USER_STOPPED, now, extra={
-                **self._answer(task, "stopped", None), "retries": task.retried}), "stopped")
+            # Not launched yet: ends it only while it is still on the executor's cell (the
+            # launch then sees that and stops the container it started).
+            return self._write(guid, replace(ended, from_states=frozenset({State.RUNNING}),
+                                             cell_id=task.cell_id), "stopped")
         written = self._write(guid, lifecycle.annotate(
             task.cell_id, {"stop_requested": by, "retries": task.retried}, now), "stopping")
         if written == "stopping" and self.runtime is not None:
