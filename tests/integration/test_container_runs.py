@@ -76,9 +76,9 @@ def launched(runs: ContainerRuns, job_id: str) -> str:
 def stopped(runtime: FakeRuntime, guid: str, exit_code: int | None, *, out: str = "",
             err: str = "", n: int = -1) -> dict:
     """The STOPPED event of launch n, its output written to its stream first."""
-    launch = runtime.launches[n]
-    arn = f"arn:aws:ecs:us-east-1:123456789012:task/jobs/t{len(runtime.launches) + n + 1}" \
-        if n < 0 else f"arn:aws:ecs:us-east-1:123456789012:task/jobs/t{n + 1}"
+    index = n % len(runtime.launches)  # FakeRuntime names launch i "t<i + 1>"
+    launch = runtime.launches[index]
+    arn = f"arn:aws:ecs:us-east-1:123456789012:task/jobs/t{index + 1}"
     logs, group = boto3.client("logs"), get_settings().job_log_group
     logs.create_log_stream(logGroupName=group, logStreamName=log_stream(arn))
     lines = [source_record("stdout", x) for x in out.splitlines()] + [
