@@ -1332,6 +1332,11 @@ def _stop_execution(run: Run) -> None:
 
 @scenario("StopJobFunction")
 def _stop_job(run: Run) -> None:
+    # Its unfinished executions stopped; one whose record changed meanwhile is read again.
+    runs = run.module().jobs.runs()
+    first_try = runs._stop_once
+    run.monkeypatch.setattr(runs, "_stop_once", lambda task, by: (
+        run.monkeypatch.setattr(runs, "_stop_once", first_try) or "superseded"))
     _stop_execution(run)
     # A scheduled job: its schedule removed (Scheduler's, the record) and the job unmarked.
     from taskfn.adapters.fastlane import parse_enqueue

@@ -12,7 +12,7 @@ import time
 import boto3
 import pytest
 
-from taskfn import lifecycle, wiring
+from taskfn import ids, lifecycle, wiring
 from taskfn.adapters.fastlane import parse_enqueue
 from taskfn.lifecycle import State
 from taskfn.models import TaskRecord, now_ns
@@ -247,3 +247,42 @@ def test_a_watch_message_that_is_not_one_is_dropped(runs):
     service, _ = runs
     for body in ("{}", "[]", "not json", '{"taskId": "x"}'):
         assert service.on_watch(body) == "ignored"
+
+
+def test_a_job_stop_stops_every_unfinished_run_of_it(runs):
+    """A cron job's runs can overlap: stopping the job stops them all, not just the newest."""
+    service, runtime = runs
+    job_id = enqueue("sleep 600")
+    first = launched(service, job_id)
+    jobs = JobService.from_env()
+    jobs._runs = service
+    job = jobs.jobs.job("alice", "group", job_id)
+    now = now_ns()
+    second = jobs._run(job, {}, ids.new_uuid7(now), now)
+    assert jobs.jobs.add_execution(jobs._pointer(job, second.task_guid, second.task_guid, 1,
+                                                 now), wiring.tasks().item_for(second))
+    assert launched(service, job_id) == second.task_guid  # the newest: a second fire
+    jobs.stop_job(ALICE, "group", job_id)
+    refs = {wiring.tasks().get(guid).container_ref for guid in (first, second.task_guid)}
+    assert {ref for ref, _ in runtime.stops} == refs and len(refs) == 2
+
+
+def test_two_racing_retries_make_one_run(runs):
+    service, runtime = runs
+    job_id = enqueue("sh -c 'exit 3'")
+    guid = launched(service, job_id)
+    assert service.on_event(stopped(runtime, guid, 3)) == "failed"
+    jobs = JobService.from_env()
+    jobs._runs = service
+    store, real = jobs.jobs, jobs.jobs.add_execution
+
+    def racing(pointer, item, **conditions):
+        store.add_execution = real  # the other retry runs to its end in between
+        jobs.retry_job(ALICE, "group", job_id)
+        return real(pointer, item, **conditions)
+
+    store.add_execution = racing
+    jobs.retry_job(ALICE, "group", job_id)
+    listed = store.executions("alice", "group", job_id, limit=5)
+    assert len(listed) == 2 and listed[1].execution_id == guid
+    assert store.job("alice", "group", job_id).execution_count == 2

@@ -261,6 +261,46 @@ def test_a_concurrent_run_cannot_read_another_runs_staged_code(tmp_path):
 
 
 @separate_only
+def test_a_concurrent_run_cannot_read_what_another_run_writes_in_the_shared_tmp(tmp_path):
+    """/tmp is the machine's: most tools write there whatever TMPDIR says. What one run puts
+    there must not be readable by another tenant's run beside it."""
+    secret, name = uuid.uuid4().hex, f"/tmp/taskfn-victim-{uuid.uuid4().hex}"
+    victim = write_code(tmp_path, f"""
+        import os, subprocess, time
+        def handler(event, context):
+            with open({name!r}, "w") as out:
+                out.write({secret!r})
+            subprocess.run(["sh", "-c", "echo {secret} > {name}.sh"])
+            time.sleep(2)
+            return 1
+    """)
+    thief = write_code(tmp_path, f"""
+        import time
+        def handler(event, context):
+            time.sleep(1)
+            found = []
+            for path in ({name!r}, {name + ".sh"!r}):
+                try:
+                    found.append(open(path).read())
+                except OSError as error:
+                    found.append(type(error).__name__)
+            return found
+    """)
+    try:
+        with ThreadPoolExecutor(2) as threads:
+            running = threads.submit(run_python, victim, {}, limits=LIMITS)
+            stolen = threads.submit(run_python, thief, {}, limits=LIMITS)
+            assert running.result().succeeded
+            result = stolen.result()
+    finally:
+        for path in (name, name + ".sh"):
+            if os.path.exists(path):
+                os.unlink(path)
+    assert result.succeeded, result.failure_reason
+    assert secret not in result.body and "PermissionError" in result.body
+
+
+@separate_only
 def test_shared_memory_a_run_creates_is_gone_with_it(run):
     result = run(hostile.LEAVE_SHARED_MEMORY)
     assert result.succeeded, result.failure_reason

@@ -154,3 +154,10 @@ def test_a_retry_keeps_the_attempt_s_own_fields_and_starts_the_next_execution():
 
 def test_the_state_change_event_is_json_as_eventbridge_delivers_it():
     assert json.loads(json.dumps(event(exit_code=1)))["detail"]["group"] == "taskfn:e-1"
+
+
+def test_reading_stops_at_twice_the_limit_however_much_the_job_printed():
+    logs = FakeLogs([source_record("stdout", "x" * 10)] * 100_000, page=4)
+    found = read_outputs(logs, "g", "s", limit=100)
+    assert len(found.stdout) == 9 * 11 - 1 and 100 <= found.stdout_dropped + 99 <= 250
+    assert logs.calls <= 200 * 2 // (4 * 11) + 2  # not the 25,000 pages there are

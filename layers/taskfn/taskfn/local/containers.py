@@ -2,7 +2,8 @@
 sandboxed child process (the Python runtime's sandbox, runtime/job_command), never in a
 container; the image is recorded, not pulled. What it tells the platform is what ECS tells
 it in AWS, through the same paths: the output goes to CloudWatch Logs (moto) in the run's
-stream, one record per line that says its source, and the run's start and end are "ECS Task
+stream while the command runs, as records that say their source, and the run's start and end
+are "ECS Task
 State Change" events on the default bus (local/eventrules.py), which reach
 ContainerEventsFunction. So the completion handler is the same code in both.
 
@@ -11,6 +12,7 @@ that asked for the run; the command itself holds none."""
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import sys
@@ -35,6 +37,10 @@ OUTPUT_MAX_BYTES = 16 * 1024 * 1024
 SIGTERM_EXIT = 143
 BATCH_EVENTS = 5000  # of PutLogEvents: at most 10,000 events and 1 MiB a call
 BATCH_BYTES = 900 * 1024
+# A record holds whole lines up to this many characters; a longer line is cut here, as
+# Docker's awslogs driver cuts one at 16 KiB into events of its own.
+RECORD_CHARS = 16 * 1024
+FLUSH_S = 0.25  # how often what the command printed goes to its stream while it runs
 
 
 class ProcessRuntime:
@@ -83,51 +89,131 @@ class ProcessRuntime:
 
     def _run(self, ref: str, launch: Launch, cancel: threading.Event,
              reasons: list[str]) -> None:
+        output = None
         try:
+            output = LiveOutput(self.logs, self.log_group, log_stream(ref))
             self._emit(ref, launch, "RUNNING")
             execution = run_python(
                 JOB_COMMAND, {"argv": list(launch.argv), "envs": launch.envs},
                 limits=Limits(timeout_s=launch.timeout_s + BACKSTOP_S, memory_mb=MEMORY_MB,
                               max_output_bytes=OUTPUT_MAX_BYTES),
-                task_id=launch.task_guid, python=self.python, cancel=cancel)
+                task_id=launch.task_guid, python=self.python, cancel=cancel,
+                on_output=output.add)
+            output.close()
             exit_code, stop_code, why = _ending(execution, cancel.is_set(), reasons)
-            self._write_output(ref, execution)
             self._emit(ref, launch, "STOPPED", exit_code=exit_code, stop_code=stop_code,
                        stopped_reason=why)
         except Exception:
             logger.exception("local container %s failed", ref)
+            if output is not None:
+                output.close()
             self._emit(ref, launch, "STOPPED", stop_code="TaskFailedToStart",
                        stopped_reason="the local container could not run")
         finally:
             with self._lock:
                 self._runs.pop(ref, None)
 
-    def _write_output(self, ref: str, execution: Execution) -> None:
-        stream = log_stream(ref)
-        self.logs.create_log_stream(logGroupName=self.log_group, logStreamName=stream)
-        now = int(time.time() * 1000)
-        events = [{"timestamp": now, "message": source_record(source, line)}
-                  for source in ("stdout", "stderr")
-                  for line in getattr(execution, source).splitlines()]
-        batch: list[dict[str, Any]] = []
-        size = 0
-        for event in events:
-            length = len(event["message"].encode()) + 26  # PutLogEvents counts 26 bytes each
-            if batch and (len(batch) >= BATCH_EVENTS or size + length > BATCH_BYTES):
-                self.logs.put_log_events(logGroupName=self.log_group, logStreamName=stream,
-                                         logEvents=batch)
-                batch, size = [], 0
-            batch.append(event)
-            size += length
-        if batch:
-            self.logs.put_log_events(logGroupName=self.log_group, logStreamName=stream,
-                                     logEvents=batch)
-
     def _emit(self, ref: str, launch: Launch, status: str, **detail: Any) -> None:
         when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         self.put_event(state_change(cluster_arn=self.cluster_arn, task_arn=ref,
                                     launch=launch, last_status=status, region=self.region,
                                     account=self.account, time=when, **detail))
+
+
+class LiveOutput:
+    """A run's output on its way to its log stream while the command runs: every FLUSH_S,
+    what came since is packed into records of whole lines (at most RECORD_CHARS each, so a
+    flood of short lines makes few records, never one per line) and put in one call. A
+    partial line waits for its end, or for the run's."""
+
+    def __init__(self, logs: Any, group: str, stream: str) -> None:
+        self.logs, self.group, self.stream = logs, group, stream
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        self._decoders = {source: codecs.getincrementaldecoder("utf-8")(errors="replace")
+                          for source in ("stdout", "stderr")}
+        self._text: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._writer = threading.Thread(target=self._follow, daemon=True,
+                                        name=f"taskfn-log-{stream[-8:]}")
+        self._writer.start()
+
+    def add(self, source: str, chunk: bytes) -> None:
+        """Output as the sandbox's pipe gave it (bounded by the run's output limit)."""
+        with self._lock:
+            self._text[source].append(self._decoders[source].decode(chunk))
+
+    def close(self) -> None:
+        """The run is over: whatever is left goes out, partial lines too."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._writer.join()
+        with self._lock:
+            for source, decoder in self._decoders.items():
+                self._text[source].append(decoder.decode(b"", final=True))
+        self._flush(final=True)
+
+    def _follow(self) -> None:
+        while not self._closed.wait(FLUSH_S):
+            try:
+                self._flush(final=False)
+            except Exception:  # the next flush, or the last, tries again
+                logger.exception("local container output: %s not written yet", self.stream)
+
+    def _flush(self, *, final: bool) -> None:
+        now = int(time.time() * 1000)
+        events = []
+        with self._lock:
+            for source in ("stdout", "stderr"):
+                records, rest = pack_lines("".join(self._text[source]), final=final)
+                self._text[source] = [rest]
+                events += [{"timestamp": now, "message": source_record(source, record)}
+                           for record in records]
+        for batch in _batches(events):
+            self.logs.put_log_events(logGroupName=self.group, logStreamName=self.stream,
+                                     logEvents=batch)
+
+
+def pack_lines(text: str, *, final: bool) -> tuple[list[str], str]:
+    """(records, the rest): `text`'s complete lines packed into records of at most
+    RECORD_CHARS characters, each its lines joined by "\n" (as a reader joins records); a
+    line longer than that is cut. The rest is a partial line, kept unless `final`."""
+    records: list[str] = []
+    start = 0
+    end = len(text) if final else text.rfind("\n") + 1
+    while start < end:
+        piece = text[start:min(end, start + RECORD_CHARS + 1)]
+        cut = piece.rfind("\n")
+        if cut >= 0:  # whole lines: up to the last newline that fits
+            records.append(piece[:cut])
+            start += cut + 1
+        else:  # one line longer than a record (or the final partial line)
+            piece = piece[:RECORD_CHARS]
+            records.append(piece)
+            start += len(piece)
+    rest = text[end:]
+    if len(rest) > RECORD_CHARS:  # a partial line that long is cut now, as awslogs would
+        records.append(rest[:RECORD_CHARS])
+        rest = rest[RECORD_CHARS:]
+    return records, rest
+
+
+def _batches(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """PutLogEvents calls: within its count and size limits (26 bytes an event)."""
+    batches: list[list[dict[str, Any]]] = []
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for event in events:
+        length = len(event["message"].encode()) + 26
+        if batch and (len(batch) >= BATCH_EVENTS or size + length > BATCH_BYTES):
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(event)
+        size += length
+    if batch:
+        batches.append(batch)
+    return batches
 
 
 def _ending(execution: Execution, stopped: bool,

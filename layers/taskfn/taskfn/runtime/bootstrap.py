@@ -378,8 +378,10 @@ def _confine(sandbox: dict) -> None:
     run, and no run sees another's); the directories of the imports are opened and reached
     through their descriptors, since the interpreter may live where that user cannot go (a
     root-only home); then every id becomes the sandbox's. Not dumpable: other sandboxes of a shared
-    user can neither read this one's memory nor trace it.
+    user can neither read this one's memory nor trace it. Umask 077: what the run (and every
+    tool it starts) creates in the machine's shared /tmp is its own to read, not other runs'.
     """
+    os.umask(0o077)
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")

@@ -137,10 +137,16 @@ class Outputs:
     stderr_dropped: int = 0
 
 
+READ_MAX_FACTOR = 2  # read_outputs reads at most this many times its limit
+
+
 def read_outputs(logs: Any, group: str, stream: str,
                  limit: int = OUTPUT_MAX_BYTES) -> Outputs:
     """A run's stdout and stderr from its stream, in order, each line as printed; past
-    `limit` bytes of a stream the rest is counted, not kept. No stream: no output."""
+    `limit` bytes of a stream the rest is counted, not kept, and reading stops once twice
+    `limit` has been read (a job that prints gigabytes must not hold its completion past
+    its Lambda's timeout): the counts are then at least what was dropped. No stream: no
+    output."""
     kept: dict[str, list[str]] = {"stdout": [], "stderr": []}
     sizes = {"stdout": 0, "stderr": 0}
     dropped = {"stdout": 0, "stderr": 0}
@@ -162,6 +168,8 @@ def read_outputs(logs: Any, group: str, stream: str,
             kept[source].append(line)
         following = page.get("nextForwardToken")
         if not following or following == token or not page.get("events"):
+            break
+        if sum(sizes.values()) + sum(dropped.values()) >= READ_MAX_FACTOR * limit:
             break
         token = following
     return Outputs("\n".join(kept["stdout"]), "\n".join(kept["stderr"]),

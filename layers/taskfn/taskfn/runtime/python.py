@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 import os
@@ -94,11 +95,13 @@ def run_python(
     on_progress: Callable[[int], None] | None = None,
     python: str = sys.executable,
     cancel: threading.Event | None = None,
+    on_output: OutputSink | None = None,
 ) -> Execution:
     """Run main.handler(event, context) from code_dir in a child process and collect the result.
 
     Setting `cancel` kills the child's process group within a wait slice (an external cell
-    whose task was cancelled); the run then fails as Runtime.Cancelled.
+    whose task was cancelled); the run then fails as Runtime.Cancelled. `on_output` is given
+    the output as it comes (what is kept of it), for a reader who follows the run live.
 
     Never raises for anything the user's code does; raises ValueError only if the event itself
     is not JSON serializable (a caller bug).
@@ -111,7 +114,7 @@ def run_python(
         return start_failure(error, started)
     return run_job(box, code_dir, payload, limits, timeout_s, memory_mb, started,
                    task_id=task_id, function_id=function_id, on_progress=on_progress,
-                   cancel=cancel)
+                   cancel=cancel, on_output=on_output)
 
 
 def start_failure(error: OSError, started: float) -> Execution:
@@ -124,7 +127,8 @@ def start_failure(error: OSError, started: float) -> Execution:
 def run_job(box: Sandbox, code_dir: Path, payload: bytes, limits: Limits, timeout_s: float,
             memory_mb: int, started: float, *, task_id: str = "", function_id: str = "",
             on_progress: Callable[[int], None] | None = None,
-            cancel: threading.Event | None = None) -> Execution:
+            cancel: threading.Event | None = None,
+            on_output: OutputSink | None = None) -> Execution:
     """Give a started sandbox its job (the code, as its user may read it, and the event) and
     supervise it to its end; the sandbox is closed whatever happens."""
     try:
@@ -141,7 +145,7 @@ def run_job(box: Sandbox, code_dir: Path, payload: bytes, limits: Limits, timeou
         box.close()
         raise
     return run_child(box, data, limits, timeout_s, started + timeout_s, started,
-                     on_progress, cancel=cancel)
+                     on_progress, cancel=cancel, on_output=on_output)
 
 
 def check_run(event: dict, limits: Limits) -> tuple[bytes, float, int]:
@@ -349,11 +353,13 @@ def run_child(
     on_progress: Callable[[int], None] | None,
     *,
     cancel: threading.Event | None = None,
+    on_output: OutputSink | None = None,
 ) -> Execution:
     """Supervise a sandbox that has its job to its end; whatever happens, no process or temp
     dir is left."""
     try:
-        return _supervise(box, data, limits, timeout_s, deadline, started, on_progress, cancel)
+        return _supervise(box, data, limits, timeout_s, deadline, started, on_progress, cancel,
+                          on_output)
     finally:
         box.close()
 
@@ -367,6 +373,7 @@ def _supervise(
     started: float,
     on_progress: Callable[[int], None] | None,
     cancel: threading.Event | None = None,
+    on_output: OutputSink | None = None,
 ) -> Execution:
     """Feed, drain, wait (bounded), stop the sandbox, and build the Execution.
 
@@ -374,8 +381,10 @@ def _supervise(
     ends them all once the run is over, even if something outside it still holds a pipe."""
     process, read_fd = box.process, box.read_fd
     stop_read, stop_write = os.pipe()
-    out = _Capture(box.take(process.stdout), limits.max_output_bytes, stop_read)
-    err = _Capture(box.take(process.stderr), limits.max_output_bytes, stop_read)
+    out = _Capture(box.take(process.stdout), limits.max_output_bytes, stop_read,
+                   _sink(on_output, "stdout"))
+    err = _Capture(box.take(process.stderr), limits.max_output_bytes, stop_read,
+                   _sink(on_output, "stderr"))
     results = _ResultReader(read_fd, limits.max_result_bytes, on_progress, stop_read)
     threads = [
         threading.Thread(target=_feed, args=(box.take(process.stdin), payload, stop_read),
@@ -589,16 +598,26 @@ def _feed(fd: int, payload: bytes, stop: int) -> None:
             os.close(fd)
 
 
+# (stream name "stdout" or "stderr", bytes as they came) → None; called on the pipe's thread
+OutputSink = Callable[[str, bytes], None]
+
+
+def _sink(on_output: OutputSink | None, stream: str) -> Callable[[bytes], None] | None:
+    return None if on_output is None else functools.partial(on_output, stream)
+
+
 class _Capture:
     """Drain one output pipe, keeping the first `limit` bytes and counting the rest; this
     thread owns the descriptor and is the only one to close it."""
 
-    def __init__(self, fd: int, limit: int, stop: int):
+    def __init__(self, fd: int, limit: int, stop: int,
+                 on_chunk: Callable[[bytes], None] | None = None):
         self._fd = fd
         self._stop = stop
         self._limit = max(0, int(limit))
         self._kept = bytearray()
         self._lock = threading.Lock()
+        self._on_chunk = on_chunk
         self.dropped = 0
 
     def run(self) -> None:
@@ -606,9 +625,11 @@ class _Capture:
             for chunk in _chunks(self._fd, self._stop):
                 with self._lock:
                     room = self._limit - len(self._kept)
-                    if room > 0:
-                        self._kept += chunk[:room]
-                    self.dropped += max(0, len(chunk) - max(room, 0))
+                    kept = chunk[:room] if room > 0 else b""
+                    self._kept += kept
+                    self.dropped += len(chunk) - len(kept)
+                if kept and self._on_chunk is not None:
+                    self._on_chunk(kept)
         except OSError:
             pass
         finally:

@@ -48,6 +48,7 @@ CONTAINER = "container"  # the lang of a job's task records
 EXECUTIONS_SHOWN = 20  # job details show the newest 20, as upstream
 DETAILS_OUTPUT_MAX = 64 * 1024  # of each output, job and execution details show this much
 OUTPUT_MAX = 4 * 1024 * 1024  # the output routes: what a Lambda answer carries, as text
+STOP_READ_MAX = 100  # a job stop looks at this many newest executions for unfinished ones
 WRITE_TRIES = 4  # an enqueue racing others on one group or job reads again, this often
 ONE_SHOT_MIN_S = 10  # a startAt in the past (or a startIn under this) runs this much later
 
@@ -347,15 +348,18 @@ class JobService:
         return self._runs
 
     def stop_job(self, caller: Caller, task_id: str, job_id: str) -> JobRecord:
-        """The job's last execution stopped: a running one is told to stop and ends failed
-        with fastlane's text, a waiting one (queued, or backing off before a retry) ends at
-        once; no retry follows either way."""
+        """Every unfinished execution of the job stopped (a cron job's runs can overlap): a
+        running one is told to stop and ends failed with fastlane's text, a waiting one
+        (queued, or backing off before a retry) ends at once; no retry follows either way.
+        The schedule goes first, so no new run starts behind the stops."""
         job = self.job(caller, task_id, job_id)
         if job.schedule_id:
             self._unschedule(job)
-        last = self.jobs.executions(caller.user, task_id, job_id, limit=1)
-        if last:
-            self._stop(last[0])
+        pointers = self.jobs.executions(caller.user, task_id, job_id, limit=STOP_READ_MAX)
+        guids = sorted({p.task_guid for p in pointers})
+        for task in self.tasks.get_many(guids) if guids else []:
+            if task.state in (State.PENDING, State.RUNNING):
+                self.runs().stop(task, "user")
         return job
 
     def stop_execution(self, caller: Caller, task_id: str, job_id: str,
@@ -379,24 +383,33 @@ class JobService:
     def retry_job(self, caller: Caller, task_id: str, job_id: str) -> JobRecord:
         """A new run of the job from its last execution's image and command, with the job's
         retries; a running last execution is stopped first. Refused for a job that never ran
-        and for a scheduled one (its schedule runs it)."""
-        job = self.job(caller, task_id, job_id)
-        if job.schedule_id:
-            raise InvalidRequest("Can't retry a scheduled job.")
-        last = self.jobs.executions(caller.user, task_id, job_id, limit=1)
-        previous = self.tasks.get(last[0].task_guid, consistent=True) if last else None
-        if previous is None:
-            raise InvalidRequest("No execution yet to retry.")
-        self._stop(last[0])
-        now = now_ns()
-        run_id = ids.new_uuid7(now)
-        task = self._run(job, previous.envs or {}, run_id, now, image=previous.image,
-                         command=previous.command)
-        if not self.jobs.add_execution(self._pointer(job, run_id, run_id, 1, now),
-                                       TaskStore.item_for(task)):
-            raise NotFound("Job not found in task.")  # removed meanwhile
-        self.queue.send_after_write(run_id)
-        return job
+        and for a scheduled one (its schedule runs it). The new run is listed only if the
+        job's last execution is still the one retried, so two racing retries make one run."""
+        for _ in range(WRITE_TRIES):
+            started = now_ns()
+            job = self.job(caller, task_id, job_id)
+            if job.schedule_id:
+                raise InvalidRequest("Can't retry a scheduled job.")
+            last = self.jobs.executions(caller.user, task_id, job_id, limit=1)
+            previous = self.tasks.get(last[0].task_guid, consistent=True) if last else None
+            if previous is None:
+                raise InvalidRequest("No execution yet to retry.")
+            self._stop(last[0])
+            now = now_ns()
+            run_id = ids.new_uuid7(now)
+            task = self._run(job, previous.envs or {}, run_id, now, image=previous.image,
+                             command=previous.command)
+            if self.jobs.add_execution(self._pointer(job, run_id, run_id, 1, now),
+                                       TaskStore.item_for(task),
+                                       after=last[0].execution_id):
+                self.queue.send_after_write(run_id)
+                return job
+            newest = self.jobs.executions(caller.user, task_id, job_id, limit=1)
+            if newest and newest[0].attempt == 1 and newest[0].created_at >= started:
+                return job  # a new run came meanwhile (another retry): that one is this one
+            # else the job was removed (the next read says so) or its run moved to its
+            # next attempt: retry that one
+        raise Conflict("the job changed while it was retried; try again")
 
     # --- reads ---------------------------------------------------------------------------
 

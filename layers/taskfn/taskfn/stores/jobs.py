@@ -172,12 +172,13 @@ class JobsStore:
                     raise Refused(what) from error
             raise
 
-    def add_execution(self, pointer: ExecutionPointer,
-                      task_item: dict[str, Any] | None) -> bool:
+    def add_execution(self, pointer: ExecutionPointer, task_item: dict[str, Any] | None,
+                      *, after: str | None = None) -> bool:
         """A new execution of an existing job: its pointer and the job's count, with the
         task record of a new run (the retry route) or without (the next attempt of a run),
-        in one transaction; False when the job is gone or the execution already listed."""
-        items = [self._execution_counted(pointer), self._pointer_put(pointer)]
+        in one transaction; False when the job is gone, the execution already listed, or
+        (with `after`) the job's last execution is no longer `after`."""
+        items = [self._execution_counted(pointer, after), self._pointer_put(pointer)]
         if task_item is not None:
             items.append({"Put": {"TableName": self.table.name, "Item": to_item(task_item),
                                   "ConditionExpression": "attribute_not_exists(PK)"}})
@@ -248,16 +249,20 @@ class JobsStore:
                            "ExpressionAttributeNames": names,
                            "ExpressionAttributeValues": to_item(bound)}}
 
-    def _execution_counted(self, pointer: ExecutionPointer) -> dict[str, Any]:
+    def _execution_counted(self, pointer: ExecutionPointer,
+                           after: str | None) -> dict[str, Any]:
+        condition, values = "attribute_exists(PK)", {":one": 1, ":last": pointer.execution_id}
+        if after is not None:
+            condition += " AND #l = :after"
+            values[":after"] = after
         return {"Update": {"TableName": self.table.name,
                            "Key": to_item({"PK": jobs_partition(pointer.owner, pointer.task_id),
                                            "SK": JOB + pointer.job_id}),
                            "UpdateExpression": "SET #l = :last ADD #x :one",
-                           "ConditionExpression": "attribute_exists(PK)",
+                           "ConditionExpression": condition,
                            "ExpressionAttributeNames": {"#x": "execution_count",
                                                         "#l": "last_execution_id"},
-                           "ExpressionAttributeValues": to_item({
-                               ":one": 1, ":last": pointer.execution_id})}}
+                           "ExpressionAttributeValues": to_item(values)}}
 
     def _pointer_put(self, pointer: ExecutionPointer) -> dict[str, Any]:
         return {"Put": {"TableName": self.table.name, "Item": to_item({
