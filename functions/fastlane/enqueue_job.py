@@ -19,7 +19,8 @@ def enqueue_job(task_id: str):
     caller = fastlane.caller(app)
     payload = fastlane.parse_enqueue(api.raw_body(app))
     enqueued = jobs.enqueue(caller, fastlane.plain_group_id(task_id), payload,
-                            request_ip=fastlane.request_ip(app))
+                            request_ip=fastlane.request_ip(app),
+                            links_base=fastlane.links(app).base)
     return api.json_response(200, fastlane.enqueue_answer(enqueued, fastlane.links(app)))
 
 

@@ -20,7 +20,8 @@ def upsert_job(task_id: str, job_id: str):
     job_id = fastlane.job_uuid(job_id)
     payload = fastlane.parse_enqueue(api.raw_body(app))
     enqueued = jobs.enqueue(caller, fastlane.plain_group_id(task_id), payload,
-                            request_ip=fastlane.request_ip(app), job_id=job_id)
+                            request_ip=fastlane.request_ip(app), job_id=job_id,
+                            links_base=fastlane.links(app).base)
     return api.json_response(200, fastlane.enqueue_answer(enqueued, fastlane.links(app)))
 
 

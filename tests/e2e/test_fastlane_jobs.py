@@ -330,3 +330,56 @@ def test_a_put_replaces_a_job_s_schedule(carol: Fastlane):
     again = carol("PUT", f"/tasks/replaced/jobs/{job_id}", {"image": "a", "command": "true"})
     assert again.json()["executionId"]  # runs now: no schedule any more
     assert job_id not in [j["id"] for j in carol("GET", "/status").json()["jobs"]["scheduled"]]
+
+
+def test_webhooks_are_posted_when_a_run_ends_and_retried_while_they_fail(carol: Fastlane):
+    """A job's webhooks over the local stack: the failed run's `fails` and `finishes` hooks
+    reach a real server, upstream's body and the user's headers; a hook answered 500 is
+    posted again after 5 s (its retries: 1); the answers are in the execution's metadata."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    posts: list[tuple[str, float, dict, dict]] = []
+    answers = {"/end": [500, 200]}
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            posts.append((self.path, time.monotonic(), dict(self.headers), body))
+            waiting = answers.get(self.path) or [200]
+            self.send_response(waiting.pop(0) if len(waiting) > 1 else waiting[0])
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        answer = carol("POST", "/tasks/hooked", {
+            "image": "alpine", "command": "sh -c 'echo oops; exit 3'",
+            "metadata": {"ticket": "T-1"},
+            "webhooks": {"succeeds": [{"url": f"{url}/ok"}],
+                         "fails": [{"url": f"{url}/bad", "headers": {"X-Team": "blue"}}],
+                         "finishes": [{"url": f"{url}/end", "retries": 1}]}}).json()
+        deadline = time.monotonic() + 60
+        while len(posts) < 3:
+            assert time.monotonic() < deadline, posts
+            time.sleep(0.2)
+    finally:
+        server.shutdown()
+    paths = [path for path, _, _, _ in posts]
+    assert sorted(paths) == ["/bad", "/end", "/end"]
+    ends = [at for path, at, _, _ in posts if path == "/end"]
+    assert ends[1] - ends[0] >= 4.5  # 2^0 × 5 s, as SQS delays it (whole seconds)
+    (bad,) = [(headers, body) for path, _, headers, body in posts if path == "/bad"]
+    assert bad[0]["X-Team"] == "blue"
+    body = bad[1]
+    assert (body["executionId"], body["job_id"]) == (answer["executionId"], answer["jobId"])
+    assert (body["status"], body["exitCode"], body["log"]) == ("failed", 3, "oops")
+    assert body["metadata"] == {"custom": {"ticket": "T-1"}}
+    execution = carol("GET", answer["executionUrl"].replace(carol.anonymous.url, "")).json()
+    dispatch = execution["execution"]["metadata"]["webhookDispatch"]
+    assert sorted(d["statusCode"] for d in dispatch) == [200, 200, 500]

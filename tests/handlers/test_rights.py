@@ -1321,6 +1321,53 @@ def _container_event_retried(run: Run) -> None:
     assert run(event) == {"outcome": "retrying"}
 
 
+def seed_hooked_job() -> None:
+    """alice's sample job with a webhook and an e-mail on every ending, running."""
+    seed_running_job()
+    from taskfn.adapters.fastlane import parse_enqueue
+    from taskfn.services.jobs import JobService
+
+    hooks = {"finishes": ["http://127.0.0.1:9/hook"], "fails": ["ops@example.com"]}
+    JobService.from_env().enqueue(ALICE, JOB_GROUP, parse_enqueue(json.dumps({
+        "image": "ubuntu", "command": "echo hi",
+        "webhooks": {"finishes": [{"url": hooks["finishes"][0]}]},
+        "notify": {"fails": hooks["fails"]}}).encode()),
+        request_ip="203.0.113.10", job_id=JOB_ID,
+        execution_id="019acd5e-0000-7000-8000-0000000000aa")
+
+
+@scenario("JobReactionsFunction")
+def _job_reactions(run: Run) -> None:
+    # A running job's task cancelled elsewhere: its job's hooks queued (webhook, e-mail),
+    # its container stopped.
+    seed_hooked_job()
+    quiet_ecs(run.module().hooks.runtime)
+    assert run() == {"hooks": 2, "stopped": 1}
+
+
+@scenario("JobHooksFunction")
+def _job_hooks(run: Run) -> None:
+    # A webhook to nothing: the execution read (job, pointer, task), the failure recorded
+    # on the pointer, the hook queued again. An e-mail without NotifyFrom (the template's
+    # default): dropped, SES never called (its right is conditioned on that address).
+    from taskfn.stores.blobs import attempt_key
+
+    seed_hooked_job()
+    key = attempt_key(EXECUTION_ID, EXECUTION_ID, "stdout.txt")  # a large output: in S3
+    wiring.blobs().put(key, b"x" * 40_000, "text/plain")
+    wiring.tasks().apply(EXECUTION_ID, lifecycle.complete(
+        f"container:{EXECUTION_ID}", now_ns(), failed=True, failure_reason="exit code 3",
+        extra={"exit_code": 3, "outcome": "failed", "stdout_key": key}))
+    module = run.module()
+    run.monkeypatch.setattr(module.hooks.settings, "allow_private_callbacks", True)
+    assert run()["batchItemFailures"] == []
+    event = load_event(run.function_id)
+    event["Records"][0]["body"] = json.dumps({**json.loads(event["Records"][0]["body"]),
+                                              "kind": "notify", "event": "fails",
+                                              "email": "ops@example.com"})
+    assert run(event)["batchItemFailures"] == []
+
+
 @scenario("StopJobExecutionFunction")
 def _stop_execution(run: Run) -> None:
     # A running execution: the stop marked on its task, its container stopped.

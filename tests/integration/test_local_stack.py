@@ -121,6 +121,9 @@ def test_provision_creates_the_template_resources(aws):
         "JOB_ASSIGN_PUBLIC_IP": "false",
         "JOB_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/itest-jobexecutionrole",
         "CONTAINER_WATCH_QUEUE_URL": provisioned.refs["ContainerWatchQueue"],
+        "JOB_WEBHOOK_QUEUE_URL": provisioned.refs["JobWebhookQueue"],
+        "JOB_NOTIFY_QUEUE_URL": provisioned.refs["JobNotifyQueue"],
+        "NOTIFY_FROM": "",  # the template's NotifyFrom: e-mails dropped
     }
     boto3.client("logs").describe_log_groups(logGroupNamePrefix="itest-joblog")
     boto3.client("scheduler").get_schedule_group(Name="taskfn-local-schedules")

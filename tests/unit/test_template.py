@@ -131,6 +131,9 @@ SENDS = {
     "RetryJobFunction": {"TaskQueue"},  # a new run of the job
     "ContainerEventsFunction": {"TaskQueue"},  # a non-zero exit's retry
     "ContainerWatchFunction": {"ContainerWatchQueue"},  # a watch not yet due, again
+    # Webhooks and e-mails: the stream queues them; a failed one is queued again.
+    "JobReactionsFunction": {"JobWebhookQueue", "JobNotifyQueue", "StreamDeadLetterQueue"},
+    "JobHooksFunction": {"JobWebhookQueue", "JobNotifyQueue"},
 }
 
 

@@ -124,6 +124,11 @@ class Settings(BaseModel):
     job_assign_public_ip: bool = False
     job_execution_role_arn: str = ""
     container_watch_queue_url: str = ""
+    # …their webhooks and e-mails (services/hooks.py): the queues they are delivered from,
+    # and the SES identity the e-mails are sent from (none: they are logged and dropped).
+    job_webhook_queue_url: str = ""
+    job_notify_queue_url: str = ""
+    notify_from: str = ""
 
     @model_validator(mode="after")
     def _timeout_exceeds_heartbeat(self) -> Settings:

@@ -39,6 +39,9 @@ _MASKED = re.compile(r"password|key|secret|client_id", re.IGNORECASE)
 _START_IN = re.compile(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
 _DIGITS = re.compile(r"[0-9]{1,12}")  # ASCII only: str.isdigit() takes "²", int() does not
 _WORD = re.compile(r"[0-9a-z]+")
+HOOK_HEADERS_MAX = 20
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")  # RFC 9110's token
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]{0,8192}")  # what HTTP/1.1 carries (latin-1)
 
 
 class PlainBadRequest(InvalidRequest):
@@ -256,9 +259,11 @@ def _webhook(item: Any, where: str) -> Webhook:
     except InvalidRequest as error:
         raise _plain(f"{where}: {error.message}.") from None
     headers = item.get("headers") or {}
-    if not isinstance(headers, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
-        raise _plain(f"{where} headers must be an object of strings.")
+    if not isinstance(headers, dict) or len(headers) > HOOK_HEADERS_MAX or not all(
+            isinstance(k, str) and _HEADER_NAME.fullmatch(k) and isinstance(v, str)
+            and _HEADER_VALUE.fullmatch(v) for k, v in headers.items()):
+        raise _plain(f"{where} headers must be an object of at most {HOOK_HEADERS_MAX} "
+                     "HTTP header names to values (no control characters).")
     retries = _integer(item.get("retries", 0), f"{where} retries", 0, WEBHOOK_RETRIES_MAX)
     return Webhook(item["url"], dict(headers), retries)
 
@@ -514,7 +519,10 @@ def execution_view(execution: Execution, links: Links, *, url: bool = False
         "executionId": pointer.execution_id, "createdAt": iso(pointer.created_at),
         "requestIPAddress": execution.request_ip, "startedAt": iso(execution.started_at),
         "finishedAt": iso(execution.finished_at), "image": execution.image,
-        "command": execution.command, "metadata": {}, "status": status_word(execution),
+        "command": execution.command,
+        "metadata": {"webhookDispatch": list(pointer.webhook_dispatch)}
+        if pointer.webhook_dispatch else {},
+        "status": status_word(execution),
         "exitCode": execution.exit_code, "log": log, "error": error}
     if url:
         view["url"] = here
@@ -572,7 +580,8 @@ def status_view(status: Status, links: Links) -> dict[str, Any]:
         "hosts": [], "containers": {"running": []},
         "queues": {"jobs": {"length": status.queues.get("jobs", 0)},
                    "monitor": {"length": status.queues.get("monitor", 0)},
-                   "webhooks": {"length": 0}, "notify": {"length": 0},
+                   "webhooks": {"length": status.queues.get("webhooks", 0)},
+                   "notify": {"length": status.queues.get("notify", 0)},
                    "scheduled": {"length": len(scheduled),
                                  "nextTimeStamp": soonest.timestamp() if soonest else None,
                                  "nextHumanReadableDate": soonest.replace(

@@ -167,7 +167,8 @@ class JobService:
     # --- enqueue ---------------------------------------------------------------------------
 
     def enqueue(self, caller: Caller, task_id: str, payload: JobPayload, *, request_ip: str,
-                job_id: str | None = None, execution_id: str | None = None) -> Enqueued:
+                job_id: str | None = None, execution_id: str | None = None,
+                links_base: str = "") -> Enqueued:
         """POST /tasks/<t> (a new job) or PUT /tasks/<t>/jobs/<j> (that job, created or
         updated): the group, the job and, unless the job is scheduled, its first execution
         in one transaction, then the execution's task to the queue. A race with another
@@ -188,7 +189,7 @@ class JobService:
             schedule = self._schedule_of(caller, task_id, job_id, payload, now)
             run_id = None if schedule else (execution_id or ids.new_uuid7(now))
             job = self._job(caller, task_id, job_id, payload, request_ip, now, existing,
-                            run_id, schedule.id if schedule else "")
+                            run_id, schedule.id if schedule else "", links_base)
             task = self._run(job, payload.envs, run_id, now) if run_id else None
             try:
                 self.jobs.write(JobWrite(
@@ -271,7 +272,7 @@ class JobService:
 
     def _job(self, caller: Caller, task_id: str, job_id: str, payload: JobPayload,
              request_ip: str, now: int, existing: JobRecord | None,
-             execution_id: str | None, schedule_id: str) -> JobRecord:
+             execution_id: str | None, schedule_id: str, links_base: str) -> JobRecord:
         return JobRecord(
             job_id=job_id, task_id=task_id, owner=caller.user,
             created_at=existing.created_at if existing else now, last_modified_at=now,
@@ -285,6 +286,7 @@ class JobService:
             retries=payload.retries, timeout=payload.timeout,
             expiration=payload.expiration or 0, cron=payload.cron or "",
             schedule_id=schedule_id, request_ip=request_ip,
+            links_base=links_base or (existing.links_base if existing else ""),
             execution_count=(existing.execution_count if existing else 0) + bool(execution_id),
             last_execution_id=execution_id or (existing.last_execution_id if existing else ""))
 
@@ -328,7 +330,9 @@ class JobService:
         return Status(counts=self.jobs.counts(caller.user), scheduled=scheduled,
                       queues={name: self._length(url) for name, url in (
                           ("jobs", self.settings.task_queue_url),
-                          ("monitor", self.settings.container_watch_queue_url))},
+                          ("monitor", self.settings.container_watch_queue_url),
+                          ("webhooks", self.settings.job_webhook_queue_url),
+                          ("notify", self.settings.job_notify_queue_url))},
                       executor=self.runs().runtime.name if self.runs().runtime else "none")
 
     def _length(self, url: str) -> int:
@@ -456,6 +460,15 @@ class JobService:
         if not found:
             raise InvalidRequest("No executions found in job with specified arguments.")
         return found[0]
+
+    def execution_for_hooks(self, owner: str, task_id: str, job_id: str, execution_id: str
+                            ) -> tuple[JobRecord, ExecutionPointer, Execution] | None:
+        """What a job's webhook or e-mail tells of one of its executions (its job, its
+        pointer, the execution with outputs as the details show them); None once gone."""
+        job = self.jobs.job(owner, task_id, job_id)
+        pointer = self.jobs.execution(owner, task_id, job_id, execution_id) if job else None
+        found = self._executions([pointer], DETAILS_OUTPUT_MAX) if pointer else []
+        return (job, pointer, found[0]) if job and pointer and found else None
 
     def _executions(self, pointers: list[ExecutionPointer], limit: int) -> list[Execution]:
         guids = sorted({p.task_guid for p in pointers})

@@ -18,6 +18,7 @@ group, and it tries again into the group that now exists.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,12 +65,15 @@ class JobRecord(Record):
     request_ip: str = ""
     execution_count: int = 0
     last_execution_id: str = ""
+    # The API's base URL as the enqueue's request named it: the links in the job's webhooks
+    # and e-mails, which are sent by no request.
+    links_base: str = ""
 
 
 # A job's definition: what an upsert replaces (the rest is the job's history).
 DEFINITION = ("image", "command", "envs_json", "metadata_json", "webhooks_json",
               "notify_json", "dns_json", "retries", "timeout", "expiration", "cron",
-              "schedule_id", "request_ip")
+              "schedule_id", "request_ip", "links_base")
 
 
 class ExecutionPointer(Record):
@@ -82,6 +86,14 @@ class ExecutionPointer(Record):
     task_id: str
     job_id: str
     created_at: int
+    # The execution's last webhook answers (fastlane's metadata.webhookDispatch), as JSON
+    # text: they hold what a user's server answered, which a DynamoDB map may not take.
+    webhook_dispatch_json: str = "[]"
+    dispatch_count: int = 0
+
+    @property
+    def webhook_dispatch(self) -> list[dict[str, Any]]:
+        return json.loads(self.webhook_dispatch_json)
 
 
 GROUP_ID_MAX = 200
@@ -189,6 +201,38 @@ class JobsStore:
                 return False
             raise
         return True
+
+    def record_dispatch(self, pointer: ExecutionPointer, record: dict[str, Any], *,
+                        keep: int, tries: int = 3) -> bool:
+        """A webhook answer added to the execution's last `keep`, conditional on the count
+        read (two hooks of one execution answering at once both land); False when the
+        execution is gone or the count kept moving."""
+        key = {"PK": executions_partition(pointer.owner, pointer.task_id, pointer.job_id),
+               "SK": EXECUTION + pointer.execution_id}
+        for _ in range(tries):
+            item = self.table.get(key["PK"], key["SK"], consistent=True)
+            if item is None:
+                return False
+            current = ExecutionPointer.model_validate(item)
+            kept = [*current.webhook_dispatch, record][-keep:]
+            try:
+                self.table.client.update_item(
+                    TableName=self.table.name, Key=to_item(key),
+                    UpdateExpression="SET #d = :d, #n = :next",
+                    ConditionExpression="attribute_exists(PK) AND "
+                                        "(#n = :n OR attribute_not_exists(#n))",
+                    ExpressionAttributeNames={"#d": "webhook_dispatch_json",
+                                              "#n": "dispatch_count"},
+                    ExpressionAttributeValues=to_item({
+                        ":d": json.dumps(kept), ":n": current.dispatch_count,
+                        ":next": current.dispatch_count + 1}))
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != \
+                        "ConditionalCheckFailedException":
+                    raise
+                continue
+            return True
+        return False
 
     def unschedule(self, owner: str, task_id: str, job_id: str, schedule_id: str) -> bool:
         """The job no longer scheduled, if `schedule_id` is still its schedule."""

@@ -1,0 +1,372 @@
+"""fastlane's webhooks and notify (reference/fastlane.md; docs/design/jobs-api.md §5): when an
+execution ends, the hooks its job has for that ending are queued, then delivered from their
+queue, each with its own retries.
+
+What queues them is the table's stream (JobReactionsFunction), as for completion callbacks: an
+attempt of a job's task ending (the task entering Completed, or going back to Pending for its
+next attempt after a non-zero exit), whoever wrote it. No writer sends anything beside its
+write; a batch that cannot be queued comes again whole, so a hook is sent at least once.
+
+Which hooks an ending fires is upstream's rule: done → succeeds and finishes; failed → fails
+and finishes; timed out → finishes; expired, or stopped by the user → none.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from taskfn import aws, outbound, wiring
+from taskfn.adapters.fastlane import Links, execution_view
+from taskfn.lifecycle import State
+from taskfn.models import TaskRecord
+from taskfn.settings import Settings, get_settings
+from taskfn.stores.jobs import ExecutionPointer, JobRecord, JobsStore
+from taskfn.stores.table import from_item
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_UNIT_S = 5  # a failed webhook is sent again after 2^n × 5 s (upstream's defaults)
+WEBHOOK_DEADLINE_S = 5.0  # the whole POST's
+DISPATCHES_KEPT = 3  # of an execution's webhook answers, the last three are shown
+DISPATCH_BODY_KEPT = 1024
+HEADERS_KEPT, HEADER_KEPT = 20, 256  # of an answer's headers: so many, so long
+NOTIFY_TRIES = 3  # SES throttling: tried again with the same back-off, this often
+MAX_DELAY_S = 900  # SQS's longest delay: a longer back-off is waited in hops
+# Headers of the user's that the platform sets itself (or that would break the request).
+OWN_HEADERS = frozenset({"host", "content-length", "connection", "transfer-encoding"})
+
+FIRES = {"succeeded": ("succeeds", "finishes"), "timedout": ("finishes",),
+         "expired": (), "stopped": ()}
+FAILED_FIRES = ("fails", "finishes")
+
+
+@dataclass(frozen=True)
+class Ended:
+    """One attempt of a job's task that a stream batch shows ending."""
+
+    guid: str
+    owner: str
+    task_id: str
+    job_id: str
+    execution_id: str
+    outcome: str
+
+
+def fires(outcome: str) -> tuple[str, ...]:
+    """The hook lists an execution's ending fires; any other ending is a failure."""
+    return FIRES.get(outcome, FAILED_FIRES)
+
+
+def _task(image: Mapping[str, Any] | None) -> TaskRecord | None:
+    item = from_item(image or {})
+    if item.get("SK") != "TASK" or item.get("lang") != "container":
+        return None
+    return TaskRecord.model_validate(item)
+
+
+def ended_attempts(records: list[Mapping[str, Any]]) -> list[Ended]:
+    """The attempts a stream batch shows ending, in order, each once: a job's task entering
+    Completed (its current attempt ended), or its retry count growing (the attempt that
+    failed is the last entry of `attempts`)."""
+    found: list[Ended] = []
+    for record in records:
+        change = record.get("dynamodb") or {}
+        new, old = _task(change.get("NewImage")), _task(change.get("OldImage"))
+        if new is None or old is None:
+            continue
+        if new.state is State.COMPLETED and old.state is not State.COMPLETED:
+            execution_id, outcome = new.execution_id or new.task_guid, new.outcome or "failed"
+        elif new.retried > old.retried and new.attempts:
+            last = new.attempts[-1]
+            execution_id, outcome = str(last.get("execution_id", "")), "failed"
+        else:
+            continue
+        ended = Ended(new.task_guid, new.owner, new.job_task_id, new.job_id, execution_id,
+                      outcome)
+        if execution_id and ended not in found:
+            found.append(ended)
+    return found
+
+
+def orphaned_containers(records: list[Mapping[str, Any]]) -> list[str]:
+    """Containers of job tasks that someone ended while they ran (a Cell API cancel, a
+    deletion by retention): the task entered Completed, or was removed, with its container
+    never reported STOPPED. Their task ARNs."""
+    refs: list[str] = []
+    for record in records:
+        change = record.get("dynamodb") or {}
+        new, old = _task(change.get("NewImage")), _task(change.get("OldImage"))
+        gone = new is None and old is not None and old.state is State.RUNNING
+        ended = new is not None and new.state is State.COMPLETED and (
+            old is None or old.state is not State.COMPLETED)
+        task = new if new is not None else old
+        if task is not None and (gone or ended) and task.container_ref and \
+                task.container_status != "STOPPED" and task.container_ref not in refs:
+            refs.append(task.container_ref)
+    return refs
+
+
+def hook_messages(ended: Ended, job: JobRecord) -> list[dict[str, Any]]:
+    """The messages one ending queues: a webhook message per URL and a notify message per
+    address, of every list the ending fires."""
+    webhooks, notify = json.loads(job.webhooks_json), json.loads(job.notify_json)
+    about = {"guid": ended.guid, "owner": ended.owner, "taskId": ended.task_id,
+             "jobId": ended.job_id, "executionId": ended.execution_id}
+    messages: list[dict[str, Any]] = []
+    for event in fires(ended.outcome):
+        for hook in webhooks.get(event, []):
+            messages.append({**about, "kind": "webhook", "event": event, "url": hook["url"],
+                             "headers": hook.get("headers") or {},
+                             "retries": int(hook.get("retries") or 0), "retryCount": 0})
+        for address in notify.get(event, []):
+            messages.append({**about, "kind": "notify", "event": event, "email": address,
+                             "retryCount": 0})
+    return messages
+
+
+def backoff_s(retry_count: int) -> int:
+    """Upstream's back-off before retry n+1: 2^n × 5 s."""
+    return int(math.pow(2, retry_count) * BACKOFF_UNIT_S)
+
+
+def delays(total_s: int) -> Iterator[int]:
+    """A wait cut into SQS's longest delays."""
+    while total_s > 0:
+        hop = min(MAX_DELAY_S, total_s)
+        yield hop
+        total_s -= hop
+
+
+def webhook_payload(execution_dict: dict[str, Any], job: JobRecord) -> bytes:
+    """Upstream's body: the execution (with its log and error), its metadata without the
+    dispatch history and with the job's own metadata as `custom`, and the job id."""
+    data = json.loads(json.dumps(execution_dict))
+    metadata = dict(data.get("metadata") or {})
+    metadata.pop("webhookDispatch", None)
+    metadata["custom"] = json.loads(job.metadata_json)
+    data["metadata"] = metadata
+    data["job_id"] = job.job_id
+    return json.dumps(data).encode()
+
+
+def dispatch_record(url: str, status: int, body: str, headers: Mapping[str, str],
+                    error: str = "", now: Callable[[], float] = time.time) -> dict[str, Any]:
+    """What an execution keeps of one webhook answer (shown in its metadata)."""
+    kept_headers = {str(k)[:HEADER_KEPT]: str(v)[:HEADER_KEPT]
+                    for k, v in list(headers.items())[:HEADERS_KEPT]}
+    record = {"timestamp": datetime.fromtimestamp(now(), UTC).replace(tzinfo=None).isoformat(),
+              "url": url, "statusCode": status, "body": body[:DISPATCH_BODY_KEPT],
+              "headers": kept_headers}
+    if error:
+        record["error"] = error
+    return record
+
+
+def request_headers(user_headers: Mapping[str, Any]) -> dict[str, str]:
+    """The user's headers, without those the platform sets, and JSON's content type."""
+    headers = {str(k): str(v) for k, v in user_headers.items()
+               if str(k).lower() not in OWN_HEADERS}
+    if not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = "application/json"
+    return headers
+
+
+def subject(ended_event: str, task_id: str, job_id: str, exit_code: int | None) -> str:
+    """Upstream's subjects; an exit code it does not have is "none" (upstream's %d raises)."""
+    code = "none" if exit_code is None else str(exit_code)
+    if ended_event == "succeeds":
+        return f"[Fastlane] Job {task_id}/{job_id} succeeded!"
+    if ended_event == "fails":
+        return f"[Fastlane] Job {task_id}/{job_id} failed with exit code {code}!"
+    return f"[Fastlane] Job {task_id}/{job_id} finished with exit code {code}!"
+
+
+def email_bodies(execution_dict: dict[str, Any], links: Links, task_id: str,
+                 job_id: str) -> tuple[str, str]:
+    """(text, HTML) of a notification: the execution as JSON and the task and job links;
+    everything in the HTML escaped (the output is the job's, and the job is anyone's)."""
+    from html import escape
+
+    data = json.dumps(execution_dict, indent=4, sort_keys=True)
+    text = f"\nAutomatic message. Please do not reply to this!\n\nJob Details:\n{data}\n"
+    html = (f"<html><body>\n<h2>Job Details:</h2>\n<div><pre><code>{escape(data)}</code></pre>"
+            f"</div>\n<div>---</div>\n<p><a href=\"{escape(links.task(task_id))}\">"
+            f"[View Task Details]</a> | <a href=\"{escape(links.job(task_id, job_id))}\">"
+            "[View Job Details]</a></p>\n<div>---</div>\n"
+            "<p>Automatic message. Please do not reply to this!</p>\n</body></html>\n")
+    return text, html
+
+
+# (url, body, address, deadline in s, headers) → the answer; OSError when none came.
+Poster = Callable[..., outbound.Response]
+THROTTLED = frozenset({"TooManyRequestsException", "Throttling", "ThrottlingException",
+                       "LimitExceededException"})
+
+
+class JobHooks:
+    """Both halves: queueing what endings fire (the stream's reaction) and delivering it
+    (the hooks queues' handler)."""
+
+    def __init__(self, jobs: JobsStore, executions: Any, sqs: Any, ses: Any,
+                 settings: Settings, *, runtime: Any = None, post: Poster = outbound.post,
+                 resolver: outbound.Resolver = outbound.resolve,
+                 now: Callable[[], float] = time.time):
+        self.jobs = jobs
+        self.executions = executions  # JobService: an execution as fastlane shows it
+        self.sqs = sqs
+        self.ses = ses
+        self.settings = settings
+        self.runtime = runtime
+        self.post = post
+        self.resolver = resolver
+        self.now = now
+
+    @classmethod
+    def from_env(cls) -> JobHooks:
+        from taskfn.services.containers import runtime_of
+        from taskfn.services.jobs import JobService
+
+        settings = get_settings()
+        return cls(JobsStore(wiring.table()), JobService.from_env(), aws.LazyClient("sqs"),
+                   aws.LazyClient("sesv2"), settings, runtime=runtime_of(settings))
+
+    # --- the stream's reaction -----------------------------------------------------------
+
+    def react(self, records: list[Mapping[str, Any]]) -> dict[str, int]:
+        """Queue the hooks of the endings a stream batch shows, and stop the containers of
+        job tasks that others ended. Raises when SQS refuses a message, so the batch comes
+        again (a hook queued twice is posted twice: at least once, as upstream)."""
+        messages: list[dict[str, Any]] = []
+        for ended in ended_attempts(records):
+            job = self.jobs.job(ended.owner, ended.task_id, ended.job_id)
+            if job is not None:
+                messages += hook_messages(ended, job)
+        for message in messages:
+            self._send(message, 0)
+        stopped = 0
+        for ref in orphaned_containers(records):
+            if self.runtime is not None:
+                self.runtime.stop(ref, "taskfn: the task ended while its container ran")
+                stopped += 1
+        return {"hooks": len(messages), "stopped": stopped}
+
+    def _send(self, message: dict[str, Any], delay_s: int) -> None:
+        url = self.settings.job_webhook_queue_url if message["kind"] == "webhook" else \
+            self.settings.job_notify_queue_url
+        if not url:
+            logger.warning("no %s queue: a %s hook of execution %s dropped", message["kind"],
+                           message["event"], message["executionId"])
+            return
+        hop = next(delays(delay_s), 0)
+        self.sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message),
+                              **({"DelaySeconds": hop} if hop else {}))
+
+    def _later(self, message: dict[str, Any], wait_s: int) -> None:
+        """The message again after `wait_s` (past SQS's longest delay: in hops, each hop
+        resent until it is due)."""
+        self._send({**message, "due": self.now() + wait_s}, wait_s)
+
+    # --- delivery ------------------------------------------------------------------------
+
+    def deliver(self, body: str) -> str:
+        """One message of a hooks queue; what happened, for the log. Raises only for a
+        failure of the platform's own (SQS then delivers it again)."""
+        try:
+            message = json.loads(body)
+            kind = message["kind"]
+            str(message["owner"]), str(message["executionId"])
+        except (ValueError, TypeError, KeyError):
+            logger.warning("hooks: a message that is not one: %r", body[:80])
+            return "ignored"  # only the platform writes here: never retried
+        left = float(message.get("due") or 0) - self.now()
+        if left > 1:
+            self._send(message, math.ceil(left))
+            return "waiting"
+        found = self.executions.execution_for_hooks(
+            str(message["owner"]), str(message["taskId"]), str(message["jobId"]),
+            str(message["executionId"]))
+        if found is None:
+            return "gone"  # the job or its execution was removed meanwhile
+        if kind == "webhook":
+            return self._webhook(message, *found)
+        if kind == "notify":
+            return self._notify(message, *found)
+        return "ignored"
+
+    def _webhook(self, message: dict[str, Any], job: JobRecord, pointer: ExecutionPointer,
+                 execution: Any) -> str:
+        url, links = str(message["url"]), Links(job.links_base)
+        payload = webhook_payload(execution_view(execution, links), job)
+        try:
+            address = outbound.check_url(url, allow_private=self.settings.allow_private_callbacks,
+                                         resolver=self.resolver)
+        except outbound.RefusedURL as refused:
+            self._record(pointer, dispatch_record(url, 0, "", {}, f"refused: {refused}",
+                                                  self.now))
+            return "refused"  # never allowed: not retried
+        try:
+            answer = self.post(url, payload, address=address, deadline_s=WEBHOOK_DEADLINE_S,
+                               headers=request_headers(message.get("headers") or {}),
+                               max_body_bytes=DISPATCH_BODY_KEPT)
+        except OSError as error:
+            ok, record = False, dispatch_record(url, 500, "", {},
+                                                f"{type(error).__name__}: {error}", self.now)
+        else:
+            ok = answer.status < 400
+            record = dispatch_record(
+                url, answer.status, answer.body.decode("utf-8", errors="replace"),
+                dict(answer.headers), "" if ok else f"the answer was {answer.status}",
+                self.now)
+        self._record(pointer, record)
+        if ok:
+            return "delivered"
+        retry_count = int(message.get("retryCount") or 0)
+        if retry_count < int(message.get("retries") or 0):
+            self._later({**message, "retryCount": retry_count + 1}, backoff_s(retry_count))
+            return "retrying"
+        return "gave_up"
+
+    def _record(self, pointer: ExecutionPointer, record: dict[str, Any]) -> None:
+        try:
+            self.jobs.record_dispatch(pointer, record, keep=DISPATCHES_KEPT)
+        except Exception:  # the answer is history only: the delivery stands
+            logger.exception("execution %s: a webhook answer not recorded",
+                             pointer.execution_id)
+
+    def _notify(self, message: dict[str, Any], job: JobRecord, pointer: ExecutionPointer,
+                execution: Any) -> str:
+        sender = self.settings.notify_from
+        if not sender:
+            logger.warning("notify of execution %s to %s dropped: no NotifyFrom address",
+                           pointer.execution_id, message.get("email"))
+            return "dropped"  # upstream without SMTP settings does the same
+        links = Links(job.links_base)
+        text, html = email_bodies(execution_view(execution, links), links, job.task_id,
+                                  job.job_id)
+        title = subject(str(message["event"]), job.task_id, job.job_id, execution.exit_code)
+        try:
+            self.ses.send_email(
+                FromEmailAddress=sender, Destination={"ToAddresses": [str(message["email"])]},
+                Content={"Simple": {"Subject": {"Data": title, "Charset": "UTF-8"},
+                                    "Body": {"Text": {"Data": text, "Charset": "UTF-8"},
+                                             "Html": {"Data": html, "Charset": "UTF-8"}}}})
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            retry_count = int(message.get("retryCount") or 0)
+            if code in THROTTLED and retry_count + 1 < NOTIFY_TRIES:
+                self._later({**message, "retryCount": retry_count + 1},
+                            backoff_s(retry_count))
+                return "retrying"
+            logger.warning("notify of execution %s to %s refused: %s", pointer.execution_id,
+                           message.get("email"), code)
+            return "refused"
+        return "sent"
