@@ -118,8 +118,32 @@ MINIMUMS: dict[str, tuple[int, str]] = {
         5, "1 Query of the function's triggers + the chain budget's conditional ADD (fan-out "
            "bounded) + the child's conditional write + 1 counter ADD + 1 send (the result is "
            "in the stream record when inline)"),
+    # --- fastlane jobs ---
+    "fastlane enqueue (POST /tasks/<t>, a new group)": (
+        2, "1 transaction (the group with its words and count, the job, the execution's "
+           "pointer, its task record) + 1 send"),
+    "fastlane enqueue into an existing group": (
+        2, "1 transaction (the group touched, the job, the pointer, the task) + 1 send"),
+    "fastlane execution (executor launch, RUNNING and STOPPED events)": (
+        7, "start + launched (conditional writes) + the timeout watch's send; RUNNING: 1 "
+           "conditional write; STOPPED: 2 GetLogEvents (a stream's end is known only from "
+           "the page that gives its token back) + 1 conditional write. RunTask is ECS's, not "
+           "counted (a fake back-end here)"),
 }
 WHY_ABOVE = {
+    "fastlane enqueue (POST /tasks/<t>, a new group)": (
+        "one GetItem of the group first: whether the transaction creates it (with its search "
+        "words and the owner's count) or touches it. A transaction cannot branch on an item's "
+        "existence, and writing the words every time would cost up to 32 writes."
+    ),
+    "fastlane enqueue into an existing group": (
+        "the same GetItem of the group."
+    ),
+    "fastlane execution (executor launch, RUNNING and STOPPED events)": (
+        "each event reads the task first (consistent): an event is matched to the current "
+        "launch (its execution id, cell and task ARN) and a STOPPED one decides the ending "
+        "from what was asked of the run (a stop, the timeout) before it writes."
+    ),
     "create task with an Idempotency-Key": (
         "one GetItem of the function, as for any create (see above)."
     ),
@@ -255,6 +279,8 @@ def measure(quick: bool = False) -> Section:
             assert len(triggers.fire([change])) == 1
         counts["trigger fire (TriggerFireFunction, one matching trigger, includeResult)"] = found
 
+        counts.update(_jobs(counter))
+
     section = Section(
         key="aws_requests",
         title="AWS requests per operation",
@@ -283,6 +309,67 @@ def measure(quick: bool = False) -> Section:
         )
     section.details = {name: dict(found) for name, found in counts.items()}
     return section
+
+
+class _FakeContainers:
+    """A container back-end that starts nothing: ECS's own requests are not the platform's."""
+
+    name = "bench"
+
+    def launch(self, launch: Any) -> str:
+        return f"arn:aws:ecs:us-east-1:123456789012:task/bench/{launch.execution_id[-12:]}"
+
+    def stop(self, ref: str, reason: str) -> None:
+        pass
+
+
+def _jobs(counter: RequestCounter) -> dict[str, Counter[str]]:
+    """A fastlane job enqueued twice, and one execution from launch to its end."""
+    import boto3
+
+    from taskfn.adapters.fastlane import parse_enqueue
+    from taskfn.runtime.containers import Launch, log_stream, source_record, state_change
+    from taskfn.services.containers import ContainerRuns
+    from taskfn.services.executor import Executor
+    from taskfn.services.jobs import JobService
+    from taskfn.settings import get_settings
+    from taskfn.stores.jobs import JobsStore
+    from taskfn.stores.queue import TaskQueue
+
+    settings, logs = get_settings(), boto3.client("logs")
+    counter.attach(logs)
+    runs = ContainerRuns(wiring.tasks(), JobsStore(wiring.table()), wiring.blobs(),
+                         wiring.task_queue(),
+                         TaskQueue(wiring.task_queue().client, settings.container_watch_queue_url),
+                         _FakeContainers(), logs, settings)
+    jobs = JobService.from_env()
+    counts: dict[str, Counter[str]] = {}
+    payload = parse_enqueue(b'{"image": "alpine", "command": "echo hello"}')
+    for name in ("fastlane enqueue (POST /tasks/<t>, a new group)",
+                 "fastlane enqueue into an existing group"):
+        with counter.counting() as found:
+            enqueued = jobs.enqueue(ALICE, "bench-group", payload, request_ip="203.0.113.10")
+        counts[name] = found
+    guid = str(enqueued.execution_id)
+    task = wiring.tasks().get(guid)
+    executor = Executor(wiring.tasks(), wiring.functions(), wiring.blobs(), None,
+                        "bench-cell", settings, containers=runs)
+    arn = _FakeContainers().launch(Launch(task_guid=guid, execution_id=guid, image="", argv=()))
+    launch = Launch(task_guid=guid, execution_id=guid, image=task.image, argv=("echo", "hello"))
+    event = {"cluster_arn": settings.jobs_cluster_arn, "task_arn": arn, "launch": launch,
+             "region": "us-east-1", "account": "123456789012", "time": "t"}
+    logs.create_log_stream(logGroupName=settings.job_log_group, logStreamName=log_stream(arn))
+    logs.put_log_events(logGroupName=settings.job_log_group, logStreamName=log_stream(arn),
+                        logEvents=[{"timestamp": now_ns() // 1_000_000,
+                                    "message": source_record("stdout", "hello")}])
+    with counter.counting() as found:
+        executor.run(guid)
+        assert runs.on_event(state_change(last_status="RUNNING", **event)) == "noted"
+        assert runs.on_event(state_change(last_status="STOPPED", exit_code=0,
+                                          stop_code="EssentialContainerExited",
+                                          **event)) == "succeeded"
+    counts["fastlane execution (executor launch, RUNNING and STOPPED events)"] = found
+    return counts
 
 
 if __name__ == "__main__":

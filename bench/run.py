@@ -46,6 +46,7 @@ BENCHMARKS = (
     Benchmark("contention", "bench.contention", "Start and complete under contention"),
     Benchmark("load", "bench.load", "Load: 50 clients for 60 s"),
     Benchmark("csv_export", "bench.csv_export", "CSV export of 100,000 tasks"),
+    Benchmark("live_logs", "bench.live_logs", "Live logs: printed to received"),
     Benchmark("cost", "bench.cost", "Cost"),
 )
 

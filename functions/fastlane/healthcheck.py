@@ -1,5 +1,6 @@
-"""GET /healthcheck (and /healthcheck/), no token: {dynamodb, s3, sqs, errors}, 200 when each
-answers, else 500 naming the failed check (fastlane's shape over taskfn's dependencies)."""
+"""GET /healthcheck (and /healthcheck/ and /, as fastlane serves it), no token:
+{dynamodb, s3, sqs, errors}, 200 when each answers, else 500 naming the failed check
+(fastlane's shape over taskfn's dependencies)."""
 
 from taskfn import api, apidoc
 from taskfn.adapters import fastlane, fastlane_doc
@@ -25,6 +26,11 @@ def healthcheck():
 @app.get("/healthcheck/", **apidoc.route(apidoc.FASTLANE, **{
     **ROUTE, "operation_id": "healthcheckSlash"}))
 def healthcheck_slash():
+    return healthcheck()
+
+
+@app.get("/", **apidoc.route(apidoc.FASTLANE, **{**ROUTE, "operation_id": "healthcheckRoot"}))
+def healthcheck_root():
     return healthcheck()
 
 

@@ -123,7 +123,10 @@ ID_ROUTES = {
 # name makes his own group), so only the reads can be Alice's.
 FASTLANE_READS = sorted({
     (r.method, r.path) for r in TEMPLATE.routes if r.method == "GET" and (
-        r.path.startswith("/tasks/{id}"))})
+        r.path.startswith("/tasks/{id}")) and not r.path.rstrip("/").endswith("/ws")})
+# …and fastlane's /ws routes, redirects to the WebSocket API: Alice's a 307, Bob's a 404.
+FASTLANE_REDIRECTS = sorted({
+    (r.method, r.path) for r in TEMPLATE.routes if r.path.rstrip("/").endswith("/ws")})
 FASTLANE_WRITES = {("POST", "/tasks/{id}"), ("POST", "/tasks/{id}/"),
                    ("PUT", "/tasks/{id}/jobs/{jobId}"), ("PUT", "/tasks/{id}/jobs/{jobId}/")}
 # …while stop and retry act on a job that must be the caller's.
@@ -152,7 +155,7 @@ def test_every_route_with_an_id_is_covered_here():
     with_ids = {(r.method, r.path) for r in TEMPLATE.routes if "{" in r.path
                 and r.authorizer is not None}
     assert with_ids == set(ID_ROUTES) | set(NOT_OWNED_ROUTES) | set(FASTLANE_READS) | \
-        FASTLANE_WRITES | set(FASTLANE_ACTIONS)
+        FASTLANE_WRITES | set(FASTLANE_ACTIONS) | set(FASTLANE_REDIRECTS)
     # The Cell API's user routes take the guid in the body; cells' routes see every task.
     user_routes = {path for path, item in DOCUMENT["paths"].items()
                    if path.startswith("/v1/tasks/") and "TaskGuidRequest" in json.dumps(item)}
@@ -187,6 +190,25 @@ def test_another_user_s_fastlane_groups_jobs_and_executions_are_404(owners, meth
     assert answer.status == 404, answer
     assert set(answer.json()) == {"error", "operation"} and b"secret" not in answer.body
     assert alice.request(method, url).status == 200
+
+
+@pytest.mark.parametrize(("method", "path"), FASTLANE_REDIRECTS)
+def test_another_user_s_fastlane_sockets_are_404(owners, method, path):
+    import http.client
+    from urllib.parse import urlsplit
+
+    alice, bob, ids = owners
+    url = path.replace("{id}", ids["group"]).replace("{jobId}", ids["job"]).replace(
+        "{executionId}", ids["execution"])
+    answer = bob.request(method, url)
+    assert answer.status == 404, answer
+    assert set(answer.json()) == {"error", "operation"}
+    split = urlsplit(alice.url)
+    connection = http.client.HTTPConnection(split.hostname, split.port, timeout=30)
+    connection.request(method, url, headers={"Authorization": f"Bearer {alice.token}"})
+    redirect = connection.getresponse()
+    assert redirect.status == 307 and "ticket=" in redirect.getheader("Location")
+    connection.close()
 
 
 @pytest.mark.parametrize(("method", "path"), FASTLANE_ACTIONS)

@@ -12,7 +12,7 @@ from .conftest import Client
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.parametrize("path", ["/healthcheck", "/healthcheck/"])
+@pytest.mark.parametrize("path", ["/healthcheck", "/healthcheck/", "/"])
 def test_healthcheck_answers_without_a_token(stack: Client, path: str):
     answer = Client(stack.url).request("GET", path)
     assert answer.status == 200, answer

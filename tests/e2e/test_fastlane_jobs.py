@@ -225,6 +225,12 @@ def test_a_stopped_job_fails_with_fastlane_s_text_and_is_not_retried(carol: Fast
             "status"] != "running":
         assert time.monotonic() < deadline
         time.sleep(0.2)
+    # /status lists the running container (the stream's reaction keeps the set).
+    while not carol("GET", "/status").json()["containers"]["running"]:
+        assert time.monotonic() < deadline + 30
+        time.sleep(0.2)
+    for running in carol("GET", "/status").json()["containers"]["running"]:
+        assert running["host"] == "local-process" and running["id"].startswith("arn:aws:ecs:")
     stopped = carol("POST", f"/tasks/long/jobs/{job_id}/stop/")
     assert stopped.status == 200, stopped
     assert stopped.json() == {"taskId": "long", "jobId": job_id,

@@ -119,7 +119,9 @@ def test_every_operation_answers_as_documented(fuzzed, case, who, known):
         owned_id = None
     token = fuzzed.tokens[who]
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = case.call(base_url=fuzzed.url, headers=headers, timeout=60)
+    # Not followed: fastlane's /ws answers a 307 to the WebSocket API (ws://).
+    response = case.call(base_url=fuzzed.url, headers=headers, timeout=60,
+                         allow_redirects=False)
     case.validate_response(response, checks=CHECKS)
 
     public = not operation.definition.raw.get("security")
@@ -129,9 +131,15 @@ def test_every_operation_answers_as_documented(fuzzed, case, who, known):
     not_owned = (case.method, path) in NOT_OWNED_ROUTES or (
         # fastlane's group names are the owner's own: Bob's enqueue makes his own group
         path.startswith("/tasks/") and case.method != "GET")
+    fastlane_read = path.startswith("/tasks/") and case.method == "GET"
     if who == "bob" and owned_id is not None and not path.startswith("/v1/tasks") \
-            and not not_owned:
+            and not not_owned and not fastlane_read:
         assert response.status_code == 404, (case.method, path, response.text[:200])
+    if who == "bob" and owned_id is not None and fastlane_read:
+        # Bob's own enqueue may have made a group of that name: his, never Alice's jobs.
+        alice_jobs = {job["jobId"] for job in fuzzed.jobs}
+        assert response.status_code == 404 or not any(
+            job_id in response.text for job_id in alice_jobs), (path, response.text[:200])
     kinds = {k.lower(): v for k, v in response.headers.items()}.get("content-type") or [""]
     plain = (kinds if isinstance(kinds, str) else kinds[0]).startswith("text/plain")
     if plain and response.status_code >= 400:  # fastlane's enqueue refusals, only those

@@ -104,6 +104,7 @@ class Resources:
     buckets: dict[str, str]  # bucket name -> ARN
     queues: dict[str, str]  # queue URL -> ARN
     buses: dict[str, str]  # bus name -> ARN
+    websocket: str = ""  # the WebSocket API's "<api id>/<stage>" (live logs)
 
     @classmethod
     def of(cls, provisioned: Provisioned) -> Resources:
@@ -123,7 +124,8 @@ class Resources:
                     found["queues"][ref] = arn
                 case "AWS::Events::EventBus":
                     found["buses"][ref] = arn
-        return cls(**found)
+        return cls(**found, websocket=f"{provisioned.refs.get('WsApi')}/"
+                                      f"{provisioned.refs.get('WsStage')}")
 
     def calls(self, service: str, operation: str, params: dict[str, Any]) -> list[Call]:
         """The IAM view of one boto3 call; an operation this does not know fails the test
@@ -183,6 +185,13 @@ class Resources:
                 return [Call("logs:GetLogEvents", f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:"
                              f"log-group:{params['logGroupName']}:log-stream:"
                              f"{params['logStreamName']}")]
+            case "apigatewaymanagementapi", ("PostToConnection" | "DeleteConnection"
+                                             | "GetConnection"):  # live logs' pump
+                method = {"PostToConnection": "POST", "DeleteConnection": "DELETE",
+                          "GetConnection": "GET"}[operation]
+                return [Call("execute-api:ManageConnections",
+                             f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{self.websocket}/"
+                             f"{method}/@connections/{params['ConnectionId']}")]
             case "scheduler", ("CreateSchedule" | "UpdateSchedule" | "DeleteSchedule"
                                | "GetSchedule"):  # schedules (services/schedules.py)
                 return [Call(f"scheduler:{operation}", f"arn:aws:scheduler:{REGION}:"
@@ -1431,3 +1440,104 @@ def _container_watch(run: Run) -> None:
                           condition="attribute_exists(PK)")
     assert run() == {"batchItemFailures": []}
     assert wiring.tasks().get(EXECUTION_ID).stop_requested == "timeout"
+
+
+# --- fastlane's live logs (services/livelogs.py) ----------------------------------------------
+
+
+def fresh_token() -> str:
+    """alice's new token: no handler has its caller cached, so its read is recorded."""
+    return TokenService.from_env().create("alice", "user").token
+
+
+def follow(connection_id: str, **query: str) -> None:
+    """A WebSocket connection of alice's following the sample job (a token no handler has
+    cached), as $connect records it; its pump message sent."""
+    from taskfn.services.livelogs import LiveLogs
+
+    event = load_event("WsConnectFunction")
+    event["headers"]["Authorization"] = f"Bearer {fresh_token()}"
+    event["queryStringParameters"] |= query
+    event["requestContext"]["connectionId"] = connection_id
+    assert LiveLogs.from_env().connect(event)["statusCode"] == 200
+
+
+@scenario("WsConnectFunction")
+def _ws_connect(run: Run) -> None:
+    # A token: its read, the job and its last execution (a Query), the connection (by id and
+    # under the execution, one transaction), the pump's message. Then a page's ticket for
+    # one execution: the ticket, the job, the execution's pointer.
+    from taskfn.services.livelogs import LiveLogs
+
+    seed_job(large_output=False)
+    event = load_event(run.function_id)
+    event["headers"]["Authorization"] = f"Bearer {fresh_token()}"
+    assert run(event)["statusCode"] == 200
+    ticket = LiveLogs.from_env().issue_ticket(ALICE, JOB_GROUP, JOB_ID, EXECUTION_ID)
+    event = load_event(run.function_id)
+    del event["headers"]["Authorization"]
+    event["queryStringParameters"] = {"ticket": ticket}
+    event["requestContext"]["connectionId"] = "SecondConn0="
+    assert run(event)["statusCode"] == 200
+
+
+@scenario("WsDisconnectFunction")
+def _ws_disconnect(run: Run) -> None:
+    seed_job(large_output=False)
+    follow("L0SM9cOFvHcCIhw=")
+    assert run() == {"statusCode": 200}
+    assert wiring.table().get("FLWSC#L0SM9cOFvHcCIhw=", "CONN") is None
+
+
+@scenario("StreamPageFunction", "WsRedirectFunction")
+def _stream_page(run: Run) -> None:
+    # The job and the execution read; the page's (or the redirect's) ticket written.
+    seed_job(large_output=False)
+    event = load_event(run.function_id)
+    for execution in (False, True):  # the job's route, and an execution's
+        path = f"/tasks/{JOB_GROUP}/jobs/{JOB_ID}" + (
+            f"/executions/{EXECUTION_ID}" if execution else "") + "/" + event[
+            "rawPath"].rsplit("/", 1)[1]
+        route = "/tasks/{id}/jobs/{jobId}" + ("/executions/{executionId}" if execution
+                                              else "") + "/" + path.rsplit("/", 1)[1]
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
+        event["routeKey"] = event["requestContext"]["routeKey"] = f"GET {route}"
+        event["pathParameters"] = {"id": JOB_GROUP, "jobId": JOB_ID} | (
+            {"executionId": EXECUTION_ID} if execution else {})
+        answer = run(event)
+        assert answer["statusCode"] in (200, 307), answer
+
+
+@scenario("LogPumpFunction")
+def _log_pump(run: Run) -> None:
+    # A connection already streaming a run that has just finished: the lease; the rest of
+    # the log stream copied (chunks and head in one transaction); sent; closed once drained;
+    # its records removed. Then new connections to the finished run: its outputs framed
+    # (the job, the pointer, the task; a large stdout from tasks/, then one removed by the
+    # bucket's retention: ListBucket for S3's NoSuchKey).
+    from taskfn.services.livelogs import ManagementApi
+    from taskfn.stores.livelogs import LiveLogStore
+
+    seed_running_job(output="hello")
+    cell = f"container:{EXECUTION_ID}"
+    wiring.tasks().apply(EXECUTION_ID, lifecycle.complete(cell, now_ns(), failed=False, extra={
+        "exit_code": 0, "outcome": "succeeded", "stdout": "hello"}))
+    follow("StreamConn0=")
+    store = LiveLogStore(wiring.table())
+    (listener,) = store.listeners(EXECUTION_ID)
+    assert store.mark(listener, sent_seq=0, mode="stream")
+    live = run.module().live
+    run.monkeypatch.setattr(live, "_connections", ManagementApi(boto3.client(
+        "apigatewaymanagementapi")))
+    run.monkeypatch.setattr(live, "sleep", lambda _: None)
+    pump = load_event(run.function_id)
+    assert run(pump) == {"outcomes": ["idle"]}
+    key = task_key(EXECUTION_ID, "stdout.txt")
+    wiring.blobs().put(key, b"hello\n" * 2000, "text/plain")
+    wiring.table().update(f"TASK#{EXECUTION_ID}", "TASK", set_values={"stdout_key": key},
+                          condition="attribute_exists(PK)")
+    for connection_id in ("FramedConn0=", "FramedConn1="):
+        follow(connection_id, execution=EXECUTION_ID)
+        assert run(pump) == {"outcomes": ["idle"]}
+        wiring.blobs().delete(key)
+

@@ -293,3 +293,19 @@ def test_a_message_that_is_not_one_is_dropped(hooks):
     hooks, _, _ = hooks
     assert hooks.deliver("not json") == "ignored"
     assert hooks.deliver(json.dumps({"kind": "webhook"})) == "ignored"
+
+
+def test_the_running_set_follows_launches_and_ends_and_status_lists_it(hooks, runs):  # noqa: F811
+    hooks, stream, _ = hooks
+    service, runtime = runs
+    jobs = JobService.from_env()
+    jobs._runs = service
+    guid = launched(service, enqueue("sleep 600"))
+    react(hooks, stream)
+    ref = wiring.tasks().get(guid).container_ref
+    assert [r.container_ref for r in JobsStore(wiring.table()).running("alice", limit=10)] == [ref]
+    status = jobs.status(ALICE)
+    assert [r.container_ref for r in status.running] == [ref]
+    assert service.on_event(stopped(runtime, guid, 0)) == "succeeded"
+    react(hooks, stream)
+    assert JobsStore(wiring.table()).running("alice", limit=10) == []

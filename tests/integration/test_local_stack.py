@@ -124,6 +124,12 @@ def test_provision_creates_the_template_resources(aws):
         "JOB_WEBHOOK_QUEUE_URL": provisioned.refs["JobWebhookQueue"],
         "JOB_NOTIFY_QUEUE_URL": provisioned.refs["JobNotifyQueue"],
         "NOTIFY_FROM": "",  # the template's NotifyFrom: e-mails dropped
+        # Live logs: the WebSocket API's URLs (the local stack points them at its own
+        # server) and the pump's queue.
+        "WS_URL": "wss://itest-wsapi.execute-api.us-east-1.amazonaws.com/itest-wsstage",
+        "WS_MANAGEMENT_URL":
+            "https://itest-wsapi.execute-api.us-east-1.amazonaws.com/itest-wsstage",
+        "LOG_PUMP_QUEUE_URL": provisioned.refs["LogPumpQueue"],
     }
     boto3.client("logs").describe_log_groups(logGroupNamePrefix="itest-joblog")
     boto3.client("scheduler").get_schedule_group(Name="taskfn-local-schedules")
@@ -292,14 +298,16 @@ def test_cli_serves_until_sigterm(tmp_path):
         cwd=tmp_path,
     )
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stdout.readline() for _ in "12"))
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout.readline()
+                                                          for _ in "123"))
     reader.start()
-    reader.join(30)
+    reader.join(90)
     try:
-        assert len(lines) == 2, lines
+        assert len(lines) == 3, lines
         assert lines[0].startswith("taskfn local: serving http://127.0.0.1:")
         url = lines[0].split()[-1]
-        assert lines[1].startswith("admin token: ") and len(lines[1].split()[-1]) >= 16
+        assert lines[1].startswith("taskfn local: live logs at ws://127.0.0.1:")
+        assert lines[2].startswith("admin token: ") and len(lines[2].split()[-1]) >= 16
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(f"{url}/v1/task/list", timeout=10)
     finally:

@@ -161,3 +161,11 @@ def test_reading_stops_at_twice_the_limit_however_much_the_job_printed():
     found = read_outputs(logs, "g", "s", limit=100)
     assert len(found.stdout) == 9 * 11 - 1 and 100 <= found.stdout_dropped + 99 <= 250
     assert logs.calls <= 200 * 2 // (4 * 11) + 2  # not the 25,000 pages there are
+
+
+def test_reading_millions_of_empty_lines_stops_at_its_page_limit():
+    from taskfn.runtime.containers import READ_PAGES_MAX
+
+    logs = FakeLogs([source_record("stdout", "")] * 1_000_000, page=100)
+    read_outputs(logs, "g", "s")
+    assert logs.calls == READ_PAGES_MAX  # not the 10,000 pages there are

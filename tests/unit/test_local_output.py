@@ -31,6 +31,8 @@ def test_a_line_longer_than_a_record_is_cut_as_awslogs_cuts_it():
     records, rest = pack_lines(long + "\nnext\n", final=False)
     assert records[:2] == ["x" * RECORD_CHARS] * 2 and "".join(records[:3]).startswith(long)
     assert records[2:] == ["xxxxx\nnext"] and rest == ""
-    # a partial line that long is not held back either
+    # a partial line that long is not held back either, however long it is
     records, rest = pack_lines(long, final=False)
-    assert records == ["x" * RECORD_CHARS] and len(rest) == RECORD_CHARS + 5
+    assert records == ["x" * RECORD_CHARS] * 2 and rest == "xxxxx"
+    records, rest = pack_lines("y" * (64 * RECORD_CHARS + 1), final=False)
+    assert len(records) == 64 and rest == "y"

@@ -64,7 +64,7 @@ def test_routes_and_their_authorizer(template):
     # the documented routes without a token: the API's docs, and a public endpoint's call
     # and its task's result (which check a token themselves when one is given)
     public = {"/openapi.json", "/docs", "/docs/{asset}", "/gc/{id}", "/gc/{id}/result",
-              "/healthcheck", "/healthcheck/"}
+              "/healthcheck", "/healthcheck/", "/"}
     assert all(route.authorizer == "TokenAuthorizer" for route in template.routes
                if route.path not in public)
     assert {route.path for route in template.routes if route.authorizer is None} == public

@@ -41,9 +41,16 @@ def test_one_route_per_handler_and_no_duplicate_routes():
     # fastlane's stdout, stderr and logs of one execution are one handler (three twins).
     outputs = {f for f, p in paths.items() if len(p) == 6 and {
         q.rstrip("/").rsplit("/", 1)[1] for q in p} == {"stdout", "stderr", "logs"}}
-    assert {f for f, p in paths.items() if len(p) > 1} - twins - outputs == {"DocsFunction"}
+    # fastlane's stream page and /ws: a job's (its last execution) and one execution's.
+    follows = {f for f, p in paths.items() if len(p) == 4 and len(
+        {q.rstrip("/").rsplit("/", 1)[1] for q in p}) == 1 and {
+        "/".join(q.rstrip("/").split("/")[5:-1]) for q in p} == {"", "executions/{executionId}"}}
+    # fastlane's healthcheck: its twins and the root, as upstream serves it.
+    health = {f for f, p in paths.items() if p == {"/healthcheck", "/healthcheck/", "/"}}
+    assert {f for f, p in paths.items() if len(p) > 1} - twins - outputs - follows - \
+        health == {"DocsFunction"}
     # Every route of those has its twin.
-    slashed = [r.path for r in TEMPLATE.routes if r.function_id in twins | outputs]
+    slashed = [r.path for r in TEMPLATE.routes if r.function_id in twins | outputs | follows]
     assert all(p.rstrip("/") in slashed and p.rstrip("/") + "/" in slashed for p in slashed)
     methods = {f: {r.method for r in TEMPLATE.routes if r.function_id == f} for f in paths}
     assert {f for f, m in methods.items() if len(m) > 1} == {"TaskEventsFunction"}
@@ -73,7 +80,7 @@ def test_every_route_but_the_contract_s_and_the_public_endpoints_is_authenticate
     public = {route.path for route in TEMPLATE.routes if route.authorizer is None}
     assert public == {"/openapi.json", "/docs", "/docs/{asset}",
                       "/gc/{id}", "/gc/{id}/result",  # public endpoints: no token
-                      "/healthcheck", "/healthcheck/"}  # fastlane's: booleans only
+                      "/healthcheck", "/healthcheck/", "/"}  # fastlane's: booleans only
     assert all(route.authorizer == "TokenAuthorizer" for route in TEMPLATE.routes
                if route.path not in public)
 
@@ -134,6 +141,9 @@ SENDS = {
     # Webhooks and e-mails: the stream queues them; a failed one is queued again.
     "JobReactionsFunction": {"JobWebhookQueue", "JobNotifyQueue", "StreamDeadLetterQueue"},
     "JobHooksFunction": {"JobWebhookQueue", "JobNotifyQueue"},
+    # Live logs: a new connection to its pump; the pump's handovers and waits.
+    "WsConnectFunction": {"LogPumpQueue"},
+    "LogPumpFunction": {"LogPumpQueue"},
 }
 
 

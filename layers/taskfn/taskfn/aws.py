@@ -50,6 +50,22 @@ def client(service: str) -> Any:
     return found
 
 
+def client_at(service: str, endpoint_url: str) -> Any:
+    """The process's client for `service` at an endpoint only known at run time (API
+    Gateway's @connections API is at the WebSocket API's own URL)."""
+    key = f"{service}@{endpoint_url}"
+    found = _clients.get(key)
+    if found is None:
+        with _lock:
+            found = _clients.get(key)
+            if found is None:
+                if not _session:
+                    _session.append(_new_session())
+                found = _clients[key] = _session[0].client(
+                    service, endpoint_url=endpoint_url or None, config=_CONFIG)
+    return found
+
+
 def _new_session() -> boto3.session.Session:
     if not _credentials:
         return boto3.session.Session()

@@ -34,6 +34,8 @@ def _local(args: argparse.Namespace) -> int:
     try:
         stack.start()
         print(f"taskfn local: serving {stack.url}", flush=True)
+        if stack.websocket is not None:
+            print(f"taskfn local: live logs at {stack.websocket.url}", flush=True)
         if stack.admin_token_generated:
             print(f"admin token: {stack.admin_token}", flush=True)
         while not stopping.wait(0.5):

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from taskfn.errors import InvalidRequest
 
 MAX_URL_CHARS = 2048
+ERROR_CHARS = 200  # of what a server sent that an error repeats (a status line can be 64 KiB)
 _CANCEL_POLL_S = 0.1
 
 # host name → its addresses (socket.getaddrinfo's, as strings)
@@ -67,8 +68,12 @@ def _shape_problem(url: object) -> str | None:
                                 for ch in url):
         return "the URL must be ASCII without spaces or control characters " \
                "(punycode for the host, percent-encoding for the rest)"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:  # an unclosed or bad IPv6 bracket raises here
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError as error:
+        return f"not a URL: {error}"
+    if parts.scheme not in ("http", "https") or not hostname:
         return f"not an http(s) URL with a host: {url!r}"
     try:
         parts.port  # noqa: B018 - raises ValueError for a port out of range
@@ -141,7 +146,9 @@ def post(url: str, body: bytes, *, address: str, deadline_s: float,
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     named = f"[{host}]" if ":" in host else host  # an IPv6 literal
     netloc = named if parts.port is None else f"{named}:{parts.port}"
-    sent = {"Content-Type": "application/json", **(headers or {}), "Host": netloc}
+    given = {k: v for k, v in (headers or {}).items() if k.lower() != "host"}
+    typed = any(k.lower() == "content-type" for k in given)
+    sent = {**({} if typed else {"Content-Type": "application/json"}), **given, "Host": netloc}
     try:
         with _cancellable(connection, cancel):
             connection.request("POST", target, body=body, headers=sent)
@@ -150,7 +157,8 @@ def post(url: str, body: bytes, *, address: str, deadline_s: float,
             return Response(response.status, tuple(response.getheaders()),
                             data[:max_body_bytes], oversized=len(data) > max_body_bytes)
     except (http.client.HTTPException, UnicodeError) as error:  # a malformed answer: none
-        raise OSError(f"bad HTTP answer: {error!r}") from error
+        raise OSError(f"bad HTTP answer: {type(error).__name__}: "
+                      f"{str(error)[:ERROR_CHARS]!r}") from error
     finally:
         connection.close()
 

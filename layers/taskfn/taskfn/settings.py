@@ -129,6 +129,12 @@ class Settings(BaseModel):
     job_webhook_queue_url: str = ""
     job_notify_queue_url: str = ""
     notify_from: str = ""
+    # Live logs (services/livelogs.py): the WebSocket API clients connect to (ws_url, what
+    # the stream page and the /ws redirect name), its @connections API the pump posts to,
+    # and the pump's queue. The local stack points both URLs at local/websocket.py.
+    ws_url: str = ""
+    ws_management_url: str = ""
+    log_pump_queue_url: str = ""
 
     @model_validator(mode="after")
     def _timeout_exceeds_heartbeat(self) -> Settings:

@@ -155,6 +155,8 @@ def parse_enqueue(raw: bytes) -> JobPayload:
             for k, v in envs.items()):
         raise _plain("envs must be an object of strings (text without NUL characters).")
     metadata = body.get("metadata")
+    if _depth(metadata) > METADATA_DEPTH_MAX:
+        raise _plain(f"metadata must be nested at most {METADATA_DEPTH_MAX} levels deep.")
     retries = _integer(body.get("retries", 0), "retries", 0, RETRIES_MAX)
     timeout = body.get("timeout", TIMEOUT_MAX_S)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not (
@@ -172,6 +174,23 @@ def parse_enqueue(raw: bytes) -> JobPayload:
         notify=_hooks(body.get("notify"), "notify", _address),
         additional_dns=_dns(body.get("additionalDNSEntries")),
     )
+
+
+METADATA_DEPTH_MAX = 32  # the views and webhook bodies nest it further: Python's JSON recurses
+
+
+def _depth(value: Any) -> int:
+    """How deep a JSON value nests (0 for a scalar), without recursing."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth + 1)
+            if depth + 1 > METADATA_DEPTH_MAX:
+                return depth + 1
+            stack.extend((child, depth + 1) for child in (
+                item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _text(value: str) -> bool:
@@ -268,9 +287,21 @@ def _webhook(item: Any, where: str) -> Webhook:
     return Webhook(item["url"], dict(headers), retries)
 
 
+ADDRESS_MAX = 254  # RFC 5321's longest path
+
+
 def _address(item: Any, where: str) -> str:
-    if not isinstance(item, str) or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", item):
-        raise _plain(f"{where} entries must be e-mail addresses.")
+    """An e-mail address: local@domain with a dot inside the domain; checked without a
+    backtracking pattern (a long run of dots must not cost seconds)."""
+    ok = isinstance(item, str) and 0 < len(item) <= ADDRESS_MAX and not any(
+        ch.isspace() for ch in item) and item.count("@") == 1
+    if ok:
+        local, _, domain = item.partition("@")
+        ok = bool(local) and "." in domain.strip(".") and not domain.startswith(".") \
+            and not domain.endswith(".")
+    if not ok:
+        raise _plain(f"{where} entries must be e-mail addresses (at most {ADDRESS_MAX} "
+                     "characters).")
     return item
 
 
@@ -504,16 +535,33 @@ def job_metadata(job: JobRecord) -> dict[str, Any]:
     return metadata
 
 
+VIEW_TEXT_MAX = 48 * 1024  # of an output in a view: this many characters once JSON-encoded
+
+
+def _fit(text: str, budget: int = VIEW_TEXT_MAX) -> tuple[str, bool]:
+    """`text` cut so that its JSON encoding fits `budget` (a control character is six
+    characters there: 20 executions of them must still fit a Lambda answer), and whether it
+    was cut."""
+    size = len(json.dumps(text))
+    if size <= budget:
+        return text, False
+    while size > budget:
+        text = text[:max(0, len(text) * budget // size - 8)]
+        size = len(json.dumps(text))
+    return text, True
+
+
 def execution_view(execution: Execution, links: Links, *, url: bool = False
                    ) -> dict[str, Any]:
     """An execution as upstream's to_dict(include_log, include_error) gives it; outputs cut
     for the details carry a pointer to their own route."""
     pointer = execution.pointer
     here = links.execution(pointer.task_id, pointer.job_id, pointer.execution_id)
-    log, error = execution.stdout, error_text(execution)
-    if "stdout" in execution.truncated:
+    (log, log_cut), (error, error_cut) = (_fit(execution.stdout),
+                                          _fit(error_text(execution)))
+    if log_cut or "stdout" in execution.truncated:
         log += f"\n...(truncated: see {here}stdout)"
-    if "stderr" in execution.truncated:
+    if error_cut or "stderr" in execution.truncated:
         error += f"\n...(truncated: see {here}stderr)"
     view: dict[str, Any] = {
         "executionId": pointer.execution_id, "createdAt": iso(pointer.created_at),
@@ -566,7 +614,8 @@ VERSION = "taskfn-0.1.0"
 
 def status_view(status: Status, links: Links) -> dict[str, Any]:
     """GET /status: the caller's groups and jobs, its scheduled jobs soonest first with their
-    next times, and the platform's queues. No hosts: containers run on ECS (or locally)."""
+    next times, its running containers, and the platform's queues. No hosts: containers run
+    on ECS (or locally); a running one's host is the back-end's name, its id the task's ARN."""
     scheduled = []
     for job, when in status.scheduled:
         view = job_view(job, [], links)["job"]
@@ -577,7 +626,9 @@ def status_view(status: Status, links: Links) -> dict[str, Any]:
                           "task": {"id": job.task_id, "url": links.task(job.task_id)}})
     soonest = next((when for _, when in status.scheduled if when), None)
     return {
-        "hosts": [], "containers": {"running": []},
+        "hosts": [], "containers": {"running": [
+            {"host": status.executor, "port": None, "id": run.container_ref}
+            for run in status.running]},
         "queues": {"jobs": {"length": status.queues.get("jobs", 0)},
                    "monitor": {"length": status.queues.get("monitor", 0)},
                    "webhooks": {"length": status.queues.get("webhooks", 0)},

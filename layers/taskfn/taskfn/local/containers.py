@@ -13,6 +13,7 @@ that asked for the run; the command itself holds none."""
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import logging
 import sys
@@ -99,14 +100,18 @@ class ProcessRuntime:
                               max_output_bytes=OUTPUT_MAX_BYTES),
                 task_id=launch.task_guid, python=self.python, cancel=cancel,
                 on_output=output.add)
-            output.close()
+            try:
+                output.close()
+            except Exception:  # the run ended as it did; only its output is short
+                logger.exception("local container %s: its last output not written", ref)
             exit_code, stop_code, why = _ending(execution, cancel.is_set(), reasons)
             self._emit(ref, launch, "STOPPED", exit_code=exit_code, stop_code=stop_code,
                        stopped_reason=why)
         except Exception:
             logger.exception("local container %s failed", ref)
             if output is not None:
-                output.close()
+                with contextlib.suppress(Exception):
+                    output.close()
             self._emit(ref, launch, "STOPPED", stop_code="TaskFailedToStart",
                        stopped_reason="the local container could not run")
         finally:
@@ -162,17 +167,30 @@ class LiveOutput:
                 logger.exception("local container output: %s not written yet", self.stream)
 
     def _flush(self, *, final: bool) -> None:
+        """What came since the last flush to the stream; what a failed put did not write
+        goes back in front of the buffer, for the next flush."""
         now = int(time.time() * 1000)
-        events = []
+        records: list[tuple[str, str]] = []
         with self._lock:
             for source in ("stdout", "stderr"):
-                records, rest = pack_lines("".join(self._text[source]), final=final)
+                packed, rest = pack_lines("".join(self._text[source]), final=final)
                 self._text[source] = [rest]
-                events += [{"timestamp": now, "message": source_record(source, record)}
-                           for record in records]
-        for batch in _batches(events):
-            self.logs.put_log_events(logGroupName=self.group, logStreamName=self.stream,
-                                     logEvents=batch)
+                records += [(source, record) for record in packed]
+        events = [{"timestamp": now, "message": source_record(source, record)}
+                  for source, record in records]
+        written = 0
+        try:
+            for batch in _batches(events):
+                self.logs.put_log_events(logGroupName=self.group, logStreamName=self.stream,
+                                         logEvents=batch)
+                written += len(batch)
+        except Exception:
+            with self._lock:
+                for source in ("stderr", "stdout"):
+                    unwritten = [record for s, record in records[written:] if s == source]
+                    if unwritten:
+                        self._text[source].insert(0, "\n".join(unwritten) + "\n")
+            raise
 
 
 def pack_lines(text: str, *, final: bool) -> tuple[list[str], str]:
@@ -193,7 +211,7 @@ def pack_lines(text: str, *, final: bool) -> tuple[list[str], str]:
             records.append(piece)
             start += len(piece)
     rest = text[end:]
-    if len(rest) > RECORD_CHARS:  # a partial line that long is cut now, as awslogs would
+    while len(rest) > RECORD_CHARS:  # a partial line that long is cut now, as awslogs would
         records.append(rest[:RECORD_CHARS])
         rest = rest[RECORD_CHARS:]
     return records, rest

@@ -32,6 +32,7 @@ from taskfn.local.provision import (
 from taskfn.local.scheduler import LocalScheduler
 from taskfn.local.schedules import Schedules
 from taskfn.local.template import Template, load_template
+from taskfn.local.websocket import LocalWebSocketApi
 from taskfn.runtime import containers
 
 
@@ -66,6 +67,7 @@ class LocalStack:
         self.scheduler: LocalScheduler | None = None  # GreenCloud schedules (EventBridge's)
         self.event_rules: EventRules | None = None
         self.containers: ProcessRuntime | None = None  # fastlane jobs' runs
+        self.websocket: LocalWebSocketApi | None = None  # fastlane's live logs
         self.moto_endpoint: str | None = None
         self.identities: Identities | None = None
         self._moto: MotoProcess | None = None
@@ -117,6 +119,16 @@ class LocalStack:
         wiring.reset()  # clients cached by the layer may point at a previous moto
 
         self.invoker = Invoker(self.template, prefix=self.prefix)
+        # fastlane's live logs: the WebSocket API and its @connections API (for the pump),
+        # before any handler reads the settings that name them.
+        self.websocket = LocalWebSocketApi(
+            self.template, self.invoker, self.identities, host=self.host,
+            port=0 if self.port == 0 else int(os.environ.get("TASKFN_WS_PORT", "3001")),
+            api_id=self.provisioned.refs.get("WsApi", "local"))
+        self.websocket.start()
+        self._set_environ({"WS_URL": self.websocket.url,
+                           "WS_MANAGEMENT_URL": self.websocket.management_url})
+        wiring.reset()
         self.event_rules = EventRules(self.template, self.provisioned, self.invoker)
         self.containers = self._containers()
         containers.install(self.containers)
@@ -165,6 +177,10 @@ class LocalStack:
         if self.scheduler is not None:
             self.scheduler.stop()
             self.scheduler = None
+        if getattr(self, "websocket", None) is not None:
+            # First: its clients leave, so a log pump has nobody to follow for and ends.
+            self.websocket.stop()
+            self.websocket = None
         if self.pollers is not None:
             self.pollers.stop()
             self.pollers = None

@@ -137,20 +137,23 @@ class Outputs:
     stderr_dropped: int = 0
 
 
-READ_MAX_FACTOR = 2  # read_outputs reads at most this many times its limit
+READ_MAX_FACTOR = 2  # read_outputs reads at most this many times its limit…
+READ_PAGES_MAX = 100  # …and this many pages (up to 10,000 events each: tiny lines)
 
 
 def read_outputs(logs: Any, group: str, stream: str,
                  limit: int = OUTPUT_MAX_BYTES) -> Outputs:
     """A run's stdout and stderr from its stream, in order, each line as printed; past
     `limit` bytes of a stream the rest is counted, not kept, and reading stops once twice
-    `limit` has been read (a job that prints gigabytes must not hold its completion past
-    its Lambda's timeout): the counts are then at least what was dropped. No stream: no
+    `limit` has been read or READ_PAGES_MAX pages (a job that prints gigabytes, or millions
+    of empty lines, must not hold its completion past its Lambda's timeout): the counts are
+    then at least what was dropped. No stream: no
     output."""
     kept: dict[str, list[str]] = {"stdout": [], "stderr": []}
     sizes = {"stdout": 0, "stderr": 0}
     dropped = {"stdout": 0, "stderr": 0}
     token: str | None = None
+    pages = 0
     while True:
         try:
             page = logs.get_log_events(logGroupName=group, logStreamName=stream,
@@ -169,7 +172,9 @@ def read_outputs(logs: Any, group: str, stream: str,
         following = page.get("nextForwardToken")
         if not following or following == token or not page.get("events"):
             break
-        if sum(sizes.values()) + sum(dropped.values()) >= READ_MAX_FACTOR * limit:
+        pages += 1
+        if sum(sizes.values()) + sum(dropped.values()) >= READ_MAX_FACTOR * limit or \
+                pages >= READ_PAGES_MAX:
             break
         token = following
     return Outputs("\n".join(kept["stdout"]), "\n".join(kept["stderr"]),

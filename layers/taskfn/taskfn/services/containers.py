@@ -241,7 +241,12 @@ class ContainerRuns:
                                    task_id=task.job_task_id, job_id=task.job_id,
                                    created_at=now)
         try:
-            self.jobs.add_execution(pointer, None)
+            # Listed only after the attempt that failed: a retry of the job that came
+            # meanwhile stopped this run, and its own execution is the job's last.
+            if not self.jobs.add_execution(pointer, None, unless_scheduled=True,
+                                           after=task.execution_id or task.task_guid):
+                logger.info("task %s: execution %s not listed: the job moved on",
+                            task.task_guid, execution_id)
         except Exception:  # the run goes on; only its listing is missing
             logger.exception("task %s: execution %s not listed", task.task_guid, execution_id)
 

@@ -26,10 +26,10 @@ from botocore.exceptions import ClientError
 
 from taskfn import aws, outbound, wiring
 from taskfn.adapters.fastlane import Links, execution_view
-from taskfn.lifecycle import State
-from taskfn.models import TaskRecord
+from taskfn.lifecycle import SECOND_NS, State
+from taskfn.models import CONTAINER_CELL, TaskRecord
 from taskfn.settings import Settings, get_settings
-from taskfn.stores.jobs import ExecutionPointer, JobRecord, JobsStore
+from taskfn.stores.jobs import ExecutionPointer, JobRecord, JobsStore, RunningContainer
 from taskfn.stores.table import from_item
 
 logger = logging.getLogger(__name__)
@@ -38,8 +38,10 @@ BACKOFF_UNIT_S = 5  # a failed webhook is sent again after 2^n × 5 s (upstream'
 WEBHOOK_DEADLINE_S = 5.0  # the whole POST's
 DISPATCHES_KEPT = 3  # of an execution's webhook answers, the last three are shown
 DISPATCH_BODY_KEPT = 1024
+DISPATCH_ERROR_KEPT = 512
 HEADERS_KEPT, HEADER_KEPT = 20, 256  # of an answer's headers: so many, so long
 NOTIFY_TRIES = 3  # SES throttling: tried again with the same back-off, this often
+RUNNING_KEPT_S = 3600  # a running-set entry outlives its run's timeout by this, at most
 MAX_DELAY_S = 900  # SQS's longest delay: a longer back-off is waited in hops
 # Headers of the user's that the platform sets itself (or that would break the request).
 OWN_HEADERS = frozenset({"host", "content-length", "connection", "transfer-encoding"})
@@ -115,6 +117,26 @@ def orphaned_containers(records: list[Mapping[str, Any]]) -> list[str]:
     return refs
 
 
+def _container_runs(task: TaskRecord | None) -> bool:
+    return task is not None and task.state is State.RUNNING and \
+        task.cell_id.startswith(CONTAINER_CELL) and bool(task.container_ref)
+
+
+def running_changes(records: list[Mapping[str, Any]]) -> list[tuple[bool, TaskRecord]]:
+    """The running set's changes a stream batch shows, in order: (True, task) when a job's
+    container was launched, (False, task) when that run ended (completed, retried, removed)."""
+    changes: list[tuple[bool, TaskRecord]] = []
+    for record in records:
+        change = record.get("dynamodb") or {}
+        new, old = _task(change.get("NewImage")), _task(change.get("OldImage"))
+        same = new is not None and old is not None and new.cell_id == old.cell_id
+        if _container_runs(old) and not (_container_runs(new) and same):
+            changes.append((False, old))
+        if _container_runs(new) and not (_container_runs(old) and same):
+            changes.append((True, new))
+    return changes
+
+
 def hook_messages(ended: Ended, job: JobRecord) -> list[dict[str, Any]]:
     """The messages one ending queues: a webhook message per URL and a notify message per
     address, of every list the ending fires."""
@@ -167,7 +189,7 @@ def dispatch_record(url: str, status: int, body: str, headers: Mapping[str, str]
               "url": url, "statusCode": status, "body": body[:DISPATCH_BODY_KEPT],
               "headers": kept_headers}
     if error:
-        record["error"] = error
+        record["error"] = error[:DISPATCH_ERROR_KEPT]
     return record
 
 
@@ -242,9 +264,10 @@ class JobHooks:
     # --- the stream's reaction -----------------------------------------------------------
 
     def react(self, records: list[Mapping[str, Any]]) -> dict[str, int]:
-        """Queue the hooks of the endings a stream batch shows, and stop the containers of
-        job tasks that others ended. Raises when SQS refuses a message, so the batch comes
-        again (a hook queued twice is posted twice: at least once, as upstream)."""
+        """Queue the hooks of the endings a stream batch shows, keep the running set, and
+        stop the containers of job tasks that others ended. Raises when SQS refuses a
+        message, so the batch comes again (a hook queued twice is posted twice: at least
+        once, as upstream)."""
         messages: list[dict[str, Any]] = []
         for ended in ended_attempts(records):
             job = self.jobs.job(ended.owner, ended.task_id, ended.job_id)
@@ -252,6 +275,15 @@ class JobHooks:
                 messages += hook_messages(ended, job)
         for message in messages:
             self._send(message, 0)
+        for started, task in running_changes(records):
+            if started:
+                self.jobs.running_started(RunningContainer(
+                    owner=task.owner, execution_id=task.execution_id or task.task_guid,
+                    task_id=task.job_task_id, job_id=task.job_id,
+                    container_ref=task.container_ref,
+                    expires_at=task.started_at // SECOND_NS + task.timeout + RUNNING_KEPT_S))
+            else:
+                self.jobs.running_ended(task.owner, task.execution_id or task.task_guid)
         stopped = 0
         for ref in orphaned_containers(records):
             if self.runtime is not None:
@@ -305,6 +337,9 @@ class JobHooks:
     def _webhook(self, message: dict[str, Any], job: JobRecord, pointer: ExecutionPointer,
                  execution: Any) -> str:
         url, links = str(message["url"]), Links(job.links_base)
+        hooked = json.loads(job.webhooks_json).get(str(message.get("event")), [])
+        if not any(hook.get("url") == url for hook in hooked):
+            return "withdrawn"  # a PUT removed it meanwhile: its retries stop with it
         payload = webhook_payload(execution_view(execution, links), job)
         try:
             address = outbound.check_url(url, allow_private=self.settings.allow_private_callbacks,

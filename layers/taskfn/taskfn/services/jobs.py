@@ -9,7 +9,7 @@ import hashlib
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ from taskfn.stores.jobs import (
     JobsStore,
     JobWrite,
     Refused,
+    RunningContainer,
     valid_group_id,
 )
 from taskfn.stores.queue import TaskQueue
@@ -48,7 +49,10 @@ CONTAINER = "container"  # the lang of a job's task records
 EXECUTIONS_SHOWN = 20  # job details show the newest 20, as upstream
 DETAILS_OUTPUT_MAX = 64 * 1024  # of each output, job and execution details show this much
 OUTPUT_MAX = 4 * 1024 * 1024  # the output routes: what a Lambda answer carries, as text
-STOP_READ_MAX = 100  # a job stop looks at this many newest executions for unfinished ones
+RUNNING_SHOWN = 1000  # /status lists at most this many of the caller's running containers
+# A job stop looks at this many newest executions for unfinished ones: a per-minute cron
+# job with 8 retries makes 9 a minute; 10,000 cover a week of them.
+STOP_READ_MAX = 10_000
 WRITE_TRIES = 4  # an enqueue racing others on one group or job reads again, this often
 ONE_SHOT_MIN_S = 10  # a startAt in the past (or a startIn under this) runs this much later
 
@@ -121,6 +125,7 @@ class Status:
     scheduled: list[tuple[JobRecord, datetime | None]]
     queues: dict[str, int]
     executor: str
+    running: list[RunningContainer] = field(default_factory=list)
 
 
 class JobService:
@@ -262,7 +267,7 @@ class JobService:
         run_id = fire_run_id(schedule_id, fire_time)
         task = self._run(job, json.loads(job.envs_json), run_id, now)
         added = self.jobs.add_execution(self._pointer(job, run_id, run_id, 1, now),
-                                        TaskStore.item_for(task))
+                                        TaskStore.item_for(task), scheduled=schedule.id)
         if added:
             self.queue.send_after_write(run_id)
         if schedule.at:  # a one-shot: done
@@ -333,7 +338,8 @@ class JobService:
                           ("monitor", self.settings.container_watch_queue_url),
                           ("webhooks", self.settings.job_webhook_queue_url),
                           ("notify", self.settings.job_notify_queue_url))},
-                      executor=self.runs().runtime.name if self.runs().runtime else "none")
+                      executor=self.runs().runtime.name if self.runs().runtime else "none",
+                      running=self.jobs.running(caller.user, limit=RUNNING_SHOWN))
 
     def _length(self, url: str) -> int:
         if not url:
@@ -359,8 +365,7 @@ class JobService:
         job = self.job(caller, task_id, job_id)
         if job.schedule_id:
             self._unschedule(job)
-        pointers = self.jobs.executions(caller.user, task_id, job_id, limit=STOP_READ_MAX)
-        guids = sorted({p.task_guid for p in pointers})
+        guids = self.jobs.execution_tasks(caller.user, task_id, job_id, at_most=STOP_READ_MAX)
         for task in self.tasks.get_many(guids) if guids else []:
             if task.state in (State.PENDING, State.RUNNING):
                 self.runs().stop(task, "user")
@@ -398,14 +403,16 @@ class JobService:
             previous = self.tasks.get(last[0].task_guid, consistent=True) if last else None
             if previous is None:
                 raise InvalidRequest("No execution yet to retry.")
-            self._stop(last[0])
+            if previous.state in (State.PENDING, State.RUNNING):
+                # whichever attempt it is on: a retry written, its next attempt not yet listed
+                self.runs().stop(previous, "user")
             now = now_ns()
             run_id = ids.new_uuid7(now)
             task = self._run(job, previous.envs or {}, run_id, now, image=previous.image,
                              command=previous.command)
             if self.jobs.add_execution(self._pointer(job, run_id, run_id, 1, now),
                                        TaskStore.item_for(task),
-                                       after=last[0].execution_id):
+                                       after=job.last_execution_id):
                 self.queue.send_after_write(run_id)
                 return job
             newest = self.jobs.executions(caller.user, task_id, job_id, limit=1)

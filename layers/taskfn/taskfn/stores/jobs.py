@@ -9,6 +9,8 @@ the owner, so another owner's group, job or execution is simply not there.
   "FL#<owner>#J#<task id>#<job id>" / "X#<execution id>"
                                            an execution of the job: which attempt of which
                                            task record it is (UUIDv7 ids: newest last)
+  "FL#<owner>#RUN" / "X#<execution id>"    an execution whose container runs now (/status),
+                                           kept by the stream's reaction, expired by TTL
 
 An enqueue is one TransactWriteItems: the group (created with its words and count, or
 touched), the job (created or updated), the execution's pointer and its task record. Two
@@ -19,6 +21,8 @@ group, and it tries again into the group that now exists.
 from __future__ import annotations
 
 import json
+import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +100,17 @@ class ExecutionPointer(Record):
         return json.loads(self.webhook_dispatch_json)
 
 
+class RunningContainer(Record):
+    """An execution whose container runs: what /status lists of it."""
+
+    owner: str
+    execution_id: str
+    task_id: str
+    job_id: str
+    container_ref: str
+    expires_at: int  # the table's TTL: past the run's timeout, should its end be missed
+
+
 GROUP_ID_MAX = 200
 
 
@@ -116,6 +131,10 @@ def word_partition(owner: str, word: str) -> str:
 
 def jobs_partition(owner: str, task_id: str) -> str:
     return f"FL#{owner}#T#{task_id}"
+
+
+def running_partition(owner: str) -> str:
+    return f"FL#{owner}#RUN"
 
 
 def executions_partition(owner: str, task_id: str, job_id: str) -> str:
@@ -185,12 +204,17 @@ class JobsStore:
             raise
 
     def add_execution(self, pointer: ExecutionPointer, task_item: dict[str, Any] | None,
-                      *, after: str | None = None) -> bool:
+                      *, after: str | None = None, scheduled: str | None = None,
+                      unless_scheduled: bool = False) -> bool:
         """A new execution of an existing job: its pointer and the job's count, with the
         task record of a new run (the retry route) or without (the next attempt of a run),
-        in one transaction; False when the job is gone, the execution already listed, or
-        (with `after`) the job's last execution is no longer `after`."""
-        items = [self._execution_counted(pointer, after), self._pointer_put(pointer)]
+        in one transaction; False when the job is gone, the execution already listed,
+        (with `after`) the job's last execution is no longer `after`, or (with `scheduled`)
+        the job no longer has that schedule (a stop or PUT removed it meanwhile).
+        `unless_scheduled`: the `after` condition holds only for a job without a schedule
+        (a scheduled job's runs overlap, and nothing retries it by hand)."""
+        items = [self._execution_counted(pointer, after, scheduled, unless_scheduled),
+                 self._pointer_put(pointer)]
         if task_item is not None:
             items.append({"Put": {"TableName": self.table.name, "Item": to_item(task_item),
                                   "ConditionExpression": "attribute_not_exists(PK)"}})
@@ -203,7 +227,7 @@ class JobsStore:
         return True
 
     def record_dispatch(self, pointer: ExecutionPointer, record: dict[str, Any], *,
-                        keep: int, tries: int = 3) -> bool:
+                        keep: int, tries: int = 12) -> bool:
         """A webhook answer added to the execution's last `keep`, conditional on the count
         read (two hooks of one execution answering at once both land); False when the
         execution is gone or the count kept moving."""
@@ -230,6 +254,7 @@ class JobsStore:
                 if error.response.get("Error", {}).get("Code") != \
                         "ConditionalCheckFailedException":
                     raise
+                time.sleep(random.uniform(0, 0.05))  # apart from the others racing here
                 continue
             return True
         return False
@@ -293,19 +318,25 @@ class JobsStore:
                            "ExpressionAttributeNames": names,
                            "ExpressionAttributeValues": to_item(bound)}}
 
-    def _execution_counted(self, pointer: ExecutionPointer,
-                           after: str | None) -> dict[str, Any]:
+    def _execution_counted(self, pointer: ExecutionPointer, after: str | None,
+                           scheduled: str | None, unless_scheduled: bool) -> dict[str, Any]:
         condition, values = "attribute_exists(PK)", {":one": 1, ":last": pointer.execution_id}
-        if after is not None:
+        names = {"#x": "execution_count", "#l": "last_execution_id"}
+        if after is not None and unless_scheduled:
+            condition += " AND (#l = :after OR (attribute_exists(#s) AND #s <> :none))"
+            values[":after"], values[":none"], names["#s"] = after, "", "schedule_id"
+        elif after is not None:
             condition += " AND #l = :after"
             values[":after"] = after
+        if scheduled is not None:
+            condition += " AND #s = :schedule"
+            values[":schedule"], names["#s"] = scheduled, "schedule_id"
         return {"Update": {"TableName": self.table.name,
                            "Key": to_item({"PK": jobs_partition(pointer.owner, pointer.task_id),
                                            "SK": JOB + pointer.job_id}),
                            "UpdateExpression": "SET #l = :last ADD #x :one",
                            "ConditionExpression": condition,
-                           "ExpressionAttributeNames": {"#x": "execution_count",
-                                                        "#l": "last_execution_id"},
+                           "ExpressionAttributeNames": names,
                            "ExpressionAttributeValues": to_item(values)}}
 
     def _pointer_put(self, pointer: ExecutionPointer) -> dict[str, Any]:
@@ -313,6 +344,23 @@ class JobsStore:
             "PK": executions_partition(pointer.owner, pointer.task_id, pointer.job_id),
             "SK": EXECUTION + pointer.execution_id, **pointer.model_dump(mode="json")}),
             "ConditionExpression": "attribute_not_exists(PK)"}}
+
+    # --- the running set (/status) ------------------------------------------------------
+
+    def running_started(self, run: RunningContainer) -> None:
+        """An execution's container is running; idempotent (a stream record read twice)."""
+        self.table.client.put_item(TableName=self.table.name, Item=to_item({
+            "PK": running_partition(run.owner), "SK": EXECUTION + run.execution_id,
+            **run.model_dump(mode="json")}))
+
+    def running_ended(self, owner: str, execution_id: str) -> None:
+        self.table.client.delete_item(TableName=self.table.name, Key=to_item({
+            "PK": running_partition(owner), "SK": EXECUTION + execution_id}))
+
+    def running(self, owner: str, *, limit: int) -> list[RunningContainer]:
+        items, _ = self.table.query_items(running_partition(owner), prefix=EXECUTION,
+                                          limit=limit)
+        return [RunningContainer.model_validate(i) for i in items]
 
     # --- reads -------------------------------------------------------------------------
 
@@ -352,6 +400,23 @@ class JobsStore:
         items, _ = self.table.query_items(executions_partition(owner, task_id, job_id),
                                           prefix=EXECUTION, limit=limit, newest_first=True)
         return [ExecutionPointer.model_validate(i) for i in items]
+
+    def execution_tasks(self, owner: str, task_id: str, job_id: str, *,
+                        at_most: int) -> list[str]:
+        """The task guids of the job's `at_most` newest executions, newest first, each once
+        (Queries of the guids alone, page after page)."""
+        guids: list[str] = []
+        start: dict[str, Any] | None = None
+        pk, read = executions_partition(owner, task_id, job_id), 0
+        while read < at_most:
+            items, start = self.table.query_items(pk, prefix=EXECUTION, newest_first=True,
+                                                  limit=min(1000, at_most - read),
+                                                  start=start, attributes=("task_guid",))
+            read += len(items)
+            guids += [g for g in (str(i["task_guid"]) for i in items) if g not in guids]
+            if start is None:
+                break
+        return guids
 
     def execution(self, owner: str, task_id: str, job_id: str,
                   execution_id: str) -> ExecutionPointer | None:
