@@ -85,6 +85,9 @@ def succeeded_messages(
     return [message for message in messages if message["MessageId"] not in failed]
 
 
+SESSION_WORKERS = 32  # of a queue whose messages are sessions (batch size 1)
+
+
 class SqsPoller:
     """Worker threads feeding one queue to one function."""
 
@@ -351,7 +354,10 @@ class Pollers:
                 provisioned.refs[source.queue_id],
                 provisioned.attrs[(source.queue_id, "Arn")],
                 invoker,
-                workers=workers,
+                # A batch of one is a session (the live logs' pump follows an execution for
+                # as long as it runs): Lambda runs one per message, so a few long ones must
+                # not hold every worker of the queue.
+                workers=SESSION_WORKERS if source.batch_size == 1 else workers,
                 stop_event=self.stop_event,
             )
             for source in template.sqs_sources
