@@ -305,3 +305,21 @@ def test_a_large_output_arrives_whole_in_order_in_messages_of_at_most_32_kb(erin
     assert lines.count("err") == 1
     assert max(len(message.encode()) for message in messages) <= 32 * 1024
     assert (code, reason) == (1000, "wsdone")
+
+
+def test_a_failing_attempt_s_last_lines_reach_its_follower_though_a_retry_follows(
+        erin, ws_base):
+    """The run's retry moves its task to the next attempt (a new execution id, no container):
+    its follower still gets the lines the failing attempt printed last, then wsdone."""
+    job_id, execution_id = erin.enqueue(
+        "live-retry", command="sh -c 'echo one; sleep 2; echo fatal-reason; exit 3'",
+        retries=1)
+    erin.wait_status("live-retry", job_id, {"running"})
+
+    async def follow():
+        async with socket(ws_base, erin, "live-retry", job_id, execution_id) as ws:
+            return await received(ws)
+
+    messages, code, reason = run(follow())
+    assert "".join(messages) == "one\nfatal-reason\n"
+    assert (code, reason) == (1000, "wsdone")

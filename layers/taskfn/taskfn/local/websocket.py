@@ -248,6 +248,10 @@ class LocalWebSocketApi:
                 query["execution"] = execution_id
         elif split.path.rstrip("/") not in ("", f"/{STAGE}"):
             return connection.respond(404, "Not Found\n")
+        if not _is_upgrade(request):
+            # refused before $connect: a handshake websockets would refuse after it leaves a
+            # recorded connection (and a pump message) nobody ever disconnects
+            return connection.respond(400, "Not a WebSocket handshake\n")
         connection_id = new_connection_id()
         headers = {name: value for name, value in request.headers.raw_items()}
         source_ip = str((connection.remote_address or ("",))[0])
@@ -408,3 +412,20 @@ def _management_handler(api: LocalWebSocketApi) -> type[BaseHTTPRequestHandler]:
         do_POST = do_GET = do_DELETE = _serve
 
     return Handler
+
+
+def _is_upgrade(request: Request) -> bool:
+    """Whether the request is a WebSocket handshake websockets will accept (RFC 6455 §4.2.1:
+    the upgrade, a 16-byte key, version 13)."""
+    import base64
+    import binascii
+
+    headers = request.headers
+    key = headers.get("Sec-WebSocket-Key", "")
+    try:
+        key_ok = len(base64.b64decode(key, validate=True)) == 16
+    except (binascii.Error, ValueError):
+        key_ok = False
+    return key_ok and headers.get("Upgrade", "").lower() == "websocket" and "upgrade" in {
+        part.strip().lower() for part in headers.get("Connection", "").split(",")} and \
+        headers.get("Sec-WebSocket-Version", "") == "13"

@@ -449,6 +449,7 @@ class LiveLogs:
         head = self.store.head(execution_id)
         cache = _Cache()
         quiet = 0
+        stream = ""  # the run's log stream, kept once seen: a retry moves the task on
         while True:
             if remaining_ms() < HANDOVER_MS:
                 self.store.release_lease(execution_id, lease)
@@ -460,8 +461,9 @@ class LiveLogs:
             copied = full = False
             if phase in ("running", "finished") and task is not None and task.container_ref \
                     and (task.execution_id or task.task_guid) == execution_id:
-                head, copied, full = self._copy(execution_id, lease, head, cache,
-                                                log_stream(task.container_ref))
+                stream = log_stream(task.container_ref)
+            if stream:  # read to its end, even once a retry made another attempt current
+                head, copied, full = self._copy(execution_id, lease, head, cache, stream)
             quiet = 0 if copied or phase != "finished" else quiet + 1
             drained = phase == "finished" and quiet >= 2
             listeners = self.store.listeners(execution_id)
