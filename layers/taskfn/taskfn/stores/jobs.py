@@ -227,13 +227,13 @@ class JobsStore:
         return True
 
     def record_dispatch(self, pointer: ExecutionPointer, record: dict[str, Any], *,
-                        keep: int, tries: int = 12) -> bool:
+                        keep: int, tries: int = 64) -> bool:
         """A webhook answer added to the execution's last `keep`, conditional on the count
         read (two hooks of one execution answering at once both land); False when the
         execution is gone or the count kept moving."""
         key = {"PK": executions_partition(pointer.owner, pointer.task_id, pointer.job_id),
                "SK": EXECUTION + pointer.execution_id}
-        for _ in range(tries):
+        for attempt in range(tries):
             item = self.table.get(key["PK"], key["SK"], consistent=True)
             if item is None:
                 return False
@@ -254,7 +254,8 @@ class JobsStore:
                 if error.response.get("Error", {}).get("Code") != \
                         "ConditionalCheckFailedException":
                     raise
-                time.sleep(random.uniform(0, 0.05))  # apart from the others racing here
+                # apart from the others racing here, further each time (one wins a round)
+                time.sleep(random.uniform(0, 0.01 * min(attempt + 1, 20)))
                 continue
             return True
         return False
