@@ -85,7 +85,8 @@ def succeeded_messages(
     return [message for message in messages if message["MessageId"] not in failed]
 
 
-SESSION_WORKERS = 32  # of a queue whose messages are sessions (batch size 1)
+# Workers of a queue whose messages are sessions (batch size 1); each polls once a second.
+SESSION_WORKERS = 8
 
 
 class SqsPoller:
