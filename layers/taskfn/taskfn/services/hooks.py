@@ -17,7 +17,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -75,14 +75,27 @@ def _task(image: Mapping[str, Any] | None) -> TaskRecord | None:
     return TaskRecord.model_validate(item)
 
 
-def ended_attempts(records: list[Mapping[str, Any]]) -> list[Ended]:
+# A stream record of a job's task: (its new image, its old image), either None when absent.
+Change = tuple[TaskRecord | None, TaskRecord | None]
+
+
+def job_changes(records: list[Mapping[str, Any]]) -> list[Change]:
+    """The job tasks' changes a stream batch holds, in order, each image parsed once."""
+    changes = []
+    for record in records:
+        change = record.get("dynamodb") or {}
+        new, old = _task(change.get("NewImage")), _task(change.get("OldImage"))
+        if new is not None or old is not None:
+            changes.append((new, old))
+    return changes
+
+
+def ended_attempts(changes: list[Change]) -> list[Ended]:
     """The attempts a stream batch shows ending, in order, each once: a job's task entering
     Completed (its current attempt ended), or its retry count growing (the attempt that
     failed is the last entry of `attempts`)."""
     found: list[Ended] = []
-    for record in records:
-        change = record.get("dynamodb") or {}
-        new, old = _task(change.get("NewImage")), _task(change.get("OldImage"))
+    for new, old in changes:
         if new is None or old is None:
             continue
         if new.state is State.COMPLETED and old.state is not State.COMPLETED:
@@ -99,14 +112,12 @@ def ended_attempts(records: list[Mapping[str, Any]]) -> list[Ended]:
     return found
 
 
-def orphaned_containers(records: list[Mapping[str, Any]]) -> list[str]:
+def orphaned_containers(changes: list[Change]) -> list[str]:
     """Containers of job tasks that someone ended while they ran (a Cell API cancel, a
     deletion by retention): the task entered Completed, or was removed, with its container
     never reported STOPPED. Their task ARNs."""
     refs: list[str] = []
-    for record in records:
-        change = record.get("dynamodb") or {}
-        new, old = _task(change.get("NewImage")), _task(change.get("OldImage"))
+    for new, old in changes:
         gone = new is None and old is not None and old.state is State.RUNNING
         ended = new is not None and new.state is State.COMPLETED and (
             old is None or old.state is not State.COMPLETED)
@@ -122,19 +133,17 @@ def _container_runs(task: TaskRecord | None) -> bool:
         task.cell_id.startswith(CONTAINER_CELL) and bool(task.container_ref)
 
 
-def running_changes(records: list[Mapping[str, Any]]) -> list[tuple[bool, TaskRecord]]:
+def running_changes(changes: list[Change]) -> list[tuple[bool, TaskRecord]]:
     """The running set's changes a stream batch shows, in order: (True, task) when a job's
     container was launched, (False, task) when that run ended (completed, retried, removed)."""
-    changes: list[tuple[bool, TaskRecord]] = []
-    for record in records:
-        change = record.get("dynamodb") or {}
-        new, old = _task(change.get("NewImage")), _task(change.get("OldImage"))
+    found: list[tuple[bool, TaskRecord]] = []
+    for new, old in changes:
         same = new is not None and old is not None and new.cell_id == old.cell_id
-        if _container_runs(old) and not (_container_runs(new) and same):
-            changes.append((False, old))
-        if _container_runs(new) and not (_container_runs(old) and same):
-            changes.append((True, new))
-    return changes
+        if old is not None and _container_runs(old) and not (_container_runs(new) and same):
+            found.append((False, old))
+        if new is not None and _container_runs(new) and not (_container_runs(old) and same):
+            found.append((True, new))
+    return found
 
 
 def hook_messages(ended: Ended, job: JobRecord) -> list[dict[str, Any]]:
@@ -158,14 +167,6 @@ def hook_messages(ended: Ended, job: JobRecord) -> list[dict[str, Any]]:
 def backoff_s(retry_count: int) -> int:
     """Upstream's back-off before retry n+1: 2^n × 5 s."""
     return int(math.pow(2, retry_count) * BACKOFF_UNIT_S)
-
-
-def delays(total_s: int) -> Iterator[int]:
-    """A wait cut into SQS's longest delays."""
-    while total_s > 0:
-        hop = min(MAX_DELAY_S, total_s)
-        yield hop
-        total_s -= hop
 
 
 def webhook_payload(execution_dict: dict[str, Any], job: JobRecord) -> bytes:
@@ -194,12 +195,10 @@ def dispatch_record(url: str, status: int, body: str, headers: Mapping[str, str]
 
 
 def request_headers(user_headers: Mapping[str, Any]) -> dict[str, str]:
-    """The user's headers, without those the platform sets, and JSON's content type."""
-    headers = {str(k): str(v) for k, v in user_headers.items()
-               if str(k).lower() not in OWN_HEADERS}
-    if not any(k.lower() == "content-type" for k in headers):
-        headers["Content-Type"] = "application/json"
-    return headers
+    """The user's headers, without those the platform sets (outbound.post adds JSON's
+    content type unless the user gave one)."""
+    return {str(k): str(v) for k, v in user_headers.items()
+            if str(k).lower() not in OWN_HEADERS}
 
 
 def subject(ended_event: str, task_id: str, job_id: str, exit_code: int | None) -> str:
@@ -268,14 +267,15 @@ class JobHooks:
         stop the containers of job tasks that others ended. Raises when SQS refuses a
         message, so the batch comes again (a hook queued twice is posted twice: at least
         once, as upstream)."""
+        changes = job_changes(records)
         messages: list[dict[str, Any]] = []
-        for ended in ended_attempts(records):
+        for ended in ended_attempts(changes):
             job = self.jobs.job(ended.owner, ended.task_id, ended.job_id)
             if job is not None:
                 messages += hook_messages(ended, job)
         for message in messages:
             self._send(message, 0)
-        for started, task in running_changes(records):
+        for started, task in running_changes(changes):
             if started:
                 self.jobs.running_started(RunningContainer(
                     owner=task.owner, execution_id=task.execution_id or task.task_guid,
@@ -285,7 +285,7 @@ class JobHooks:
             else:
                 self.jobs.running_ended(task.owner, task.execution_id or task.task_guid)
         stopped = 0
-        for ref in orphaned_containers(records):
+        for ref in orphaned_containers(changes):
             if self.runtime is not None:
                 self.runtime.stop(ref, "taskfn: the task ended while its container ran")
                 stopped += 1
@@ -298,7 +298,7 @@ class JobHooks:
             logger.warning("no %s queue: a %s hook of execution %s dropped", message["kind"],
                            message["event"], message["executionId"])
             return
-        hop = next(delays(delay_s), 0)
+        hop = min(MAX_DELAY_S, max(0, delay_s))  # a longer wait: sent on when it comes
         self.sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message),
                               **({"DelaySeconds": hop} if hop else {}))
 
