@@ -44,10 +44,12 @@ def moto_endpoint() -> Iterator[str]:
 def drop_box() -> Iterator[Path]:
     """A directory hostile or not, any sandbox may write to (a function's side channel to
     the test, such as a count of its runs): sandboxes may run as users of their own, who
-    cannot reach pytest's temp dirs."""
+    cannot reach pytest's temp dirs, nor the machine's /tmp."""
     from taskfn.runtime.confinement import remove_tree
 
-    path = Path(tempfile.mkdtemp(prefix="taskfn-test-drop-"))
+    # Not under /tmp: a sandbox of a root parent has a /tmp of its own (runtime/bootstrap.py).
+    place = "/run" if os.geteuid() == 0 and os.path.isdir("/run") else None
+    path = Path(tempfile.mkdtemp(prefix="taskfn-test-drop-", dir=place))
     path.chmod(0o1777)
     yield path
     remove_tree(path)

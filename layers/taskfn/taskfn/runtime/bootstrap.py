@@ -5,10 +5,11 @@ holds the result pipe (result_fd) and the sandbox's identity. It confines itself
 _confine), gets ready, sends {"ready": true} and blocks; the job arrives on stdin as one line of
 JSON (the code directory, limits, deadline) followed by the event. It then limits itself,
 imports the user's main.py, calls handler(event, context), shapes the return value into an
-HTTP-style response and sends JSON lines to the parent: {"progress": n} any number of times,
-then exactly one {"result": ...} or {"error": ...}. A run started cold sends the job at once; a
-pre-started one (taskfn.runtime.pool) waits for it. It must stay standard-library only and must
-not import taskfn: user code must not be able to reach the platform.
+HTTP-style response and sends JSON lines to the parent: {"progress": n} and {"state": {state,
+message, uri}} any number of times, then exactly one {"result": ...} or {"error": ...}. A run
+started cold sends the job at once; a pre-started one (taskfn.runtime.pool) waits for it. It
+must stay standard-library only and must not import taskfn: user code must not be able to
+reach the platform.
 """
 
 # Everything the bootstrap needs is imported before the user's code directory goes on sys.path,
@@ -44,6 +45,10 @@ _AF_UNIX = 1
 # CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME.
 _NEW_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 \
     | 0x20000000 | 0x40000000 | 0x00000080
+# mount(2)'s flags.
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT = 0x1, 0x2, 0x4, 0x20
+_MS_BIND, _MS_REC, _MS_PRIVATE = 0x1000, 0x4000, 0x40000
+_TMP_MB = 512  # the private tmp's size when the config gives none
 _RESERVE_BYTES = 4 * 1024 * 1024  # freed on failure so the error can still be reported
 _MAX_MESSAGE_CHARS = 4096
 _JSON_TYPE = "application/json"
@@ -52,6 +57,9 @@ _BINARY_TYPE = "application/octet-stream"
 _NOT_SERIALIZABLE = (TypeError, ValueError, RecursionError, OverflowError)
 
 _reserve: bytearray | None = None
+# The machine's directory of the working dir, held (an O_PATH descriptor) only until the job
+# arrives: a pre-started sandbox that gets none removes its own working dir through it.
+_workdir_parent: int | None = None
 
 
 class ResultError(Exception):
@@ -73,6 +81,12 @@ class _Channel:
                 return  # repeating the same value would only cost the parent work
             self._last_progress = percent
             self._write({"progress": percent})
+
+    def state(self, report: dict) -> None:
+        """A state report ({"state": {state, message, uri}}), any number of times."""
+        with self._lock:
+            if not self._closed:
+                self._write({"state": report})
 
     def ready(self) -> bool:
         """A pre-started sandbox says it can take a job (sent once, before any other line)."""
@@ -127,6 +141,18 @@ class Context:
         if isinstance(percent, float) and not math.isfinite(percent):
             raise ValueError(f"progress must be a finite number, got {percent!r}")
         self._channel.progress(max(0, min(100, int(percent))))
+
+    _STATES = ("working", "idle", "complete", "failed")
+
+    def report_state(self, state: str, message: str = "", uri: str = "") -> None:
+        """Report the conversation's state (Coder's working, idle, complete or failed), with
+        a message and a URI; the task's current_state shows the last one."""
+        if state not in self._STATES:
+            raise ValueError(f"state must be one of {', '.join(self._STATES)}, got {state!r}")
+        if not isinstance(message, str) or not isinstance(uri, str):
+            raise ValueError("message and uri must be strings")
+        self._channel.state({"state": state, "message": message[:_MAX_MESSAGE_CHARS],
+                             "uri": uri[:_MAX_MESSAGE_CHARS]})
 
     def __repr__(self) -> str:
         return f"Context(task_id={self.task_id!r}, function_id={self.function_id!r})"
@@ -348,8 +374,12 @@ def _wait_for_job(channel: _Channel) -> dict:
     line = sys.stdin.buffer.readline()
     if not line.strip():
         with contextlib.suppress(OSError):
-            os.rmdir(os.getcwd())
+            if _workdir_parent is None:
+                os.rmdir(os.getcwd())
+            else:  # this namespace's is a bind of the machine's
+                os.rmdir(os.path.basename(os.getcwd()), dir_fd=_workdir_parent)
         _exit(0)
+    _forget_workdir_parent()
     try:
         job = json.loads(line)
         if not isinstance(job, dict):
@@ -358,6 +388,14 @@ def _wait_for_job(channel: _Channel) -> dict:
         channel.final(_error("Runtime.InvalidJob", f"job is not valid: {error}"))
         _exit(1)
     return job
+
+
+def _forget_workdir_parent() -> None:
+    """Before anything of the job runs: no descriptor into the machine's /tmp is left."""
+    global _workdir_parent
+    if _workdir_parent is not None:
+        os.close(_workdir_parent)
+        _workdir_parent = None
 
 
 def _read_event() -> object:
@@ -375,11 +413,13 @@ def _confine(sandbox: dict) -> None:
     no_new_privs: no setuid program can give back privileges. The process limit bounds a fork
     bomb (and, lowered only, marks every process this run starts). A separate user (the
     parent is root): an IPC namespace of its own (SysV and POSIX IPC objects die with the
-    run, and no run sees another's); the directories of the imports are opened and reached
-    through their descriptors, since the interpreter may live where that user cannot go (a
-    root-only home); then every id becomes the sandbox's. Not dumpable: other sandboxes of a shared
-    user can neither read this one's memory nor trace it. Umask 077: what the run (and every
-    tool it starts) creates in the machine's shared /tmp is its own to read, not other runs'.
+    run, and no run sees another's) and a mount namespace with temp dirs of its own (see
+    _private_tmp); the directories of the imports are opened and reached through their
+    descriptors, since the interpreter may live where that user cannot go (a root-only home);
+    then every id becomes the sandbox's. Not dumpable: other sandboxes of a shared user can
+    neither read this one's memory nor trace it. Umask 077: what the run (and every tool it
+    starts) creates is its own to read, not other runs' (a shared user's runs still share the
+    machine's /tmp).
     """
     os.umask(0o077)
     libc = ctypes.CDLL(None, use_errno=True)
@@ -387,7 +427,9 @@ def _confine(sandbox: dict) -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
     uid = sandbox.get("uid")
     if uid is not None:
-        os.unshare(os.CLONE_NEWIPC)  # before the filter, which refuses namespaces
+        # Before the filter, which refuses namespaces.
+        os.unshare(os.CLONE_NEWIPC | os.CLONE_NEWNS)
+        _private_tmp(libc, sandbox)
     _filter_calls(libc)
     processes = sandbox.get("max_processes")
     if processes:
@@ -398,6 +440,106 @@ def _confine(sandbox: dict) -> None:
         os.setresgid(int(uid), int(uid), int(uid))
         os.setresuid(int(uid), int(uid), int(uid))
     libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+def _private_tmp(libc: ctypes.CDLL, sandbox: dict) -> None:
+    """Give the run temp dirs of its own: the machine's /tmp, /var/tmp, /dev/shm and /run/lock
+    are shared by every sandbox, and a run that pre-creates another's predictable name there
+    (a world-writable file, a 0777 directory) would read what the other writes to it.
+
+    In the mount namespace of its own (nothing propagates back to the machine's), one fresh
+    tmpfs, size-limited, takes the place of all of them (a directory of it on each: one bound
+    for all of the run's temp space, which the run's memory cgroup also counts); it goes
+    when the run's last process does. What the run needs of what those dirs hid is bound
+    back at the same path, and nothing else: its own working dir (cwd, HOME, TMPDIR:
+    read-write, as before), the directory its code is staged in, and the interpreter's
+    prefixes and import path (read-only: a venv or a clone of the project may live under
+    /tmp). They are reached through descriptors opened in the new namespace before the
+    tmpfs covered them, and closed before the run goes on: a descriptor of anything under
+    the machine's /tmp would lead back to all of it by "..", which a bind mount's root does
+    not. Last, cwd moves to the bound copy of the working dir, for the same reason."""
+    global _workdir_parent
+    _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)
+    hidden: list[str] = []
+    for place in sandbox.get("tmp_dirs") or ():
+        real = os.path.realpath(place)
+        if os.path.isdir(real) and real != "/" and not any(
+                real == top or _inside(real, top) or _inside(top, real) for top in hidden):
+            hidden.append(real)
+    if not hidden:
+        return
+    workdir = os.getcwd()
+    wanted = [(workdir, True)]
+    if sandbox.get("code_root"):
+        wanted.append((str(sandbox["code_root"]), False))
+    for path in (sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
+                 *sys.path):
+        wanted.append((path, False))
+    binds: dict[str, bool] = {}
+    for path, writable in wanted:
+        real = os.path.realpath(path) if path else ""
+        if os.path.exists(real) and any(_inside(real, top) for top in hidden):
+            binds[real] = binds.get(real, False) or writable
+    if workdir in binds:  # for removing it from the machine's /tmp, should no job come
+        _workdir_parent = os.open(os.path.dirname(workdir), os.O_PATH | os.O_DIRECTORY)
+    sources = {path: os.open(path, os.O_PATH) for path in binds}
+    try:
+        _mount(libc, "tmpfs", hidden[0], "tmpfs", _MS_NOSUID | _MS_NODEV,
+               f"size={int(sandbox.get('tmp_mb') or _TMP_MB)}m,nr_inodes=65536,mode=0755")
+        for index in range(len(hidden)):
+            os.mkdir(os.path.join(hidden[0], str(index)))
+            os.chmod(os.path.join(hidden[0], str(index)), 0o1777)
+        for index in [*range(1, len(hidden)), 0]:  # the first covers the tmpfs's root last
+            _mount(libc, os.path.join(hidden[0], str(index)), hidden[index], None, _MS_BIND)
+        done: list[str] = []
+        for path in sorted(binds):
+            writable = binds[path]
+            if not writable and any(_inside(path, outer) for outer in done):
+                continue  # already there, with the directory around it
+            _mount_point(path, os.path.isdir(f"/proc/self/fd/{sources[path]}"))
+            _mount(libc, f"/proc/self/fd/{sources[path]}", path, None, _MS_BIND)
+            if not writable:
+                _mount(libc, None, path, None,
+                       _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
+            done.append(path)
+    finally:
+        for fd in sources.values():
+            os.close(fd)
+    os.chdir(workdir)
+
+
+def _mount(libc: ctypes.CDLL, source: str | None, target: str, kind: str | None, flags: int,
+           data: str | None = None) -> None:
+    def encoded(text: str | None) -> bytes | None:
+        return None if text is None else os.fsencode(text)
+
+    if libc.mount(encoded(source), encoded(target), encoded(kind), ctypes.c_ulong(flags),
+                  encoded(data)) != 0:
+        number = ctypes.get_errno()
+        raise OSError(number, f"mount {source or kind} on {target}: {os.strerror(number)}")
+
+
+def _mount_point(path: str, directory: bool) -> None:
+    """An empty directory (or file) at `path` in the private tmp, its parents made as root's
+    directories anyone may pass (umask 077 is in force already)."""
+    parent = os.path.dirname(path)
+    missing = []
+    while not os.path.isdir(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    for directory_path in reversed(missing):
+        os.mkdir(directory_path)
+        os.chmod(directory_path, 0o755)
+    if os.path.lexists(path):
+        return
+    if directory:
+        os.mkdir(path)
+    else:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _inside(path: str, top: str) -> bool:
+    return path != top and path.startswith(top.rstrip("/") + "/")
 
 
 class _Instruction(ctypes.Structure):

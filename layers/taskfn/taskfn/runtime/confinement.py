@@ -16,7 +16,10 @@ How a run's processes are told from everything else depends on what the parent m
 
 separate users (the parent is root: the local stack, a cell run as root)
     each sandbox runs as a uid of its own, held (flock) for the sandbox's life, in an IPC
-    namespace, a memory cgroup and a cpu cgroup (runtime.cgroups) of its own. The kernel
+    namespace, a memory cgroup and a cpu cgroup (runtime.cgroups) of its own, and a mount
+    namespace whose /tmp, /var/tmp, /dev/shm and /run/lock are a tmpfs of its own (TMP_MB;
+    bootstrap._private_tmp), with only its working dir, its staged code and the
+    interpreter's files bound back in: no run sees, or plants a name in, another's. The kernel
     counts the process limit per uid; the sweep kills every process of the uid at once
     (kill(-1) as that uid) and removes what it left in the shared temp dirs; a uid whose sweep
     failed is never given out again. Code is staged as hard links to root-owned, read-only
@@ -28,7 +31,8 @@ shared user (a parent that is not root: Lambda's process mode, a cell run as a n
     allowance; it can only be lowered, so it also marks every process a sandbox starts, and
     the sweep kills the parent's adopted children that carry it. The code cache checks its
     content hashes before every run (codecache.CodeCache(verify=True)). Runs that overlap in
-    one parent share a user and are not isolated from each other.
+    one parent share a user (and the machine's /tmp: no mount namespace without root) and
+    are not isolated from each other.
 
 A shared user's runs get no cgroup: the memory of such a run as a whole is not bounded (each
 process has its own address-space limit), nor its CPU (cpuCount is not enforced; the log says
@@ -69,6 +73,9 @@ UID_BASE = int(os.environ.get("SANDBOX_UID_BASE", "2000000000"))
 UID_COUNT = int(os.environ.get("SANDBOX_UID_COUNT", "4096"))
 # World-writable places where a run's files could outlive it (for the next user of its uid).
 SHARED_TMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+# A separate user's private temp dirs (one tmpfs in place of all of those, see bootstrap.
+# _private_tmp): at most this many MiB, which its memory cgroup counts too.
+TMP_MB = int(os.environ.get("SANDBOX_TMP_MB", "512"))
 _LOCK_DIR = Path(os.environ.get("SANDBOX_LOCK_DIR", "/tmp/taskfn-sandbox-users"))
 STAGED_PREFIX = "taskfn-code-"
 _SWEEP_S = 5.0  # a sweep that cannot empty the run in this long gives up and says so
@@ -134,9 +141,15 @@ class RunUser:
     def separate(self) -> bool:
         return self.uid is not None
 
-    def bootstrap_config(self) -> dict:
-        """What the bootstrap applies to itself before anything else (see bootstrap._confine)."""
-        return {"uid": self.uid, "max_processes": self.max_processes}
+    def bootstrap_config(self, code_root: Path | None = None) -> dict:
+        """What the bootstrap applies to itself before anything else (see bootstrap._confine):
+        a separate user also gets its private temp dirs, with the directory its code will be
+        staged in (code_place) among what they must not hide."""
+        config: dict = {"uid": self.uid, "max_processes": self.max_processes}
+        if self.separate:
+            config |= {"tmp_dirs": list(SHARED_TMP_DIRS), "tmp_mb": TMP_MB,
+                       "code_root": None if code_root is None else str(code_root)}
+        return config
 
     def enter(self, pid: int, memory_mb: int, cpu_count: int = 0) -> None:
         """Put the sandbox's leader (so the whole run) in the user's cgroups."""
@@ -180,23 +193,38 @@ class RunUser:
         if self.separate:
             os.chown(workdir, self.uid, self.uid)
 
-    def stage_code(self, code_dir: Path) -> Path | None:
-        """A directory of the code for a separate user, or None to run code_dir itself.
-
-        A separate user gets the code as hard links in a directory of its own: root-owned and
-        read-only, so it cannot change them, while the cache stays out of its reach (mode
-        0700). A shared user runs the verified cache directory itself. The caller removes the
-        staged directory when the run ends."""
+    def code_place(self) -> Path | None:
+        """For a separate user, the (still empty) directory its code will be staged in, made
+        before the sandbox starts so that its private /tmp can show it; None otherwise. The
+        caller removes it when the run ends."""
         if not self.separate:
             return None
         staged = Path(tempfile.mkdtemp(prefix=STAGED_PREFIX))
         try:
-            _link_tree(Path(code_dir), staged / "code")
             # Only this sandbox's group may enter: the names in /tmp are no secret.
             os.chown(staged, 0, self.uid)
             os.chmod(staged, 0o750)
         except BaseException:
             remove_tree(staged)
+            raise
+        return staged
+
+    def stage_code(self, code_dir: Path, staged: Path | None = None) -> Path | None:
+        """A directory of the code for a separate user, or None to run code_dir itself.
+
+        A separate user gets the code as hard links in a directory of its own (`staged`, from
+        code_place, or a new one): root-owned and read-only, so it cannot change them, while
+        the cache stays out of its reach (mode 0700). A shared user runs the verified cache
+        directory itself. The caller removes the staged directory when the run ends."""
+        if not self.separate:
+            return None
+        made = staged is None
+        staged = self.code_place() if staged is None else staged
+        try:
+            _link_tree(Path(code_dir), staged / "code")
+        except BaseException:
+            if made:
+                remove_tree(staged)
             raise
         return staged
 

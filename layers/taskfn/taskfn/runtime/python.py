@@ -187,8 +187,10 @@ class Sandbox:
 
     It runs as its own RunUser (runtime.confinement) in a session and process group of its own,
     with a private temp dir as cwd, HOME and TMPDIR and a clean environment; it confines
-    itself, says it is ready and waits for its job on stdin. close() ends it and everything
-    it started, and removes what it left."""
+    itself (a separate user also in a private /tmp, which shows its temp dir and the
+    directory its code will be staged in: both are made before it starts), says it is ready
+    and waits for its job on stdin. close() ends it and everything it started, and removes
+    what it left."""
 
     def __init__(self, process: subprocess.Popen, read_fd: int, workdir: str,
                  user: confinement.RunUser):
@@ -208,30 +210,37 @@ class Sandbox:
         confinement.harden_parent()
         user = confinement.take_user()
         workdir = ""
+        staged: Path | None = None
         try:
             workdir = tempfile.mkdtemp(prefix=WORKDIR_PREFIX)
             user.own(workdir)
+            staged = user.code_place()  # its private /tmp must show it, so it comes first
             read_fd, write_fd = os.pipe()
         except BaseException:
-            if workdir:
-                confinement.remove_tree(workdir)
+            for made in (workdir, staged):
+                if made:
+                    confinement.remove_tree(made)
             user.release()
             raise
-        config = {"result_fd": write_fd, "sandbox": user.bootstrap_config()}
+        config = {"result_fd": write_fd, "sandbox": user.bootstrap_config(staged)}
         try:
             process = _spawn(python, config, workdir, write_fd)
         except BaseException:
             os.close(read_fd)
             confinement.remove_tree(workdir)
+            if staged is not None:
+                confinement.remove_tree(staged)
             user.release()
             raise
         confinement.spawned(process.pid)
         user.enter(process.pid, DEFAULT_MEMORY_MB)
-        return cls(process, read_fd, workdir, user)
+        box = cls(process, read_fd, workdir, user)
+        box.staged = staged
+        return box
 
     def stage(self, code_dir: Path) -> Path:
         """The directory this sandbox imports the code from (see RunUser.stage_code)."""
-        self.staged = self.user.stage_code(code_dir)
+        self.staged = self.user.stage_code(code_dir, self.staged)
         return Path(code_dir) if self.staged is None else self.staged / "code"
 
     def wait_ready(self, timeout: float) -> bool:
@@ -694,6 +703,14 @@ class _ResultReader:
             return
         if "progress" in message:
             self._progress(message["progress"])
+        elif "state" in message:
+            # A progress callback may take state reports too (its `state` attribute).
+            report = getattr(self._on_progress, "state", None)
+            if report is not None:
+                try:
+                    report(message["state"])
+                except Exception:
+                    logger.exception("taskfn runtime: state callback failed")
         elif "result" in message or "error" in message:
             self.final = message
             self.final_at = time.monotonic()

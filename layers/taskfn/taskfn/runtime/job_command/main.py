@@ -1,6 +1,7 @@
 """A fastlane job's command, run by the local stack's container stand-in inside the Python
 sandbox (local/containers.py): the sandbox's confinement (its own uid, no_new_privs, seccomp,
-process and memory limits, the sweep) holds for the command and everything it starts. The
+process and memory limits, its private /tmp, /var/tmp and /dev/shm where the platform is
+root, the sweep) holds for the command and everything it starts, as a container's would. The
 command is run without a shell, as a container's command is; its output is the sandbox's.
 Standard library only, like any user code: nothing of the platform is importable here."""
 
