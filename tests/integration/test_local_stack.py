@@ -19,7 +19,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from taskfn.local.invoke import Invoker
-from taskfn.local.pollers import Pollers
+from taskfn.local.pollers import Pollers, SqsPoller
 from taskfn.local.provision import function_environment, provision
 from taskfn.local.stack import LocalStack
 from taskfn.local.template import load_template
@@ -240,7 +240,7 @@ def test_pollers_delete_successes_and_failures_reach_the_dlq(aws, tmp_path):
 
     pollers.start()
     try:
-        assert _wait_for(dlq_has_two), f"DLQ got {dead}, handlers saw {worker['SEEN']}"
+        assert _wait_for(dlq_has_two, timeout=60.0), f"DLQ got {dead}, saw {worker['SEEN']}"
     finally:
         pollers.stop()
 
@@ -248,6 +248,7 @@ def test_pollers_delete_successes_and_failures_reach_the_dlq(aws, tmp_path):
     seen = worker["SEEN"]
     assert [seen["ok-1"], seen["ok-2"], seen["ok-3"]] == [1, 1, 1]  # deleted the first time
     assert seen["bad-1"] == 2 and seen["poison"] == 2  # maxReceiveCount, then the DLQ
+
     for url in (jobs, raw):
         counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         assert counts["ApproximateNumberOfMessages"] == "0"
@@ -262,6 +263,97 @@ def test_pollers_delete_successes_and_failures_reach_the_dlq(aws, tmp_path):
         "ApproximateFirstReceiveTimestamp",
     } <= set(record["attributes"])
     assert record["md5OfBody"] and record["receiptHandle"]
+
+
+SESSION_TEMPLATE = """
+Resources:
+  Sessions:
+    Type: AWS::SQS::Queue
+    Properties: { VisibilityTimeout: 60 }
+  Follow:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fns
+      Handler: session.follow
+      Events:
+        Sessions: { Type: SQS, Properties: { Queue: !GetAtt Sessions.Arn, BatchSize: 1 } }
+"""
+
+SESSION = """
+import threading
+
+RELEASE = threading.Event()
+STARTED = []
+LOCK = threading.Lock()
+
+def follow(event, context):
+    body = event["Records"][0]["body"]
+    with LOCK:
+        STARTED.append(body)
+    if body.startswith("long"):
+        RELEASE.wait(30)
+"""
+
+
+class _CountingPoller(SqsPoller):
+    """The real poller, counting the long polls in flight at once."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most = 0
+
+    def fetch(self, client):
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        try:
+            return super().fetch(client)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+@pytest.fixture
+def sessions(aws, tmp_path):
+    (tmp_path / "fns").mkdir()
+    (tmp_path / "fns" / "session.py").write_text(textwrap.dedent(SESSION))
+    (tmp_path / "template.yaml").write_text(SESSION_TEMPLATE)
+    template = load_template(tmp_path / "template.yaml")
+    provisioned = provision(template, prefix=f"sess{time.monotonic_ns()}")
+    invoker = Invoker(template, prefix="sess")
+    worker = invoker.handler("Follow").__globals__
+    poller = _CountingPoller(template.sqs_sources[0], provisioned.refs["Sessions"],
+                             provisioned.attrs[("Sessions", "Arn")], invoker, workers=4)
+    poller.start()
+    try:
+        yield poller, provisioned.refs["Sessions"], worker
+    finally:
+        worker["RELEASE"].set()
+        poller.stop()
+
+
+def test_an_idle_queue_is_long_polled_by_one_worker_of_four(sessions):
+    poller, _, _ = sessions
+    assert _wait_for(lambda: poller._parked == 3), "the spare workers never parked"
+    with poller.lock:
+        poller.most = 0
+    assert _wait_for(lambda: poller.most == 1 and poller._parked == 3, timeout=5)
+    time.sleep(1.5)  # another idle long poll: still one at a time
+    assert poller.most == 1
+
+
+def test_long_sessions_take_a_worker_each_and_the_queue_keeps_moving(sessions):
+    poller, queue, worker = sessions
+    sqs = boto3.client("sqs")
+    for body in ("long-1", "long-2", "long-3", "quick"):
+        sqs.send_message(QueueUrl=queue, MessageBody=body)
+        assert _wait_for(lambda b=body: b in worker["STARTED"]), (body, worker["STARTED"])
+    # Three sessions hold three workers; the fourth still took "quick". Once they end,
+    # the spare workers park again.
+    worker["RELEASE"].set()
+    assert _wait_for(lambda: poller._parked == 3)
 
 
 # --- LocalStack and the CLI -------------------------------------------------------------

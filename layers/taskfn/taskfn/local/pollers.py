@@ -85,12 +85,16 @@ def succeeded_messages(
     return [message for message in messages if message["MessageId"] not in failed]
 
 
-# Workers of a queue whose messages are sessions (batch size 1); each polls once a second.
+# Workers of a queue whose messages are sessions (batch size 1): at most this many at once.
 SESSION_WORKERS = 8
 
 
 class SqsPoller:
-    """Worker threads feeding one queue to one function."""
+    """Worker threads feeding one queue to one function, scaled by demand as Lambda's
+    pollers are: one worker long-polls an idle queue; a worker that got a batch wakes a
+    parked one to go on polling while it processes, up to `workers`; a worker whose poll
+    came back empty parks when another is polling. An idle stack costs moto one receive a
+    second per queue, not one per worker."""
 
     def __init__(
         self,
@@ -109,10 +113,15 @@ class SqsPoller:
         self.workers = workers
         self.stop_event = stop_event or threading.Event()
         self._threads: list[threading.Thread] = []
+        self._demand = threading.Condition()
+        self._polling = 0  # workers between batches (polling, or about to)
+        self._parked = 0  # workers waiting to be called back
+        self._wakes = 0  # parked workers called back to poll, not yet up
 
     def start(self) -> None:
         """Start the workers; each has its own client, made here from the environment."""
         session = boto3.session.Session()
+        self._polling = self.workers
         for number in range(self.workers):
             client = session.client("sqs")
             thread = threading.Thread(
@@ -127,15 +136,58 @@ class SqsPoller:
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the workers to stop and wait for their current batch to end."""
         self.stop_event.set()
+        with self._demand:
+            self._demand.notify_all()
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
 
     def _run(self, client: Any) -> None:
-        poll_until_stopped(self.stop_event, lambda: self.receive(client), idle_s=0)
+        while not self.stop_event.is_set():
+            try:
+                messages = self.fetch(client)
+            except Exception:
+                if self.stop_event.is_set():
+                    return
+                traceback.print_exc(file=sys.stderr)
+                self.stop_event.wait(1)
+                continue
+            if messages:
+                self._busy()
+                try:
+                    self.process(client, messages)
+                finally:
+                    with self._demand:
+                        self._polling += 1
+            else:
+                self._park_if_spare()
 
-    def receive(self, client: Any) -> bool:
-        """One long poll (1 s) and the batch it got; False when the queue was empty."""
+    def _busy(self) -> None:
+        """This worker goes off to process a batch: if nobody else polls now, wake one."""
+        with self._demand:
+            self._polling -= 1
+            if self._polling == 0 and self._parked:
+                self._parked -= 1
+                self._wakes += 1
+                self._polling += 1
+                self._demand.notify()
+
+    def _park_if_spare(self) -> None:
+        """After an empty poll: wait to be called back, unless this is the only poller."""
+        with self._demand:
+            if self._polling <= 1:
+                return
+            self._polling -= 1
+            self._parked += 1
+            while not self._wakes and not self.stop_event.is_set():
+                self._demand.wait(5)
+            if self._wakes:
+                self._wakes -= 1  # the waker counted this worker as polling again
+            else:
+                self._parked -= 1
+
+    def fetch(self, client: Any) -> list[dict]:
+        """One long poll (1 s); the messages it got (none when the queue was empty)."""
         answer = client.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=max(1, min(self.source.batch_size, RECEIVE_LIMIT)),
@@ -143,10 +195,7 @@ class SqsPoller:
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
-        messages = answer.get("Messages") or []
-        if messages:
-            self.process(client, messages)
-        return bool(messages)
+        return answer.get("Messages") or []
 
     def process(self, client: Any, messages: list[dict]) -> None:
         """Invoke the function with one batch and delete the records that succeeded."""
