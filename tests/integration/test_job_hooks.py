@@ -279,6 +279,43 @@ def test_notify_sends_upstream_s_subjects_through_ses(hooks, runs):  # noqa: F81
     assert hooks.deliver(json.dumps(message)) == "dropped"
 
 
+def test_one_account_s_hooks_send_at_most_their_hourly_budget_and_another_s_are_unaffected(
+        hooks, runs, server):  # noqa: F811
+    """The amplifier attack: ten hooks with retries on every ending of a failing job. Past
+    the hour's budget a webhook is recorded as refused (not retried) and an e-mail dropped;
+    another account's budget is its own, and the next hour's is whole again."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    hooks, stream, clock = hooks
+    hooks.settings = hooks.settings.model_copy(update={"job_webhooks_per_hour": 3,
+                                                       "job_emails_per_hour": 2})
+    boto3.client("ses").verify_email_identity(EmailAddress=SENDER)
+    service, runtime = runs
+    job_id = enqueue("sh -c 'exit 1'", webhooks={"fails": [
+        {"url": f"{server.url}/{n}", "retries": 5} for n in range(10)]},
+        notify={"fails": [f"ops{n}@example.com" for n in range(10)]})
+    guid = launched(service, job_id)
+    service.on_event(stopped(runtime, guid, 1))
+    react(hooks, stream)
+    posts, mails = queued("webhook"), queued("notify")
+    assert len(posts) == 10 and len(mails) == 10
+    sent_before = len(ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages)
+    outcomes = [hooks.deliver(json.dumps(message)) for message in posts]
+    assert outcomes == ["delivered"] * 3 + ["over_budget"] * 7
+    assert len(server.posts) == 3 and queued("webhook") == []  # nothing retried
+    assert [hooks.deliver(json.dumps(message)) for message in mails] == \
+        ["sent"] * 2 + ["over_budget"] * 8
+    assert len(ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages) == sent_before + 2
+    _, execution = JobService.from_env().execution(ALICE, "group", job_id, guid)
+    assert "webhooks of the hour" in execution.pointer.webhook_dispatch[-1]["error"]
+    # Another account's sends are counted apart: alice's hour is spent, bob's is not.
+    assert not hooks._spend(ALICE.user, "webhook", 3) and hooks._spend("bob", "webhook", 3)
+    # The next hour, alice's budget is whole again.
+    clock.t += 3600
+    assert hooks.deliver(json.dumps(posts[5])) == "delivered"
+
+
 def test_a_container_whose_task_was_cancelled_elsewhere_is_stopped(hooks, runs):  # noqa: F811
     hooks, stream, _ = hooks
     service, runtime = runs

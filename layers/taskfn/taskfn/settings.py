@@ -129,6 +129,11 @@ class Settings(BaseModel):
     job_webhook_queue_url: str = ""
     job_notify_queue_url: str = ""
     notify_from: str = ""
+    # …and what one owner's jobs may send in an hour, whatever their retries and hook lists:
+    # past it a webhook is recorded as refused and an e-mail dropped (nobody verified the
+    # addresses a job names, so the platform must not become anyone's amplifier).
+    job_webhooks_per_hour: int = Field(600, ge=0)
+    job_emails_per_hour: int = Field(60, ge=0)
     # Live logs (services/livelogs.py): the WebSocket API clients connect to (ws_url, what
     # the stream page and the /ws redirect name), its @connections API the pump posts to,
     # and the pump's queue. The local stack points both URLs at local/websocket.py.

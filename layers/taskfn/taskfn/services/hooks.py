@@ -348,6 +348,11 @@ class JobHooks:
             self._record(pointer, dispatch_record(url, 0, "", {}, f"refused: {refused}",
                                                   self.now))
             return "refused"  # never allowed: not retried
+        if not self._spend(str(message["owner"]), "webhook", self.settings.job_webhooks_per_hour):
+            self._record(pointer, dispatch_record(
+                url, 0, "", {}, "refused: this account's jobs sent their "
+                f"{self.settings.job_webhooks_per_hour} webhooks of the hour", self.now))
+            return "over_budget"  # not retried: the next hour's budget is for new endings
         try:
             answer = self.post(url, payload, address=address, deadline_s=WEBHOOK_DEADLINE_S,
                                headers=request_headers(message.get("headers") or {}),
@@ -370,6 +375,11 @@ class JobHooks:
             return "retrying"
         return "gave_up"
 
+    def _spend(self, owner: str, kind: str, per_hour: int) -> bool:
+        """One of the owner's sends of this hour, if any are left (a retry is a send too)."""
+        hour = int(self.now() // 3600)
+        return self.jobs.spend(owner, kind, hour, per_hour, expires_at=(hour + 2) * 3600)
+
     def _record(self, pointer: ExecutionPointer, record: dict[str, Any]) -> None:
         try:
             self.jobs.record_dispatch(pointer, record, keep=DISPATCHES_KEPT)
@@ -384,6 +394,11 @@ class JobHooks:
             logger.warning("notify of execution %s to %s dropped: no NotifyFrom address",
                            pointer.execution_id, message.get("email"))
             return "dropped"  # upstream without SMTP settings does the same
+        if not self._spend(str(message["owner"]), "email", self.settings.job_emails_per_hour):
+            logger.warning("notify of execution %s to %s dropped: the account's %d e-mails "
+                           "of the hour are sent", pointer.execution_id, message.get("email"),
+                           self.settings.job_emails_per_hour)
+            return "over_budget"
         links = Links(job.links_base)
         text, html = email_bodies(execution_view(execution, links), links, job.task_id,
                                   job.job_id)

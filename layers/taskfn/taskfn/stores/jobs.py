@@ -11,6 +11,8 @@ the owner, so another owner's group, job or execution is simply not there.
                                            task record it is (UUIDv7 ids: newest last)
   "FL#<owner>#RUN" / "X#<execution id>"    an execution whose container runs now (/status),
                                            kept by the stream's reaction, expired by TTL
+  "FL#<owner>#BUDGET" / "<kind>#<hour>"    what the owner's hooks sent in that hour
+                                           (webhook, email), expired by TTL
 
 An enqueue is one TransactWriteItems: the group (created with its words and count, or
 touched), the job (created or updated), the execution's pointer and its task record. Two
@@ -131,6 +133,10 @@ def word_partition(owner: str, word: str) -> str:
 
 def jobs_partition(owner: str, task_id: str) -> str:
     return f"FL#{owner}#T#{task_id}"
+
+
+def budget_partition(owner: str) -> str:
+    return f"FL#{owner}#BUDGET"
 
 
 def running_partition(owner: str) -> str:
@@ -347,6 +353,16 @@ class JobsStore:
             "ConditionExpression": "attribute_not_exists(PK)"}}
 
     # --- the running set (/status) ------------------------------------------------------
+
+    def spend(self, owner: str, kind: str, window: int, limit: int, expires_at: int) -> bool:
+        """One more of the owner's `kind` (webhook, email) in this window of time, if fewer
+        than `limit` were spent in it: one conditional ADD, so racing deliveries never
+        overspend. The counter expires with its window (the table's TTL)."""
+        spent, _ = self.table.update(
+            budget_partition(owner), f"{kind}#{window}", set_values={"expires_at": expires_at},
+            add_values={"spent": 1}, condition="attribute_not_exists(#s) OR #s < :c_limit",
+            condition_values={"limit": limit}, condition_names={"#s": "spent"})
+        return spent
 
     def running_started(self, run: RunningContainer) -> None:
         """An execution's container is running; idempotent (a stream record read twice)."""

@@ -18,7 +18,8 @@ Key design (see template.yaml for the indexes):
                    owner). An owner's builds in progress: "OWNER#<user>#METRICS" / "BUILDS"
                    fastlane's groups, counts, search words and jobs, each under its owner:
                    "FL#<user>#TASKS" / "T#<task id>" | "COUNT", "FL#<user>#W#<word>" /
-                   "T#<task id>", "FL#<user>#T#<task id>" / "J#<job id>" (stores/jobs.py)
+                   "T#<task id>", "FL#<user>#T#<task id>" / "J#<job id>" (stores/jobs.py),
+                   with their executions, running containers and hooks' hourly budgets
   GSI1PK / GSI1SK  what an owner has, newest first: "OWNER#<user>#TASK" / "<created>#<id>"
                    (and "OWNER#<user>#ENDPOINT": their public endpoints;
                    "OWNER#<user>#NODE" / "<created>#<hash>": their nodes;
