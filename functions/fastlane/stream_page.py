@@ -17,17 +17,12 @@ PAGE = apidoc.Answer("the page (text/html)", {"type": "string"}, media="text/htm
 
 
 def _page(task_id: str, job_id: str, execution_id: str = "") -> Response:
-    caller = fastlane.caller(app)
-    task_id, job_id = fastlane.path_id(task_id), fastlane.path_id(job_id)
-    execution_id = fastlane.path_id(execution_id)
-    live.check_followable(caller, task_id, job_id, execution_id)
-    ticket = live.issue_ticket(caller, task_id, job_id, execution_id)
+    task_id, job_id, execution_id, url = fastlane.followed(app, live, task_id, job_id,
+                                                          execution_id)
     nonce = secrets.token_urlsafe(18)
     ws_url = live.settings.ws_url
-    body = fastlane_stream.page(
-        task_id=task_id, job_id=job_id, execution_id=execution_id, nonce=nonce,
-        url=fastlane_stream.socket_url(ws_url, task_id, job_id, execution_id, ticket),
-        ticket_seconds=TICKET_S)
+    body = fastlane_stream.page(task_id=task_id, job_id=job_id, execution_id=execution_id,
+                                nonce=nonce, url=url, ticket_seconds=TICKET_S)
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=body,
                     headers={"Content-Security-Policy":
                              fastlane_stream.content_security_policy(ws_url, nonce),

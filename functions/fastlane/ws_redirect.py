@@ -5,7 +5,7 @@ header there (another origin), so the URL carries a ticket for this output, good
 minutes, as the stream page's does. Another owner's job is 404."""
 
 from taskfn import api, apidoc
-from taskfn.adapters import fastlane, fastlane_stream
+from taskfn.adapters import fastlane
 from taskfn.services.livelogs import LiveLogs
 
 app = api.resolver(fastlane.errors_of("stream_job"))
@@ -17,12 +17,7 @@ REDIRECT = apidoc.Answer("the WebSocket API's URL for this output, in Location (
 
 
 def _redirect(task_id: str, job_id: str, execution_id: str = ""):
-    caller = fastlane.caller(app)
-    task_id, job_id = fastlane.path_id(task_id), fastlane.path_id(job_id)
-    execution_id = fastlane.path_id(execution_id)
-    live.check_followable(caller, task_id, job_id, execution_id)
-    ticket = live.issue_ticket(caller, task_id, job_id, execution_id)
-    url = fastlane_stream.socket_url(live.settings.ws_url, task_id, job_id, execution_id, ticket)
+    url = fastlane.followed(app, live, task_id, job_id, execution_id)[3]
     return api.json_response(307, {"url": url}, {
         "Location": url, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 

@@ -17,6 +17,7 @@ from urllib.parse import quote, unquote, urlencode
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from taskfn import api, cron
+from taskfn.adapters import fastlane_stream
 from taskfn.api import json_response
 from taskfn.errors import InvalidRequest, PayloadTooLarge, TaskfnError, Unauthenticated
 from taskfn.lifecycle import SECOND_NS, State
@@ -26,6 +27,7 @@ from taskfn.stores.jobs import GROUP_ID_MAX, valid_group_id
 
 if TYPE_CHECKING:
     from taskfn.services.jobs import Enqueued, Execution, Status
+    from taskfn.services.livelogs import LiveLogs
     from taskfn.stores.jobs import GroupRecord, JobRecord
 
 ENQUEUE_BODY_MAX = 128 * 1024
@@ -382,6 +384,16 @@ def route(app: APIGatewayHttpResolver, method: str, path: str, **keywords: Any) 
 
 
 # --- the request ---------------------------------------------------------------------------
+
+
+def followed(app: APIGatewayHttpResolver, live: LiveLogs, task_id: str, job_id: str,
+             execution_id: str = "") -> tuple[str, str, str, str]:
+    """The caller's job or execution (ids as the client meant them) and the ticketed
+    WebSocket URL that follows it: what the stream page and the redirect both answer with."""
+    task_id, job_id, execution_id = (path_id(task_id), path_id(job_id), path_id(execution_id))
+    ticket = live.admit(caller(app), task_id, job_id, execution_id)
+    url = fastlane_stream.socket_url(live.settings.ws_url, task_id, job_id, execution_id, ticket)
+    return task_id, job_id, execution_id, url
 
 
 def path_id(raw: str) -> str:

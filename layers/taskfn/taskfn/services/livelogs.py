@@ -274,6 +274,12 @@ class LiveLogs:
                                              expires_at=int(time.time()) + TICKET_S))
         return ticket
 
+    def admit(self, caller: Caller, task_id: str, job_id: str, execution_id: str = "") -> str:
+        """The ticket to follow the caller's job (its last execution) or one execution: the
+        stream page's and the redirect's one step. NotFound when it is not theirs."""
+        self.check_followable(caller, task_id, job_id, execution_id)
+        return self.issue_ticket(caller, task_id, job_id, execution_id)
+
     # --- $connect / $disconnect ----------------------------------------------------------
 
     def connect(self, event: dict[str, Any]) -> dict[str, Any]:
