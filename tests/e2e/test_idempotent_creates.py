@@ -5,6 +5,7 @@ shape; the Cell API's desire takes a key too."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import tempfile
@@ -31,8 +32,11 @@ def handler(event, context):
 @pytest.fixture
 def ledger() -> Iterator[Path]:
     """A file the sandbox's own user may append to, owned by the test (so the sandbox's
-    clean-up of what its user leaves behind keeps it)."""
-    where = Path(tempfile.mkdtemp(prefix="taskfn-e2e-ledger-"))
+    clean-up of what its user leaves behind keeps it). Not in a temp dir: a sandbox of a
+    root parent sees temp dirs of its own, not the machine's (under a parent that is not
+    root, sandboxes share the machine's /tmp, so that is where it goes)."""
+    base = "/run" if os.geteuid() == 0 and os.access("/run", os.W_OK) else None
+    where = Path(tempfile.mkdtemp(prefix="taskfn-e2e-ledger-", dir=base))
     where.chmod(0o755)
     path = where / "ledger.txt"
     path.touch()
