@@ -12,7 +12,9 @@ tokens = TokenService.from_env()
 
 def handler(event: dict, context: object) -> dict:
     headers = event.get("headers") or {}
-    caller = tokens.authenticate(headers.get("authorization"))
+    # Coder's clients send their token as Coder-Session-Token (its tasks API, /api/...).
+    caller = tokens.authenticate(headers.get("authorization")
+                                 or headers.get("coder-session-token"))
     if caller is None:
         return {"isAuthorized": True, "context": {"user": "", "scope": "", "tokenId": "",
                                                   "node": "", "shared": ""}}

@@ -63,6 +63,7 @@ from taskfn.settings import get_settings
 from taskfn.stores.blobs import task_key, upload_key
 from taskfn.stores.tags import TagRecord, TagStore
 from tests.handlers.test_events import (  # noqa: F401 - seeded is a fixture
+    BID,
     FID,
     SAMPLE_TOKEN,
     TEMPLATE,
@@ -1541,3 +1542,157 @@ def _log_pump(run: Run) -> None:
         assert run(pump) == {"outcomes": ["idle"]}
         wiring.blobs().delete(key)
 
+
+
+# --- Coder's agent tasks (services/agenttasks.py) ---------------------------------------------
+
+AGENT_TASK = "0b5e6f0c-7a8d-4e2f-9c1b-3d4e5f6a7b8c"  # the task and name the sample events name
+AGENT_NAME = "hello-task"
+
+
+def seed_agent_task(*, finished: bool = True, large: bool = False, held: bool = False) -> None:
+    """alice's sample agent task (the sample build's), its first turn finished unless not
+    `finished`; with `large`, its input and output in tasks/ (as large ones are kept)."""
+    from taskfn.adapters import coder
+    from taskfn.services.agenttasks import AgentTaskService
+    from taskfn.stores.agenttasks import AgentTaskStore
+
+    service = AgentTaskService.from_env()
+    build = wiring.builds().get(BID)
+    wiring.builds().put(build.model_copy(update={"code_key": "code/sample.zip"}))
+    service.create(ALICE, "me", template_version_id=coder.id_uuid(BID), preset_id=None,
+                   prompt="p" * (40_000 if large else 10), name="scratch", display_name="")
+    record = service.task(ALICE, "me", "scratch")
+    AgentTaskStore(wiring.table(), wiring.tasks()).create(record.model_copy(update={
+        "task_guid": AGENT_TASK, "agent_name": AGENT_NAME}))
+    if record.input_key:
+        wiring.blobs().put(task_key(AGENT_TASK, "turn-1/input.json"),
+                           wiring.blobs().get(record.input_key), "application/json")
+        wiring.table().update(f"TASK#{AGENT_TASK}", "TASK", set_values={
+            "input_key": task_key(AGENT_TASK, "turn-1/input.json")},
+            condition="attribute_exists(PK)")
+    if not finished:
+        return
+    tasks = wiring.tasks()
+    tasks.apply(AGENT_TASK, lifecycle.start("cell-t", now_ns()))
+    extra: dict[str, Any] = {"response_status": 200, "response_body": "done"}
+    if large:
+        key = task_key(AGENT_TASK, "result")
+        wiring.blobs().put(key, b"r" * 50_000, "text/plain")
+        extra = {"response_status": 200, "response_key": key}
+    tasks.apply(AGENT_TASK, lifecycle.complete("cell-t", now_ns(), failed=False, extra=extra))
+    if held:
+        tasks.apply(AGENT_TASK, lifecycle.hold_turn(1, now_ns()))
+
+
+def by_name(event: dict) -> dict:
+    """The sample event with the task named instead of identified."""
+    event = copy.deepcopy(event)
+    event["rawPath"] = event["rawPath"].replace(AGENT_TASK, AGENT_NAME)
+    event["requestContext"]["http"]["path"] = event["rawPath"]
+    event["pathParameters"]["task"] = AGENT_NAME
+    return event
+
+
+@scenario("CoderCreateTaskFunction")
+def _coder_create(run: Run) -> None:
+    # The build, its function and a preset read; the record and its name (one transaction);
+    # the function's counters; a large first input to tasks/; the queue. A taken name: the
+    # transaction refused.
+    from taskfn.stores.agenttasks import AgentTaskStore, PresetRecord
+
+    build = wiring.builds().get(BID)
+    wiring.builds().put(build.model_copy(update={"code_key": "code/sample.zip"}))
+    preset = "7d1f0a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
+    AgentTaskStore(wiring.table(), wiring.tasks()).put_preset(PresetRecord(
+        id=preset, owner="alice", name="small", created_at=1, updated_at=1, timeout=20),
+        new=True)
+    event = load_event(run.function_id)
+    run.http(201, event=event)
+    run.http(409, event=event)
+    body = json.loads(event["body"]) | {"name": "big", "input": "x" * 40_000,
+                                        "template_version_preset_id": preset}
+    run.http(201, event=event, body=body)
+
+
+@scenario("CoderListTasksFunction")
+def _coder_list(run: Run) -> None:
+    seed_agent_task()
+    answer = run.http(200)
+    assert AGENT_TASK in answer["body"], answer
+
+
+@scenario("CoderGetTaskFunction")
+def _coder_get(run: Run) -> None:
+    seed_agent_task()
+    run.http(200)
+    run.http(200, event=by_name(load_event(run.function_id)))
+
+
+@scenario("CoderDeleteTaskFunction")
+def _coder_delete(run: Run) -> None:
+    seed_agent_task()
+    run.http(202, event=by_name(load_event(run.function_id)))
+    run.http(404)
+
+
+@scenario("CoderSendTaskFunction")
+def _coder_send(run: Run) -> None:
+    # A turn whose input and output are in tasks/, and a next input as large.
+    seed_agent_task(large=True)
+    event = by_name(load_event(run.function_id))
+    run.http(204, event=event, body={"input": "y" * 40_000})
+
+
+@scenario("CoderUpdateInputFunction", "CoderResumeTaskFunction")
+def _coder_held(run: Run) -> None:
+    seed_agent_task(held=True)
+    answer = run(by_name(load_event(run.function_id)))
+    assert answer["statusCode"] in (202, 204), answer
+
+
+@scenario("CoderPauseTaskFunction")
+def _coder_pause(run: Run) -> None:
+    seed_agent_task()
+    run.http(202, event=by_name(load_event(run.function_id)))
+
+
+@scenario("CoderTaskLogsFunction")
+def _coder_logs(run: Run) -> None:
+    seed_agent_task(large=True)
+    answer = run.http(200, event=by_name(load_event(run.function_id)))
+    assert "rrrr" in answer["body"], answer
+
+
+PRESET = "7d1f0a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"  # the preset the sample events name
+
+
+def seed_preset() -> None:
+    from taskfn.stores.agenttasks import AgentTaskStore, PresetRecord
+
+    AgentTaskStore(wiring.table(), wiring.tasks()).put_preset(PresetRecord(
+        id=PRESET, owner="alice", name="small", created_at=1, updated_at=1), new=True)
+
+
+@scenario("CoderCreatePresetFunction")
+def _coder_create_preset(run: Run) -> None:
+    run.http(201)
+
+
+@scenario("CoderListPresetsFunction")
+def _coder_list_presets(run: Run) -> None:
+    seed_preset()
+    assert PRESET in run.http(200)["body"]
+
+
+@scenario("CoderUpdatePresetFunction")
+def _coder_update_preset(run: Run) -> None:
+    seed_preset()
+    run.http(200)
+
+
+@scenario("CoderDeletePresetFunction")
+def _coder_delete_preset(run: Run) -> None:
+    seed_preset()
+    run.http(204)
+    run.http(404)

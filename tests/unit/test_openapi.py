@@ -31,7 +31,8 @@ def test_the_document_names_exactly_the_template_s_routes():
 def test_every_operation_says_its_auth_answers_and_errors_in_its_api_s_shape():
     document = committed()
     errors = {"GreenCloud platform API": "GreenCloudError", "Cell API (Diego BBS)": "CellError",
-              "Contract": "GreenCloudError", "fastlane jobs API": "FastlaneError"}
+              "Contract": "GreenCloudError", "fastlane jobs API": "FastlaneError",
+                  "Coder tasks API": "CoderError"}
     public = {(route.method, route.path) for route in TEMPLATE.routes if route.authorizer is None}
     for path, item in document["paths"].items():
         for method, operation in item.items():

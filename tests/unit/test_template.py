@@ -47,8 +47,13 @@ def test_one_route_per_handler_and_no_duplicate_routes():
         "/".join(q.rstrip("/").split("/")[5:-1]) for q in p} == {"", "executions/{executionId}"}}
     # fastlane's healthcheck: its twins and the root, as upstream serves it.
     health = {f for f, p in paths.items() if p == {"/healthcheck", "/healthcheck/", "/"}}
+    # Coder's pause and resume: under /api/experimental, as its client calls them, and /api/v2.
+    coder = {f for f, p in paths.items() if len(p) == 2 and {
+        q.replace("/api/experimental/", "/api/v2/", 1) for q in p} == {
+        q for q in p if q.startswith("/api/v2/")}}
     assert {f for f, p in paths.items() if len(p) > 1} - twins - outputs - follows - \
-        health == {"DocsFunction"}
+        health - coder == {"DocsFunction"}
+    assert coder == {"CoderPauseTaskFunction", "CoderResumeTaskFunction"}
     # Every route of those has its twin.
     slashed = [r.path for r in TEMPLATE.routes if r.function_id in twins | outputs | follows]
     assert all(p.rstrip("/") in slashed and p.rstrip("/") + "/" in slashed for p in slashed)
@@ -144,6 +149,9 @@ SENDS = {
     # Live logs: a new connection to its pump; the pump's handovers and waits.
     "WsConnectFunction": {"LogPumpQueue"},
     "LogPumpFunction": {"LogPumpQueue"},
+    # Coder's agent tasks: a create queues the first turn, a send the next.
+    "CoderCreateTaskFunction": {"TaskQueue"},
+    "CoderSendTaskFunction": {"TaskQueue"},
 }
 
 

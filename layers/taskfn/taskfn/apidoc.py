@@ -42,9 +42,10 @@ GREENCLOUD = Api("GreenCloud platform API", "GreenCloudError")
 CELL = Api("Cell API (Diego BBS)", "CellError", errors_in_body=True)
 CONTRACT = Api("Contract", "GreenCloudError")
 FASTLANE = Api("fastlane jobs API", "FastlaneError")
+CODER = Api("Coder tasks API", "CoderError")
 
 STATUS_TEXT = {
-    200: "OK", 201: "Created", 204: "No Content", 302: "Found", 400: "Bad request",
+    200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 302: "Found", 400: "Bad request",
     401: "Missing or unknown token", 403: "The token's scope does not allow this route",
     404: "Not found, or not the caller's", 409: "Conflict with the resource's state",
     413: "Request body too large",

@@ -55,6 +55,8 @@ ALLOWED: frozenset[tuple[State, State]] = frozenset(
         (State.RESOLVING, State.COMPLETED),
         (State.PENDING, State.PENDING),
         (State.RUNNING, State.PENDING),
+        # A conversation's next turn (Coder's send): a finished turn's task runs again.
+        (State.COMPLETED, State.PENDING),
     }
 )
 
@@ -100,6 +102,11 @@ class Transition:
     owner: str | None = None
     # When True, the task must not need privileged capabilities: a node that offers none.
     unprivileged: bool = False
+    # When set, the task's conversation turn must equal it: a send, pause or input decided
+    # on the turn read cannot act on another one (Coder's agent tasks).
+    turn: int | None = None
+    # When True, the task must not be held (held_at unset): a send to a paused task fails.
+    not_held: bool = False
 
 
 class RetryLimitReached(Exception):
@@ -298,6 +305,62 @@ def release(now_ns: int) -> Transition:
     )
 
 
+# --- conversations (Coder's agent tasks: services/agenttasks.py) ---------------------------
+# A conversation is one task record whose attempts are its turns. Between turns the task is
+# Completed (nothing runs, nothing is billed); a send moves it on to its next turn, Pending
+# again, and it is dispatched like any task. Pause and resume only mark a finished turn held.
+
+# What a new turn clears of the previous one (records leave defaults out: None removes).
+TURN_RESET = ("first_completed_at", "failure_reason", "result", "response_status",
+              "response_headers", "response_body", "response_base64", "response_key",
+              "stdout", "stderr", "stdout_key", "stderr_key", "stdout_dropped",
+              "stderr_dropped", "duration_ms", "progress", "started_at", "rejection_reason")
+
+
+def next_turn(turn: int, now_ns: int, updates: Mapping[str, Any]) -> Transition:
+    """Completed → Pending: turn `turn` has ended and the conversation goes on with turn + 1
+    and its input (`updates`: where the turn's input is). Only from that very turn, and
+    only while the task is not held (paused). Its wait for a start and the Pending expiry
+    count from now (retry_at), as for a released task."""
+    cleared = dict.fromkeys(TURN_RESET)
+    return Transition(
+        "next_turn",
+        frozenset({State.COMPLETED}),
+        State.PENDING,
+        {**cleared, "failed": None, "cell_id": "", **updates, "turn": turn + 1,
+         "turn_at": now_ns, "retry_at": now_ns, "updated_at": now_ns},
+        turn=turn,
+        not_held=True,
+    )
+
+
+def hold_turn(turn: int, now_ns: int) -> Transition:
+    """Completed → Completed, held: a conversation paused between turns (Coder's pause).
+    Only while turn `turn` is the finished one and the task is not held already."""
+    return Transition("hold_turn", frozenset({State.COMPLETED}), State.COMPLETED,
+                      {"held_at": now_ns, "updated_at": now_ns}, turn=turn, not_held=True)
+
+
+def release_turn(now_ns: int, updates: Mapping[str, Any] | None = None) -> Transition:
+    """Completed and held → Completed: a paused conversation resumed; `updates` are what the
+    pause allowed to change (the initial prompt)."""
+    return Transition("release_turn", frozenset({State.COMPLETED}), State.COMPLETED,
+                      {**(updates or {}), "held_at": None, "updated_at": now_ns}, held=True)
+
+
+def edit_held(turn: int, now_ns: int, updates: Mapping[str, Any]) -> Transition:
+    """A paused conversation's fields changed while it stays held (Coder's input PATCH)."""
+    return Transition("edit_held", frozenset({State.COMPLETED}), State.COMPLETED,
+                      {**updates, "updated_at": now_ns}, held=True, turn=turn)
+
+
+def report_state(cell_id: str, state_json: str, now_ns: int) -> Transition:
+    """The running function reported its state (working, idle, complete, failed): kept as
+    JSON text; not a move, and only from its cell (like `progress`)."""
+    return Transition("report_state", frozenset({State.RUNNING}), State.RUNNING,
+                      {"state_json": state_json, "updated_at": now_ns}, cell_id)
+
+
 def expire(now_ns: int) -> Transition:
     """Convergence: a task Pending too long fails; only while it is still Pending."""
     updates = _completion(True, EXPIRED_REASON, "", now_ns)
@@ -408,6 +471,10 @@ def check(transition: Transition, task: Mapping[str, Any]) -> None:
         raise InvalidStateTransition("the task changed concurrently; try again")
     if transition.held and not task.get("held_at"):
         raise InvalidStateTransition("the task is not held")
+    if transition.not_held and task.get("held_at"):
+        raise InvalidStateTransition("the task is held")
+    if transition.turn is not None and task.get("turn", 0) != transition.turn:
+        raise InvalidStateTransition("the task changed concurrently; try again")
     waits_until = task.get("retry_at", 0)
     if transition.not_before is not None and waits_until > transition.not_before:
         raise InvalidStateTransition(f"the task backs off until {waits_until} (retry_at)")

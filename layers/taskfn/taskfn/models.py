@@ -270,6 +270,19 @@ class TaskRecord(Record):
     container_ref: str = ""
     container_status: str = ""
     stop_requested: str = ""
+    # A Coder agent task (services/agenttasks.py, adapters/coder.py): a conversation whose
+    # attempts are its turns, counted from 1 (0: not a conversation) since `turn_at`. The
+    # task's input is the current turn's {"input", "history", "time"}; its response is the
+    # turn's output. The name (unique per owner, case-insensitive: its name item), display
+    # name, initial prompt and preset as given; the function's last reported state as JSON
+    # text {timestamp, state, message, uri} (never a DynamoDB map).
+    turn: int = 0
+    turn_at: int = 0
+    agent_name: str = ""
+    agent_display_name: str = ""
+    initial_prompt: str = ""
+    preset_id: str = ""
+    state_json: str = ""
     # When the record and its outputs are gone (epoch seconds, the table's TTL attribute),
     # fixed at creation; 0 for records written before retention existed. DynamoDB deletes an
     # expired item lazily (up to days later), so readers treat it as gone from this moment.

@@ -77,7 +77,7 @@ def _operation(raw: dict[str, Any], path: str, public: bool) -> dict[str, Any]:
 
 def build(root: Path = ROOT) -> dict[str, Any]:
     """The document, from template.yaml's routes and their handlers' resolvers."""
-    from taskfn.adapters import bbs_doc, fastlane_doc, greencloud_doc
+    from taskfn.adapters import bbs_doc, coder_doc, fastlane_doc, greencloud_doc
     from taskfn.local.invoke import Invoker
     from taskfn.local.template import load_template
 
@@ -103,6 +103,7 @@ def build(root: Path = ROOT) -> dict[str, Any]:
             found[0], route.path, public=route.authorizer is None)
     schemas.update(bbs_doc.COMPONENTS)
     schemas.update(fastlane_doc.COMPONENTS)
+    schemas.update(coder_doc.COMPONENTS)
     paths = _hoist(paths, schemas)
     while any(isinstance(schema, dict) and "$defs" in schema for schema in schemas.values()):
         for name, schema in list(schemas.items()):

@@ -221,12 +221,16 @@ class Executor:
         payload = (
             json.loads(self.blobs.get(task.input_key)) if task.input_key else (task.input or {})
         )
-        event = {
-            "body": payload.get("body"),
-            "query": payload.get("query") or {},
-            "taskId": task.task_guid,
-            "functionId": task.function_id,
-        }
+        if task.turn:  # a turn of a conversation (Coder's agent tasks)
+            event = {"input": payload.get("input", ""), "history": payload.get("history", []),
+                     "taskId": task.task_guid}
+        else:
+            event = {
+                "body": payload.get("body"),
+                "query": payload.get("query") or {},
+                "taskId": task.task_guid,
+                "functionId": task.function_id,
+            }
         memory = task.capabilities.memSize or DEFAULT_MEMORY_MB
         limits = Limits(timeout_s=float(task.timeout), memory_mb=memory,
                         cpu_count=task.capabilities.cpuCount)
@@ -245,16 +249,19 @@ class Executor:
                                reason="the function was deleted")
             code_key, build_id = function.code_key, function.build_id
         # Held until the run has ended: the cache evicts no code a sandbox is using.
+        reporter = self._progress_reporter(task.task_guid)
         with self.code.use(build_id, lambda: self.blobs.get(code_key)) as code_dir:
-            return self.runner(
+            execution = self.runner(
                 code_dir,
                 event,
                 limits=limits,
                 task_id=task.task_guid,
                 function_id=task.function_id,
-                on_progress=self._progress_reporter(task.task_guid),
+                on_progress=reporter,
                 cancel=cancel,
             )
+        reporter.flush()
+        return execution
 
     @contextmanager
     def _heartbeat(self, task_id: str, cancelled: threading.Event) -> Iterator[None]:
@@ -289,25 +296,8 @@ class Executor:
             stop.set()
             thread.join()
 
-    def _progress_reporter(self, task_id: str) -> Callable[[int], None]:
-        """At most one write a second; the last report (100) always goes through."""
-        last = {"at": 0.0, "sent": -1}
-        lock = threading.Lock()
-
-        def report(percent: int) -> None:
-            with lock:
-                moment = time.monotonic()
-                if percent == last["sent"] or (
-                    percent < 100 and moment - last["at"] < PROGRESS_INTERVAL_S
-                ):
-                    return
-                last["at"], last["sent"] = moment, percent
-            try:
-                self.tasks.apply(task_id, lifecycle.progress(self.cell_id, percent, now_ns()))
-            except Exception:
-                logger.warning("progress of task %s not recorded", task_id, exc_info=True)
-
-        return report
+    def _progress_reporter(self, task_id: str) -> RunReporter:
+        return RunReporter(self.tasks, self.cell_id, task_id)
 
     def keep_outputs(self, task: TaskRecord, execution: Execution) -> dict[str, Any]:
         """Response and logs: inline when small, in S3 when large, under keys of this attempt
@@ -340,6 +330,72 @@ class Executor:
             else:
                 extra[stream] = text
         return extra
+
+
+
+class RunReporter:
+    """What a running function reports, written to its task at most once a second each: its
+    progress (called with a percent; the last report, 100, always goes through) and its state
+    (`state`, which the runtime calls with {state, message, uri}: context.report_state). A
+    state that came too soon is written by the next one, or by `flush` once the run ended."""
+
+    def __init__(self, tasks: TaskStore, cell_id: str, task_id: str):
+        self.tasks, self.cell_id, self.task_id = tasks, cell_id, task_id
+        self._lock = threading.Lock()
+        self._progress_at, self._progress_sent = 0.0, -1
+        self._state_at = 0.0
+        self._state_pending: str | None = None
+
+    def __call__(self, percent: int) -> None:
+        with self._lock:
+            moment = time.monotonic()
+            if percent == self._progress_sent or (
+                percent < 100 and moment - self._progress_at < PROGRESS_INTERVAL_S
+            ):
+                return
+            self._progress_at, self._progress_sent = moment, percent
+        self._write(lifecycle.progress(self.cell_id, percent, now_ns()), "progress")
+
+    def state(self, report: Any) -> None:
+        text = state_text(report)
+        if text is None:
+            return
+        with self._lock:
+            moment = time.monotonic()
+            if moment - self._state_at < PROGRESS_INTERVAL_S:
+                self._state_pending = text
+                return
+            self._state_at, self._state_pending = moment, None
+        self._write(lifecycle.report_state(self.cell_id, text, now_ns()), "state")
+
+    def flush(self) -> None:
+        with self._lock:
+            text, self._state_pending = self._state_pending, None
+        if text is not None:
+            self._write(lifecycle.report_state(self.cell_id, text, now_ns()), "state")
+
+    def _write(self, transition: lifecycle.Transition, what: str) -> None:
+        try:
+            self.tasks.apply(self.task_id, transition)
+        except Exception:
+            logger.warning("%s of task %s not recorded", what, self.task_id, exc_info=True)
+
+TASK_STATES = ("working", "idle", "complete", "failed")
+STATE_MESSAGE_MAX = 4096
+STATE_URI_MAX = 2048
+
+
+def state_text(report: Any) -> str | None:
+    """A state report from the function's process (which user code may forge) as the JSON
+    text the task keeps, or None when it is not one: a known state, text capped, and the
+    time it arrived (the process does not say when)."""
+    if not isinstance(report, dict) or report.get("state") not in TASK_STATES:
+        return None
+    message, uri = report.get("message", ""), report.get("uri", "")
+    if not isinstance(message, str) or not isinstance(uri, str):
+        return None
+    return json.dumps({"at": now_ns(), "state": report["state"],
+                       "message": message[:STATE_MESSAGE_MAX], "uri": uri[:STATE_URI_MAX]})
 
 
 def attempt_id(cell_id: str, started_at: int) -> str:

@@ -20,8 +20,14 @@ Key design (see template.yaml for the indexes):
                    "FL#<user>#TASKS" / "T#<task id>" | "COUNT", "FL#<user>#W#<word>" /
                    "T#<task id>", "FL#<user>#T#<task id>" / "J#<job id>" (stores/jobs.py),
                    with their executions, running containers and hooks' hourly budgets
+                   Coder's agent tasks (stores/agenttasks.py): a task's name, unique per
+                   owner whatever its case, "CODER#<user>" / "NAME#<lower-cased name>"
+                   (holds the task's id; on GSI1, below), and presets "CODER#<user>" /
+                   "PRESET#<id>"; the task itself is a "TASK#<uuid>" / "TASK" record
   GSI1PK / GSI1SK  what an owner has, newest first: "OWNER#<user>#TASK" / "<created>#<id>"
                    (and "OWNER#<user>#ENDPOINT": their public endpoints;
+                   "OWNER#<user>#CODER" / "<created>#<task id>": their agent tasks' name
+                   items, written with the task and removed with it;
                    "OWNER#<user>#NODE" / "<created>#<hash>": their nodes;
                    "OWNER#<user>#METRICS" / "<function id>": their functions' counters,
                    the "FUNC#<id>" / "METRICS" items, for the platform metrics)

@@ -364,6 +364,25 @@ class TaskStore:
         write, for convergence to dispatch should the send that follows be lost."""
         return self._moved(task_id, transition, open_index=True)
 
+    def next_turn(self, task_id: str, transition: Transition) -> Outcome:
+        """A conversation's next turn (lifecycle.next_turn) as one conditional write that
+        also puts the task back on its open index shard, by the time of the turn (the
+        completion of the last turn took it off): convergence dispatches it should the send
+        that follows be lost, and expires it should it never start."""
+        condition, names, values = self._condition(transition)
+        at = int(transition.updates.get("updated_at") or now_ns())
+        updates = {**transition.updates, "state": transition.to_state.value,
+                   "GSI3PK": open_partition(task_id), "GSI3SK": time_key(at, task_id)}
+        ok, item = self.table.update(
+            f"TASK#{task_id}", "TASK", set_values=updates, condition=condition,
+            condition_values=values, condition_names=names)
+        if not ok:
+            return lifecycle.explain(transition, item)
+        if self.metrics is not None and item and item.get("function_id"):
+            # Each turn counts as a task of its function (its end is counted as one).
+            self.metrics.created(str(item["function_id"]), at)
+        return Outcome(True, item)
+
     def _moved(self, task_id: str, transition: Transition, *, open_index: bool) -> Outcome:
         condition, names, values = self._condition(transition)
         updates = {**transition.updates, "state": transition.to_state.value,
@@ -424,6 +443,16 @@ class TaskStore:
         if transition.held:
             condition += " AND attribute_exists(#held_at)"
             names["#held_at"] = "held_at"
+        if transition.not_held:
+            condition += " AND attribute_not_exists(#held_at)"
+            names["#held_at"] = "held_at"
+        if transition.turn is not None:
+            same = "#turn = :c_turn"
+            if transition.turn == 0:  # records leave a zero turn out
+                same = f"(attribute_not_exists(#turn) OR {same})"
+            condition += f" AND {same}"
+            names["#turn"] = "turn"
+            values["turn"] = transition.turn
         if transition.owner is not None:
             condition += " AND #owner = :c_owner"
             names["#owner"] = "owner"
