@@ -14,9 +14,11 @@ tasks = AgentTaskService.from_env()
     answers={201: apidoc.Answer("the task", apidoc.ref("CoderTask"))},
     errors=(400, 404, 409)))
 def create_task(user: str):
+    caller = coder.caller(app)
+    tasks.check_user(caller, coder.segment(user))  # 404 for another user, before the body
     body = coder.body(app)
     task = tasks.create(
-        coder.caller(app), coder.segment(user),
+        caller, coder.segment(user),
         template_version_id=coder.uuid_field(body, "template_version_id"),
         preset_id=coder.uuid_field(body, "template_version_preset_id"),
         prompt=coder.string_field(body, "input"), name=coder.string_field(body, "name"),

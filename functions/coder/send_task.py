@@ -13,8 +13,9 @@ tasks = AgentTaskService.from_env()
     body=apidoc.json_body(apidoc.ref("CoderInput")),
     answers={204: apidoc.Answer("sent")}, errors=(400, 404, 409)))
 def send_task(user: str, task: str):
-    text = coder.string_field(coder.body(app), "input")
-    tasks.send(coder.caller(app), coder.segment(user), coder.segment(task), text)
+    conversation = tasks.task(coder.caller(app), coder.segment(user), coder.segment(task),
+                              consistent=True)
+    tasks.send(conversation, coder.string_field(coder.body(app), "input"))
     return api.empty(204)
 
 

@@ -13,8 +13,9 @@ tasks = AgentTaskService.from_env()
     body=apidoc.json_body(apidoc.ref("CoderInput")),
     answers={204: apidoc.Answer("replaced")}, errors=(400, 404, 409)))
 def update_input(user: str, task: str):
-    text = coder.string_field(coder.body(app), "input")
-    tasks.update_input(coder.caller(app), coder.segment(user), coder.segment(task), text)
+    conversation = tasks.task(coder.caller(app), coder.segment(user), coder.segment(task),
+                              consistent=True)
+    tasks.update_input(conversation, coder.string_field(coder.body(app), "input"))
     return api.empty(204)
 
 

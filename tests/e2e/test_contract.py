@@ -88,10 +88,19 @@ def owners(stack: Client) -> tuple[Client, Client, dict[str, str]]:
     node = f"contract-{uuid.uuid4().hex[:12]}"
     assert alice.request("POST", f"/v1/node/{node}", {}).status == 201
     job = alice.request("POST", "/tasks/mine-group", {"image": "a", "command": "echo secret"})
+    version = f"{build[:8]}-{build[8:12]}-{build[12:16]}-{build[16:20]}-{build[20:]}00000000"
+    agent = alice.request("POST", "/api/v2/tasks/me", {
+        "template_version_id": version, "input": "secret", "name": "mine"})
+    assert agent.status == 201, agent
+    preset = alice.request("POST", "/api/v2/taskfn/presets", {"name": "mine"})
+    assert preset.status == 201, preset
     return alice, bob, {"function": function_id, "build": build, "task": task, "guid": guid,
                         "tag": tag, "endpoint": endpoint, "schedule": schedule,
                         "trigger": trigger, "node": node, "group": "mine-group",
-                        "job": job.json()["jobId"], "execution": job.json()["executionId"]}
+                        "job": job.json()["jobId"], "execution": job.json()["executionId"],
+                        "agent": agent.json()["id"], "agent_name": "mine",
+                        "alice": agent.json()["owner_name"], "version": version,
+                        "preset": preset.json()["id"]}
 
 
 ID_ROUTES = {
@@ -149,13 +158,22 @@ GUID_ROUTES = ["/v1/tasks/get_by_task_guid.r3", "/v1/tasks/cancel", "/v1/tasks/r
 # (registering a taken one is 409, whoever holds it), and only a node's own cell token
 # heartbeats it (a user token is 403 before any id is read).
 NOT_OWNED_ROUTES = {("POST", "/v1/node/{hash}"): 409, ("POST", "/v1/node/{hash}/heartbeat"): 403}
+# Coder's routes: {user} is "me", a name or an id, {task} an id or a name; Alice's, named by
+# Bob either way, are 404 (as a user Bob is not, and as a task he does not have); her presets
+# too. What Bob sends where a body is read: a valid request, refused only as not his.
+CODER_ROUTES = sorted((r.method, r.path) for r in TEMPLATE.routes
+                      if r.path.startswith(("/api/v2/", "/api/experimental/")) and "{" in r.path)
+CODER_BODIES = {("POST", "/api/v2/tasks/{user}"): {"input": "theirs"},
+                ("POST", "/api/v2/tasks/{user}/{task}/send"): {"input": "theirs"},
+                ("PATCH", "/api/v2/tasks/{user}/{task}/input"): {"input": "theirs"},
+                ("PUT", "/api/v2/taskfn/presets/{preset}"): {"name": "theirs"}}
 
 
 def test_every_route_with_an_id_is_covered_here():
     with_ids = {(r.method, r.path) for r in TEMPLATE.routes if "{" in r.path
                 and r.authorizer is not None}
     assert with_ids == set(ID_ROUTES) | set(NOT_OWNED_ROUTES) | set(FASTLANE_READS) | \
-        FASTLANE_WRITES | set(FASTLANE_ACTIONS) | set(FASTLANE_REDIRECTS)
+        FASTLANE_WRITES | set(FASTLANE_ACTIONS) | set(FASTLANE_REDIRECTS) | set(CODER_ROUTES)
     # The Cell API's user routes take the guid in the body; cells' routes see every task.
     user_routes = {path for path, item in DOCUMENT["paths"].items()
                    if path.startswith("/v1/tasks/") and "TaskGuidRequest" in json.dumps(item)}
@@ -179,6 +197,28 @@ def test_another_user_s_ids_are_404(owners, method, path):
     # And Alice's are all still hers.
     again = alice.request("GET", f"/v1/function/{ids['function']}")
     assert again.status == 200
+
+
+@pytest.mark.parametrize(("method", "path"), CODER_ROUTES)
+def test_another_user_s_agent_tasks_and_presets_are_404(owners, method, path):
+    alice, bob, ids = owners
+    named = [("me", ids["agent"]), ("me", ids["agent_name"]), (ids["alice"], ids["agent"]),
+             (ids["alice"], ids["agent_name"])]
+    if "{task}" not in path:
+        named = [(ids["alice"], "")] if "{user}" in path else [("", "")]
+    for user, task in named:
+        url = path.replace("{user}", user).replace("{task}", task) \
+            .replace("{preset}", ids["preset"])
+        body = CODER_BODIES.get((method, path))
+        if path == "/api/v2/tasks/{user}":
+            body = {**body, "template_version_id": ids["version"]}
+        answer = bob.request(method, url, body)
+        assert answer.status == 404, (url, answer)
+        assert set(answer.json()) <= {"message", "detail", "validations"}
+        assert b"secret" not in answer.body
+    again = alice.request("GET", f"/api/v2/tasks/me/{ids['agent']}")
+    assert (again.status, again.json()["name"]) == (200, "mine")
+    assert alice.request("GET", "/api/v2/taskfn/presets").json()[0]["id"] == ids["preset"]
 
 
 @pytest.mark.parametrize(("method", "path"), FASTLANE_READS)

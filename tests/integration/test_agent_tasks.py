@@ -61,6 +61,15 @@ def service() -> AgentTaskService:
     return AgentTaskService.from_env()
 
 
+def send(task_id: str, text: str) -> None:
+    """Alice sends `text`, as the send route does: the task resolved first."""
+    service().send(service().task(ALICE, "me", task_id, consistent=True), text)
+
+
+def update_input(task_id: str, text: str) -> None:
+    service().update_input(service().task(ALICE, "me", task_id, consistent=True), text)
+
+
 def executor(tmp_path: Path, runner=run_python) -> Executor:
     return Executor(wiring.tasks(), wiring.functions(), wiring.blobs(),
                     CodeCache(tmp_path / "code"), "executor-test", get_settings(), runner)
@@ -93,7 +102,7 @@ def test_a_conversation_runs_turn_by_turn_as_attempts_of_one_task(backend, tmp_p
     assert run.run(task.task_guid) == "succeeded"
     assert status(task.task_guid) == "active"
     for text in ("and the totals", "thanks"):
-        service().send(ALICE, "me", task.task_guid, text)
+        send(task.task_guid, text)
         assert status(task.task_guid) == "active"  # the turn is queued: active, app busy
         assert run.run(task.task_guid) == "succeeded"
     logs = service().logs(ALICE, "me", task.task_guid)
@@ -119,25 +128,25 @@ def test_send_pause_input_and_resume_follow_the_status(backend, tmp_path):
     task_id = task.task_guid
     tasks = wiring.tasks()
     with pytest.raises(Conflict, match="Task is pending"):
-        service().send(ALICE, "me", task_id, "more")
+        send(task_id, "more")
     tasks.apply(task_id, lifecycle.start("executor-test", now_ns()))
     assert status(task_id) == "initializing"
     with pytest.raises(Conflict, match="Task is initializing"):
-        service().send(ALICE, "me", task_id, "more")
+        send(task_id, "more")
     with pytest.raises(Conflict, match="Task is busy"):
         service().pause(ALICE, "me", task_id)
     tasks.apply(task_id, lifecycle.complete("executor-test", now_ns(), failed=False, extra={
         "response_status": 200, "response_body": "FIRST"}))
     with pytest.raises(InvalidRequest, match="Task input is required"):
-        service().send(ALICE, "me", task_id, "  ")
+        send(task_id, "  ")
     with pytest.raises(Conflict, match="task must be paused"):
-        service().update_input(ALICE, "me", task_id, "new prompt")
+        update_input(task_id, "new prompt")
     with pytest.raises(Conflict, match="already running"):
         service().resume(ALICE, "me", task_id)
-    service().send(ALICE, "me", task_id, "second")
+    send(task_id, "second")
     assert f"TASK#{task_id}" in open_keys()  # the queued turn is on the open index
     with pytest.raises(Conflict, match="not ready to accept input"):
-        service().send(ALICE, "me", task_id, "third")
+        send(task_id, "third")
     with pytest.raises(Conflict, match="Task is busy"):
         service().pause(ALICE, "me", task_id)
     assert executor(tmp_path, echo_runner).run(task_id) == "succeeded"
@@ -147,21 +156,21 @@ def test_send_pause_input_and_resume_follow_the_status(backend, tmp_path):
     with pytest.raises(Conflict, match="already paused"):
         service().pause(ALICE, "me", task_id)
     with pytest.raises(Conflict, match="Task is paused") as refused:
-        service().send(ALICE, "me", task_id, "third")
+        send(task_id, "third")
     assert refused.value.detail == "Resume the task to send messages."
     logs = service().logs(ALICE, "me", task_id)
     assert logs.snapshot and logs.snapshot_at == paused.held_at
     assert [e["content"] for e in logs.entries] == ["first", "FIRST", "second", "SECOND"]
     with pytest.raises(InvalidRequest, match="Task input is required"):
-        service().update_input(ALICE, "me", task_id, "")
-    service().update_input(ALICE, "me", task_id, "the first, edited")
+        update_input(task_id, "")
+    update_input(task_id, "the first, edited")
     record = tasks.get(task_id)
     assert record.initial_prompt == "the first, edited" and coder.status_of(record) == "paused"
     assert service().logs(ALICE, "me", task_id).entries[0]["content"] == "the first, edited"
 
     resumed = service().resume(ALICE, "me", task_id)
     assert coder.status_of(resumed) == "active" and not resumed.held_at
-    service().send(ALICE, "me", task_id, "third")
+    send(task_id, "third")
     assert executor(tmp_path, echo_runner).run(task_id) == "succeeded"
     history = [e["content"] for e in service().logs(ALICE, "me", task_id).entries]
     assert history == ["the first, edited", "FIRST", "second", "SECOND", "third", "THIRD"]
@@ -174,7 +183,7 @@ def test_a_failed_turn_is_error_refusing_input_and_logs(backend, tmp_path):
     assert executor(tmp_path, echo_runner).run(task.task_guid) == "failed"
     assert status(task.task_guid) == "error"
     with pytest.raises(InvalidRequest, match="Task must be active"):
-        service().send(ALICE, "me", task.task_guid, "again")
+        send(task.task_guid, "again")
     with pytest.raises(Conflict, match="Cannot fetch logs"):
         service().logs(ALICE, "me", task.task_guid)
     with pytest.raises(Conflict):
@@ -276,7 +285,7 @@ def test_large_inputs_and_outputs_go_through_s3(backend, tmp_path):
     record = wiring.tasks().get(task.task_guid)
     assert record.input_key and "input_json" not in json.dumps(record.model_dump())
     executor(tmp_path, echo_runner).run(task.task_guid)
-    service().send(ALICE, "me", task.task_guid, "y" * 10)
+    send(task.task_guid, "y" * 10)
     record = wiring.tasks().get(task.task_guid)
     assert record.input_key.endswith("turn-2/input.json")
     entries = service().conversation(record)
@@ -290,15 +299,15 @@ def test_racing_sends_and_creates_have_one_winner(backend, tmp_path):
     task = create("hello", version=version)
     executor(tmp_path, echo_runner).run(task.task_guid)
 
-    def send(text: str) -> str:
+    def attempt(text: str) -> str:
         try:
-            service().send(ALICE, "me", task.task_guid, text)
+            send(task.task_guid, text)
             return "sent"
         except Conflict as error:
             return error.message
 
     with ThreadPoolExecutor(4) as pool:
-        outcomes = list(pool.map(send, ["a", "b", "c", "d"]))
+        outcomes = list(pool.map(attempt, ["a", "b", "c", "d"]))
     assert outcomes.count("sent") == 1, outcomes
     assert set(outcomes) - {"sent"} <= {"Task app is not ready to accept input."}
     assert wiring.tasks().get(task.task_guid).turn == 2

@@ -94,7 +94,9 @@ def caller(app: APIGatewayHttpResolver) -> Caller:
 
 def body(app: APIGatewayHttpResolver) -> dict[str, Any]:
     """The request's JSON object, as Coder's httpapi.Read refuses others: 400 "Request body
-    must be valid JSON." with the reason as detail."""
+    must be valid JSON." with the reason as detail. The caller is checked first: an
+    unauthenticated request is 401 whatever its body."""
+    api.caller(app)
     raw = api.raw_body(app)
     if len(raw) > BODY_MAX:
         raise InvalidRequest("Request body too large.", f"at most {BODY_MAX} bytes")

@@ -88,8 +88,7 @@ class AgentTaskService:
                ) -> TaskRecord:
         """A new conversation, its first turn queued. `user` must be the caller (another
         user's tasks are not theirs to create)."""
-        if not coder.is_caller(user, caller):
-            raise NotFound("user not found")
+        self.check_user(caller, user)
         build_id = coder.uuid_id(template_version_id or "")
         build = self.builds.get(build_id) if build_id else None
         function = self.functions.get(build.function_id) if build else None
@@ -156,6 +155,12 @@ class AgentTaskService:
             "input_json": text, "input_key": None}
 
     # --- reads -----------------------------------------------------------------------------
+
+    @staticmethod
+    def check_user(caller: Caller, user: str) -> None:
+        """`{user}` must name the caller: another user's tasks are not theirs to create."""
+        if not coder.is_caller(user, caller):
+            raise NotFound("user not found")
 
     def task(self, caller: Caller, user: str, ident: str, *, consistent: bool = False
              ) -> TaskRecord:
@@ -232,11 +237,12 @@ class AgentTaskService:
 
     # --- the conversation's moves -------------------------------------------------------------
 
-    def send(self, caller: Caller, user: str, ident: str, text: str) -> None:
-        """The next turn, with `text` as its input: only while active and between turns."""
+    def send(self, task: TaskRecord, text: str) -> None:
+        """The next turn of `task` (resolved by `task()` first, so that another owner's is
+        404 before its body is read), with `text` as its input: only while active and
+        between turns."""
         if not text.strip():
             raise input_required()
-        task = self.task(caller, user, ident, consistent=True)
         self._check_sendable(task)
         now = now_ns()
         history = [{k: e[k] for k in ("type", "content", "time")}
@@ -251,7 +257,7 @@ class AgentTaskService:
             self.tasks.next_turn(task.task_guid, lifecycle.next_turn(task.turn, now, updates))
         except (InvalidStateTransition, RunningOnDifferentCell):
             # Another send, a pause or the turn's end won the race: say what it is now.
-            self._check_sendable(self.task(caller, user, ident, consistent=True))
+            self._check_sendable(self.tasks.get(task.task_guid, consistent=True) or task)
             raise Conflict("Task app is not ready to accept input.",
                            "the task changed meanwhile; try again") from None
         self.queue.send_after_write(task.task_guid)
@@ -271,11 +277,10 @@ class AgentTaskService:
             raise Conflict("Task app is not ready to accept input.",
                            "A turn is still running; send once it has ended.")
 
-    def update_input(self, caller: Caller, user: str, ident: str, text: str) -> None:
-        """Replace the initial prompt, only while paused."""
+    def update_input(self, task: TaskRecord, text: str) -> None:
+        """Replace the initial prompt of `task` (resolved by `task()`), only while paused."""
         if not text.strip():
             raise input_required()
-        task = self.task(caller, user, ident, consistent=True)
         if coder.status_of(task) != "paused" or task.state is not State.COMPLETED:
             raise Conflict("Unable to update task input, task must be paused.",
                            f"The task's status is {coder.status_of(task)!r}.")
