@@ -16,7 +16,8 @@ tasks = AgentTaskService.from_env()
 def list_tasks():
     caller = coder.caller(app)
     found = tasks.list(caller, coder.parse_query(api.query(app).get("q") or ""))
-    functions = {t.function_id: tasks.function_of(t) for t in found}
+    one_each = {t.function_id: t for t in found}  # one read per function, not per task
+    functions = {fid: tasks.function_of(t) for fid, t in one_each.items()}
     views = [coder.task_view(t, functions[t.function_id]) for t in found]
     return api.json_response(200, {"tasks": views, "count": len(views)})
 

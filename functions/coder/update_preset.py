@@ -16,8 +16,8 @@ tasks = AgentTaskService.from_env()
     errors=(400, 404)))
 def update_preset(preset: str):
     caller = coder.caller(app)
-    updated = tasks.update_preset(caller, coder.segment(preset),
-                                  coder.parse_preset(coder.body(app)))
+    found = tasks.own_preset(caller, coder.segment(preset))
+    updated = tasks.update_preset(found, coder.parse_preset(coder.body(app)))
     return api.json_response(200, coder.preset_view(updated))
 
 

@@ -321,3 +321,74 @@ def test_racing_sends_and_creates_have_one_winner(backend, tmp_path):
     with ThreadPoolExecutor(4) as pool:
         outcomes = list(pool.map(named, range(4)))
     assert sum(outcome != "taken" for outcome in outcomes) == 1, outcomes
+
+
+def test_inputs_too_large_for_the_task_s_item_are_400_not_a_failed_write(backend):
+    # The initial prompt is kept on the task's item (400 KB at most): a 500 KB prompt would
+    # have been DynamoDB's refusal, a 500.
+    with pytest.raises(InvalidRequest, match="Task input is too long") as refused:
+        create("p" * 500_000)
+    assert refused.value.validations[0]["field"] == "input"
+    task = create("short")
+    wiring.tasks().apply(task.task_guid, lifecycle.start("executor-test", now_ns()))
+    wiring.tasks().apply(task.task_guid, lifecycle.complete(
+        "executor-test", now_ns(), failed=False, extra={"response_status": 200,
+                                                         "response_body": "ok"}))
+    with pytest.raises(InvalidRequest, match="Task input is too long"):
+        send(task.task_guid, "é" * (coder.INPUT_MAX // 2 + 1))  # two bytes each in UTF-8
+    service().pause(ALICE, "me", task.task_guid)
+    with pytest.raises(InvalidRequest, match="Task input is too long"):
+        update_input(task.task_guid, "p" * 500_000)
+    assert [e["content"] for e in service().conversation(
+        wiring.tasks().get(task.task_guid))] == ["short", "ok"]
+
+
+def test_a_conversation_past_what_a_turn_takes_is_409_and_keeps_its_logs(
+        backend, tmp_path, monkeypatch):
+    monkeypatch.setattr(coder, "CONVERSATION_MAX", 2000)
+    task = create("a" * 500)
+    executor(tmp_path, echo_runner).run(task.task_guid)
+    send(task.task_guid, "b" * 500)
+    executor(tmp_path, echo_runner).run(task.task_guid)
+    with pytest.raises(Conflict, match="conversation is too long") as refused:
+        send(task.task_guid, "c" * 500)
+    assert "start a new task" in refused.value.detail
+    record = wiring.tasks().get(task.task_guid, consistent=True)
+    assert coder.status_of(record) == "active" and record.turn == 2
+    assert [e["content"] for e in service().conversation(record)] == [
+        "a" * 500, "A" * 500, "b" * 500, "B" * 500]
+
+
+def test_a_turn_held_by_its_paused_function_says_so(backend):
+    task = create("first")
+    tasks = wiring.tasks()
+    tasks.apply(task.task_guid, lifecycle.start("executor-test", now_ns()))
+    tasks.apply(task.task_guid, lifecycle.hold("executor-test", now_ns()))
+    assert status(task.task_guid) == "paused"
+    with pytest.raises(Conflict, match="its function is paused") as refused:
+        service().resume(ALICE, "me", task.task_guid)
+    assert f"/v1/function/{task.function_id}/resume" in refused.value.detail
+    with pytest.raises(Conflict, match="its function is paused"):
+        update_input(task.task_guid, "edited")
+
+
+def test_a_name_that_reads_as_a_uuid_is_refused(backend):
+    # 32 hex digits are a valid name by Coder's rules, but `{task}` would read them as an id
+    # and the task could never be found by its name.
+    name = "0123456789abcdef0123456789abcdef"
+    with pytest.raises(InvalidRequest, match="provided name") as refused:
+        create(name=name)
+    assert refused.value.validations == [{"field": "name", "detail": "must not be a UUID"}]
+
+
+def test_a_state_message_with_lone_surrogates_is_kept_as_text(backend, tmp_path):
+    # User code reports text no UTF-8 holds: the task keeps U+FFFD in its place, so every
+    # reader (the Go client, the events, the console) gets text it can decode.
+    source = ('def handler(event, context):\n'
+              '    context.report_state("idle", "half \\ud83d of an emoji", "u\\udfff")\n'
+              '    return "ok"\n')
+    task = create("hi", version=template_version(source))
+    assert executor(tmp_path).run(task.task_guid) == "succeeded"
+    state = coder.task_view(wiring.tasks().get(task.task_guid), None)["current_state"]
+    assert state["message"] == "half \ufffd of an emoji" and state["uri"] == "u\ufffd"
+    json.dumps(state, ensure_ascii=False).encode("utf-8")  # strict: raises on a surrogate

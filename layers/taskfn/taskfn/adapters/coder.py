@@ -31,6 +31,12 @@ if TYPE_CHECKING:
 BODY_MAX = 1024 * 1024  # of a request's JSON body (an input is at most this, as UTF-8)
 NAME_MAX = 32
 DISPLAY_NAME_MAX = 64
+# One input (a prompt, a send, a preset's default), as UTF-8: the initial prompt is kept on
+# the task's own item, which DynamoDB caps at 400 KB in all.
+INPUT_MAX = 64 * 1024
+# A conversation's history and next input, as JSON: what one turn's function is given (a
+# Lambda invocation takes at most 6 MB).
+CONVERSATION_MAX = 4 * 1024 * 1024
 GENERATED_STEM_MAX = 27  # a generated name: this much of the prompt, "-" and 4 hex digits
 _NAME = re.compile(r"^[a-zA-Z0-9]+(?:-[a-zA-Z0-9]+)*$")
 RESERVED_NAMES = frozenset({"new", "create"})
@@ -185,7 +191,22 @@ def name_problem(name: str) -> str | None:
         return "must be alphanumeric with hyphens"
     if name.lower() in RESERVED_NAMES:
         return f"cannot use {name.lower()!r} as a name"
+    if as_uuid(name):  # `{task}` would read it as an id
+        return "must not be a UUID"
     return None
+
+
+def check_input(text: str) -> str:
+    """An input as a turn may take it: not blank, at most INPUT_MAX bytes."""
+    if not text.strip():
+        raise with_validations(InvalidRequest("Task input is required."),
+                               [{"field": "input", "detail": "must not be empty"}])
+    size = len(text.encode("utf-8"))
+    if size > INPUT_MAX:
+        raise with_validations(
+            InvalidRequest("Task input is too long.", f"it has {size} bytes as UTF-8"),
+            [{"field": "input", "detail": f"must be at most {INPUT_MAX} bytes"}])
+    return text
 
 
 def check_name(name: str) -> str:
@@ -452,9 +473,12 @@ def parse_preset(values: dict[str, Any]) -> PresetFields:
     if not 0 < len(name) <= PRESET_NAME_MAX:
         raise with_validations(InvalidRequest("Invalid preset."), [{
             "field": "name", "detail": f"must be 1 to {PRESET_NAME_MAX} characters"}])
+    default = string_field(values, "input")
+    if len(default.encode("utf-8")) > INPUT_MAX:
+        raise with_validations(InvalidRequest("Invalid preset."), [{
+            "field": "input", "detail": f"must be at most {INPUT_MAX} bytes"}])
     return PresetFields(name=name, timeout=_bounded(values, "timeout", 10, 120),
-                        mem_size=_bounded(values, "mem_size", 1, 2048),
-                        input=string_field(values, "input"))
+                        mem_size=_bounded(values, "mem_size", 1, 2048), input=default)
 
 
 def preset_view(preset: Any) -> dict[str, Any]:

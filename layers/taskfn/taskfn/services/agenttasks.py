@@ -59,11 +59,6 @@ class Logs:
     snapshot_at: int = 0
 
 
-def input_required() -> InvalidRequest:
-    return coder.with_validations(InvalidRequest("Task input is required."),
-                                  [{"field": "input", "detail": "must not be empty"}])
-
-
 class AgentTaskService:
     def __init__(self, store: AgentTaskStore, tasks: TaskStore, functions: FunctionStore,
                  builds: BuildStore, blobs: BlobStore, queue: TaskQueue, settings: Settings):
@@ -99,9 +94,7 @@ class AgentTaskService:
                                "template_version_id names no successful build of yours"),
                 [{"field": "template_version_id", "detail": "template version not found"}])
         preset = self.preset(caller, preset_id) if preset_id else None
-        prompt = prompt or (preset.input_default if preset else "")
-        if not prompt.strip():
-            raise input_required()
+        prompt = coder.check_input(prompt or (preset.input_default if preset else ""))
         if name:
             coder.check_name(name)
         display = coder.display_name_of(display_name, prompt)
@@ -241,13 +234,17 @@ class AgentTaskService:
         """The next turn of `task` (resolved by `task()` first, so that another owner's is
         404 before its body is read), with `text` as its input: only while active and
         between turns."""
-        if not text.strip():
-            raise input_required()
+        coder.check_input(text)
         self._check_sendable(task)
         now = now_ns()
         history = [{k: e[k] for k in ("type", "content", "time")}
                    for e in self.conversation(task)]
         payload = {"input": text, "history": history, "time": now}
+        size = len(userjson.dumps(payload).encode())
+        if size > coder.CONVERSATION_MAX:
+            raise Conflict("Task conversation is too long.",
+                           f"Its history and this input are {size} bytes as JSON, more than "
+                           f"a turn takes ({coder.CONVERSATION_MAX}); start a new task.")
         # The input is taken: the conversation is working until the function says otherwise
         # (so a client waiting for idle does not read the last turn's).
         updates = {**self._input_fields(task.task_guid, task.turn + 1, payload),
@@ -277,10 +274,19 @@ class AgentTaskService:
             raise Conflict("Task app is not ready to accept input.",
                            "A turn is still running; send once it has ended.")
 
+    @staticmethod
+    def _refuse_held_by_function(task: TaskRecord) -> None:
+        """A queued turn held because its function is paused shows as paused, but it is the
+        function, not the task, that resumes it."""
+        if task.state is State.PENDING and task.held_at:
+            raise Conflict("Task is held: its function is paused.",
+                           f"Resume function {task.function_id} (POST /v1/function/"
+                           f"{task.function_id}/resume); the queued turn then runs.")
+
     def update_input(self, task: TaskRecord, text: str) -> None:
         """Replace the initial prompt of `task` (resolved by `task()`), only while paused."""
-        if not text.strip():
-            raise input_required()
+        coder.check_input(text)
+        self._refuse_held_by_function(task)
         if coder.status_of(task) != "paused" or task.state is not State.COMPLETED:
             raise Conflict("Unable to update task input, task must be paused.",
                            f"The task's status is {coder.status_of(task)!r}.")
@@ -313,6 +319,7 @@ class AgentTaskService:
 
     def resume(self, caller: Caller, user: str, ident: str) -> TaskRecord:
         task = self.task(caller, user, ident, consistent=True)
+        self._refuse_held_by_function(task)
         if coder.status_of(task) != "paused" or task.state is not State.COMPLETED:
             raise Conflict("Task workspace is already running.",
                            f"The task's status is {coder.status_of(task)!r}.")
@@ -350,10 +357,9 @@ class AgentTaskService:
             raise Conflict("the preset id is taken; try again")
         return preset
 
-    def update_preset(self, caller: Caller, preset_id: str, fields: coder.PresetFields
-                      ) -> PresetRecord:
-        """Replace a preset of the caller's (tasks created from it keep what they took)."""
-        found = self._own_preset(caller, preset_id)
+    def update_preset(self, found: PresetRecord, fields: coder.PresetFields) -> PresetRecord:
+        """Replace a preset of the caller's, found by `own_preset()` first (another owner's
+        is 404 before its body is read); tasks created from it keep what they took."""
         preset = found.model_copy(update={
             "name": fields.name, "timeout": fields.timeout, "mem_size": fields.mem_size,
             "input_default": fields.input, "updated_at": now_ns()})
@@ -366,7 +372,7 @@ class AgentTaskService:
                 caller.user, coder.as_uuid(preset_id) or ""):
             raise NotFound("preset not found")
 
-    def _own_preset(self, caller: Caller, preset_id: str) -> PresetRecord:
+    def own_preset(self, caller: Caller, preset_id: str) -> PresetRecord:
         canonical = coder.as_uuid(preset_id)
         found = self.store.preset(caller.user, canonical) if canonical else None
         if found is None:

@@ -8,6 +8,7 @@ import base64
 import contextvars
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -382,6 +383,7 @@ class RunReporter:
 
 TASK_STATES = ("working", "idle", "complete", "failed")
 STATE_MESSAGE_MAX = 4096
+_SURROGATE = re.compile("[\ud800-\udfff]")
 STATE_URI_MAX = 2048
 
 
@@ -395,7 +397,13 @@ def state_text(report: Any) -> str | None:
     if not isinstance(message, str) or not isinstance(uri, str):
         return None
     return json.dumps({"at": now_ns(), "state": report["state"],
-                       "message": message[:STATE_MESSAGE_MAX], "uri": uri[:STATE_URI_MAX]})
+                       "message": _characters(message[:STATE_MESSAGE_MAX]),
+                       "uri": _characters(uri[:STATE_URI_MAX])})
+
+
+def _characters(text: str) -> str:
+    """`text` with lone surrogates (which JSON can carry but no text holds) as U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def attempt_id(cell_id: str, started_at: int) -> str:
