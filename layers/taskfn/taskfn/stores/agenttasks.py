@@ -19,7 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from taskfn.models import Record, TaskRecord
-from taskfn.stores.table import Table, time_key, to_item
+from taskfn.stores.table import Table, task_key, time_key, to_item
 from taskfn.stores.tasks import TaskStore, readable
 
 NAME, PRESET = "NAME#", "PRESET#"
@@ -91,9 +91,10 @@ class AgentTaskStore:
         """The record and its name item, as one transaction: False when either is no longer
         there as read (deleted meanwhile). A turn running meanwhile is stopped by its cell's
         next heartbeat, which finds no task."""
+        pk, sk = task_key(task.task_guid)
         items = [
             {"Delete": {"TableName": self.table.name,
-                        "Key": to_item({"PK": f"TASK#{task.task_guid}", "SK": "TASK"}),
+                        "Key": to_item({"PK": pk, "SK": sk}),
                         "ConditionExpression": "#owner = :owner",
                         "ExpressionAttributeNames": {"#owner": "owner"},
                         "ExpressionAttributeValues": to_item({":owner": task.owner})}},

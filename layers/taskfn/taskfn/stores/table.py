@@ -123,6 +123,14 @@ def _native(value: Any) -> Any:
     return value
 
 
+TASK_SK = "TASK"
+
+
+def task_key(task_id: str) -> tuple[str, str]:
+    """A task record's (PK, SK): the one spelling of it, for every store that writes one."""
+    return f"TASK#{task_id}", TASK_SK
+
+
 def time_key(created_ns: int, item_id: str) -> str:
     """A sort key that orders by time, then id; fixed width so strings sort like numbers."""
     return f"{created_ns:020d}#{item_id}"

@@ -14,7 +14,7 @@ from taskfn import lifecycle, userjson
 from taskfn.lifecycle import Outcome, State, Transition
 from taskfn.models import JSON_TEXT_FIELDS, TaskRecord, TaskSummary, now_ns
 from taskfn.stores.metrics import FunctionMetrics, endpoint_counters
-from taskfn.stores.table import Filter, Table, time_key
+from taskfn.stores.table import Filter, Table, task_key, time_key
 
 logger = logging.getLogger(__name__)
 
@@ -152,9 +152,10 @@ class TaskStore:
         """The item a task is written as: the record, its keys and the index keys it has in
         its state (a new task is Pending; others are written so by tests and benchmarks)."""
         created = time_key(task.created_at, task.task_guid)
+        pk, sk = task_key(task.task_guid)
         values: dict[str, Any] = {
-            "PK": f"TASK#{task.task_guid}",
-            "SK": "TASK",
+            "PK": pk,
+            "SK": sk,
             "GSI1PK": f"OWNER#{task.owner}#TASK",
             "GSI1SK": created,
             **task.model_dump(mode="json", exclude_defaults=True),
@@ -182,12 +183,12 @@ class TaskStore:
 
     def get(self, task_id: str, *, consistent: bool = False) -> TaskRecord | None:
         """The task; `consistent` for a decision that must see the latest write."""
-        item = self.table.get(f"TASK#{task_id}", "TASK", consistent=consistent)
+        item = self.table.get(*task_key(task_id), consistent=consistent)
         return TaskRecord.model_validate(marked(item)) if item else None
 
     def get_many(self, task_ids: list[str]) -> list[TaskRecord]:
         """The tasks of `task_ids` that exist (BatchGetItem), in no order."""
-        items = self.table.get_many([(f"TASK#{task_id}", "TASK") for task_id in task_ids])
+        items = self.table.get_many([task_key(task_id) for task_id in task_ids])
         return readable(TaskRecord, (marked(item) for item in items))
 
     def list_by_owner(
@@ -256,7 +257,7 @@ class TaskStore:
         keys, more = self.table.query_merged("GSI3", open_partitions(), bound=bound)
         order = {key["PK"]: position for position, key in enumerate(keys)}
         items = self.table.get_many([(k["PK"], k["SK"]) for k in keys], attributes=attributes)
-        items.sort(key=lambda item: order.get(f"TASK#{item.get('task_guid')}", 0))
+        items.sort(key=lambda item: order.get(task_key(item.get("task_guid"))[0], 0))
         return readable(TaskRecord, (marked(item) for item in items)), more
 
     def apply(
@@ -338,8 +339,7 @@ class TaskStore:
             condition += (" AND ((attribute_exists(#callback) AND #callback <> :c_nocallback)"
                           " OR attribute_exists(#domain))")
         return self.table.update(
-            f"TASK#{task_id}",
-            "TASK",
+            *task_key(task_id),
             set_values={
                 **transition.updates,
                 "state": transition.to_state.value,
@@ -374,7 +374,7 @@ class TaskStore:
         updates = {**transition.updates, "state": transition.to_state.value,
                    "GSI3PK": open_partition(task_id), "GSI3SK": time_key(at, task_id)}
         ok, item = self.table.update(
-            f"TASK#{task_id}", "TASK", set_values=updates, condition=condition,
+            *task_key(task_id), set_values=updates, condition=condition,
             condition_values=values, condition_names=names)
         if not ok:
             return lifecycle.explain(transition, item)
@@ -392,7 +392,7 @@ class TaskStore:
         if open_index:
             updates["GSI3PK"] = open_partition(task_id)
         ok, item = self.table.update(
-            f"TASK#{task_id}", "TASK", set_values=updates,
+            *task_key(task_id), set_values=updates,
             remove=() if open_index else ("GSI3PK",),
             condition=condition, condition_values=values, condition_names=names)
         if not ok:
@@ -403,8 +403,7 @@ class TaskStore:
         """A removing transition (DeleteTask) as one conditional DeleteItem."""
         condition, names, values = self._condition(transition)
         ok, item = self.table.delete_checked(
-            f"TASK#{task_id}",
-            "TASK",
+            *task_key(task_id),
             condition=condition,
             names=names,
             values={f":c_{key}": value for key, value in values.items()},
@@ -488,7 +487,7 @@ class TaskStore:
         items = self.table.get_many([(key["PK"], key["SK"]) for key in page.items],
                                     attributes=self.LIST_ATTRIBUTES)
         items = sorted((item for item in items if item.get("owner") == owner),
-                       key=lambda item: order.get(f"TASK#{item.get('task_guid')}", 0))
+                       key=lambda item: order.get(task_key(item.get("task_guid"))[0], 0))
         tasks = readable(TaskSummary, items)
         if status is not None:
             tasks = [task for task in tasks if status_matches(task, status)]

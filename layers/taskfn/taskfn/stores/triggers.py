@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from taskfn.models import Record
-from taskfn.stores.table import Table
+from taskfn.stores.table import Table, task_key
 
 TRIGGER = "TRIGGER#"
 PAGE = 500
@@ -58,7 +58,7 @@ class TriggerStore:
         conditional ADD on "TASK#<root>" / "CHAIN" that also remembers the child, so the
         same child again (a stream record delivered twice) is allowed and not counted."""
         ok, old = self.table.update(
-            f"TASK#{root}", CHAIN, set_values={"expires_at": expires_at or None},
+            task_key(root)[0], CHAIN, set_values={"expires_at": expires_at or None},
             add_values={"tasks": 1, "children": {child_id}},
             condition="(attribute_not_exists(#n) OR #n < :c_limit) AND "
                       "(attribute_not_exists(#c) OR NOT contains(#c, :c_child))",
