@@ -3,6 +3,7 @@ template.yaml by the same provisioning code the local stack uses."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -15,6 +16,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+def _share_botocore_models() -> None:
+    """One botocore data loader for the test process. Every fresh backend builds new sessions
+    (provisioning, and the clients after wiring.reset), and each new session parses the
+    service models again: about half a second a test. The models are read-only data, which
+    one session already shares between its clients."""
+    import botocore.loaders
+    import botocore.session
+
+    botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)
+
+
+_share_botocore_models()
 
 
 @dataclass(frozen=True)

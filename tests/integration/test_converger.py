@@ -9,6 +9,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from taskfn import aws, lifecycle, wiring
 from taskfn.models import TaskRecord, now_ns
 from taskfn.runtime.codecache import CodeCache
@@ -202,6 +204,7 @@ def test_the_executor_heartbeats_a_long_task(backend, tmp_path: Path):
     assert state("t").state == "Completed"
 
 
+@pytest.mark.slow
 def test_a_pass_is_bounded_and_reads_oldest_first(backend):
     for n in range(5):
         put(f"t{n}", created=T0 - (2000 - n) * S)

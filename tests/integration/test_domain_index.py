@@ -66,6 +66,7 @@ def write_completed(count: int, *, domain: str = "d", legacy: bool = False) -> N
                 "UnprocessedItems") or {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("legacy", [False, True], ids=["keyed-now", "keyed-before"])
 def test_a_thousand_completed_tasks_do_not_hide_a_new_pending_task_from_a_cell(
     backend, legacy

@@ -220,6 +220,7 @@ def test_an_unknown_endpoint_is_404(backend):
             call(endpoint_id)
 
 
+@pytest.mark.slow
 def test_two_hundred_concurrent_calls_against_a_limit_of_100_make_exactly_100_tasks(backend):
     function_id = function_with(CODE)
     endpoint_id = endpoint(function_id, dailyLimit=100)

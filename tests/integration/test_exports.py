@@ -291,6 +291,7 @@ def multipart_uploads() -> list[dict]:
     return s3.list_multipart_uploads(Bucket=get_settings().bucket_name).get("Uploads", [])
 
 
+@pytest.mark.slow
 def test_a_large_export_is_uploaded_in_parts_and_is_the_same_bytes(backend, small_parts):
     function()
     base = now_ns() - 3600 * SECOND

@@ -377,6 +377,7 @@ def test_local_stack_starts_and_stops(monkeypatch):
     assert "TABLE_NAME" not in os.environ
 
 
+@pytest.mark.slow
 def test_cli_serves_until_sigterm(tmp_path):
     pytest.importorskip("taskfn.services.tokens")
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}

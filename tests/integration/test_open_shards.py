@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from taskfn import wiring
 from taskfn.models import TaskRecord, now_ns
 from taskfn.services.converger import SECOND_NS, Converger
@@ -43,6 +45,7 @@ def test_tasks_spread_over_the_shards_and_a_pass_sees_every_one(backend):
     assert open_keys() == sorted(f"TASK#{g}" for g in guids)
 
 
+@pytest.mark.slow
 def test_a_bounded_pass_takes_the_oldest_across_shards_and_the_next_pass_goes_on(backend):
     # 40 tasks past the pending expiry; t00 the oldest. Any 15 of them span several shards.
     for n in range(40):
