@@ -364,6 +364,25 @@ def test_a_platform_task_is_the_same_record_through_the_cell_api(backend):
     assert TaskService.from_env().get(ALICE, created.task_guid).finished
 
 
+@pytest.mark.parametrize("failed", [False, True], ids=["succeeded", "failed"])
+def test_a_cell_s_result_is_the_platform_api_s_result(backend, failed):
+    """A cell reports a result string, not an HTTP answer: /v1/task/{guid}/result gives that
+    string (200), or the failure as the platform's JSON error (500), never a 500 for a
+    success."""
+    desire()
+    service = cells()
+    service.start("task-1", "cell-1")
+    service.complete("task-1", "cell-1", failed=failed, failure_reason="disk full" if failed
+                     else "", result="" if failed else "42 <b>done</b>")
+    answer = TaskService.from_env().result(ALICE, "task-1")
+    if failed:
+        assert answer.status == 500
+        assert json.loads(answer.body) == {"errorType": "TaskFailed", "errorMessage": "disk full"}
+    else:
+        assert (answer.status, answer.body) == (200, b"42 <b>done</b>")
+        assert answer.headers["Content-Type"].startswith("text/plain")
+
+
 # --- the built-in executor --------------------------------------------------------------
 
 

@@ -216,7 +216,7 @@ def test_bodies_as_base64_or_plain_and_unfinished_tasks_with_status_0(backend):
     running = put(task(now - SECOND, finished=False, state=State.RUNNING, cell_id="c",
                        started_at=now))
     cancelled = put(task(now, body=None, response_status=0, response_headers={},
-                         failure_reason="cancelled"))
+                         failed=True, failure_reason="cancelled"))
     issued = datetime.fromtimestamp((now - 4 * SECOND) // SECOND, UTC)
     as_base64 = rows_of(export_bytes())
     assert as_base64[0] == [text[0].task_guid, issued.strftime("%Y-%m-%dT%H:%M:%SZ"), "201",

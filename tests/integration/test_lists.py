@@ -283,6 +283,7 @@ OUTCOMES: dict[str, tuple[dict[str, Any], int, str]] = {
     "answered500": ({"response_status": 500}, 500, "succeeded"),
     "raised500": ({"response_status": 500, "failed": True}, 500, "failed"),
     "cancelled": ({"failed": True, "failure_reason": "cancelled"}, 500, "failed"),
+    "cell_ok": ({"result": "42"}, 200, "succeeded"),  # a Cell API success: no HTTP answer
 }
 
 
@@ -294,7 +295,7 @@ def put_task(task_id: str, *, function_id: str, age_s: float, owner: str = "alic
              **outcome: Any) -> None:
     created = now_ns() - int(age_s * SECOND_NS)
     fields: dict[str, Any] = {"state": State.PENDING, **outcome}
-    if "response_status" in outcome or "failed" in outcome:
+    if {"response_status", "failed", "result"} & outcome.keys():
         fields.update(state=State.COMPLETED, first_completed_at=created + 1)
     assert wiring.tasks().put_new(TaskRecord(task_guid=task_id, owner=owner,
                                              function_id=function_id, created_at=created,
@@ -303,7 +304,7 @@ def put_task(task_id: str, *, function_id: str, age_s: float, owner: str = "alic
 
 @pytest.fixture
 def tasks(backend) -> list[str]:
-    """Alice's tasks newest first: F1's with every outcome (10 s to 70 s old), two of F2's
+    """Alice's tasks newest first: F1's with every outcome (10 s to 80 s old), two of F2's
     around them; past the retention, one of F1's; Bob's, one of his function and one naming
     alice's F1."""
     function(F1)
@@ -312,7 +313,7 @@ def tasks(backend) -> list[str]:
     put_task(guid("ok200", F2), function_id=F2, age_s=5, response_status=200)
     for position, (name, (outcome, _, _)) in enumerate(OUTCOMES.items()):
         put_task(guid(name, F1), function_id=F1, age_s=10 * (position + 1), **outcome)
-    put_task(guid("pending", F2), function_id=F2, age_s=75)
+    put_task(guid("pending", F2), function_id=F2, age_s=10 * len(OUTCOMES) + 5)
     days = get_settings().task_retention_days
     put_task(guid("old", F1), function_id=F1, age_s=(days + 1) * DAY_S, response_status=200)
     put_task(guid("ok200", BOBS), function_id=BOBS, age_s=1, owner="bob",
@@ -474,7 +475,7 @@ def test_task_list_filters_over_http(tasks):
 def test_status_matching_agrees_with_the_list_s_status_field():
     """The filter of tasks read by key says what the list would show."""
     for outcome, shown, word in OUTCOMES.values():
-        done = "response_status" in outcome or "failed" in outcome
+        done = bool({"response_status", "failed", "result"} & outcome.keys())
         task = TaskSummary(task_guid="t", created_at=1, first_completed_at=2 if done else 0,
                            response_status=outcome.get("response_status", 0),
                            failed=outcome.get("failed", False))

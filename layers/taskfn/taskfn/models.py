@@ -153,6 +153,24 @@ class BuildRecord(Record):
     created_at: int
 
 
+def answer_status(response_status: int, failed: bool) -> int:
+    """A finished task's HTTP status: its function's own; for one with none (see
+    answer_of_unanswered), 200 when it succeeded, else 500."""
+    return response_status or (500 if failed else 200)
+
+
+def answer_of_unanswered(failed: bool, failure_reason: str, result: str) -> tuple[
+    int, str, bytes
+]:
+    """What a finished task with no HTTP answer of its own answers (status, content type,
+    body): one a Cell API cell completed reports a result string, 200 when it succeeded; one
+    that failed (cancelled, expired, failed by its cell) its failure as a JSON error, 500."""
+    if not failed:
+        return 200, "text/plain; charset=utf-8", result.encode()
+    error = {"errorType": "TaskFailed", "errorMessage": failure_reason}
+    return 500, "application/json", json.dumps(error).encode()
+
+
 class TaskSummary(Record):
     """A task as the owner listing (GSI1) projects it: what list views show, nothing that a
     start changes."""

@@ -26,7 +26,7 @@ from pydantic import (
 from taskfn import outbound, userjson
 from taskfn.api import json_response
 from taskfn.errors import InvalidRequest, TaskfnError
-from taskfn.models import BuildRecord, FunctionRecord, TaskRecord, TaskSummary
+from taskfn.models import BuildRecord, FunctionRecord, TaskRecord, TaskSummary, answer_status
 from taskfn.services.functions import FunctionPatch, NewFunction
 from taskfn.services.tags import NewTag
 from taskfn.services.tasks import TaskResponse
@@ -268,12 +268,13 @@ def task_view(task: TaskRecord) -> dict[str, Any]:
 
 
 def task_list_item(task: TaskSummary) -> dict[str, Any]:
-    """status is the function's HTTP status, 0 until the task has finished."""
+    """status is the function's HTTP status, 0 until the task has finished (one a cell
+    completed has none: 200, or 500 when it failed, as its /result answers)."""
     return {
         "id": task.task_guid,
         "issued": unix_seconds(task.created_at),
         "progress": task.progress,
-        "status": (task.response_status or 500) if task.finished else 0,
+        "status": answer_status(task.response_status, task.failed) if task.finished else 0,
     }
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import calendar
 import contextvars
-import json
 import logging
 import time
 from collections import deque
@@ -34,7 +33,7 @@ from botocore.exceptions import ClientError
 from taskfn import ids, wiring
 from taskfn.errors import PayloadTooLarge
 from taskfn.lifecycle import SECOND_NS
-from taskfn.models import DAY_S, Caller, TaskRecord, now_ns
+from taskfn.models import DAY_S, Caller, TaskRecord, answer_of_unanswered, now_ns
 from taskfn.services.ownership import owned
 from taskfn.settings import Settings, get_settings
 from taskfn.stores.blobs import BlobStore, export_key
@@ -60,7 +59,7 @@ ROWS_AHEAD = 2 * BATCH_KEYS  # rows read past one whose body is still on its way
 READ_ATTRIBUTES = (
     "task_guid", "owner", "created_at", "updated_at", "state", "first_completed_at",
     "response_status", "response_headers", "response_body", "response_base64",
-    "response_key", "failure_reason", "schedule_id", "expires_at",
+    "response_key", "failed", "failure_reason", "result", "schedule_id", "expires_at",
 )
 LAST_KEY_NS = 10**20 - 1  # the largest creation time time_key writes in its 20 digits
 # Of the time a request has left, what completing the upload and signing its URL may take:
@@ -311,10 +310,9 @@ class ExportService:
     def _row(task: TaskRecord, stored: Future | None) -> ExportRow:
         if not task.finished:
             return ExportRow(task.task_guid, task.created_at, None)
-        if not task.response_status:
-            # Finished without running (cancelled, expired): the failure, as /result has it.
-            error = {"errorType": "TaskFailed", "errorMessage": task.failure_reason}
-            response = ExportedResponse(500, "application/json", json.dumps(error).encode())
+        if not task.response_status:  # no HTTP answer of its own: as /result has it
+            response = ExportedResponse(*answer_of_unanswered(task.failed, task.failure_reason,
+                                                              task.result))
             return ExportRow(task.task_guid, task.created_at, response)
         if stored is not None:
             body = stored.result()

@@ -14,7 +14,15 @@ from botocore.exceptions import ClientError
 from taskfn import ids, userjson, wiring
 from taskfn.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, Unprocessable
 from taskfn.lifecycle import SECOND_NS
-from taskfn.models import DAY_S, Caller, TaskRecord, TaskSummary, expiry, now_ns
+from taskfn.models import (
+    DAY_S,
+    Caller,
+    TaskRecord,
+    TaskSummary,
+    answer_of_unanswered,
+    expiry,
+    now_ns,
+)
 from taskfn.services.ownership import owned
 from taskfn.settings import Settings, get_settings
 from taskfn.stores.blobs import BlobStore, task_key
@@ -243,10 +251,9 @@ class TaskService:
         if not task.finished:
             raise NotFound("task has not finished yet")
         if not task.response_status:
-            # Finished without running (cancelled, expired): the failure as a JSON error.
-            error = {"errorType": "TaskFailed", "errorMessage": task.failure_reason}
-            return TaskResponse(500, {"Content-Type": "application/json"},
-                                json.dumps(error).encode())
+            status, content_type, body = answer_of_unanswered(task.failed, task.failure_reason,
+                                                              task.result)
+            return TaskResponse(status, {"Content-Type": content_type}, body)
         if task.response_key:
             with self._expired_when_gone():
                 stored = self.blobs.get_unless_over(task.response_key, ANSWER_MAX_BYTES)

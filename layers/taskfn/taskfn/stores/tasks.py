@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from taskfn import lifecycle, userjson
 from taskfn.lifecycle import Outcome, State, Transition
-from taskfn.models import JSON_TEXT_FIELDS, TaskRecord, TaskSummary, now_ns
+from taskfn.models import JSON_TEXT_FIELDS, TaskRecord, TaskSummary, answer_status, now_ns
 from taskfn.stores.metrics import FunctionMetrics, endpoint_counters
 from taskfn.stores.table import Filter, Table, task_key, time_key
 
@@ -56,12 +56,12 @@ def created_from(since_ns: int) -> tuple[str, str]:
 
 
 # The task list's status filter, on the list's own status field: the function's HTTP status
-# once the task has finished (500 for one that finished without a response: cancelled,
-# expired), 0 before. A code (100-599) or 0, or one of these words for the outcome:
+# once the task has finished (for one without a response of its own, models.answer_status:
+# 200 for a cell's success, 500 for a cancelled, expired or failed one), 0 before. A code
+# (100-599) or 0, or one of these words for the outcome:
 # pending (not finished), succeeded (finished, not failed), failed (finished and failed).
 UNFINISHED, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 STATUS_WORDS = (UNFINISHED, SUCCEEDED, FAILED)
-NO_RESPONSE_STATUS = 500
 TaskStatus = int | str
 
 
@@ -84,8 +84,13 @@ def status_filter(status: TaskStatus) -> Filter:
     names["#f_status"] = "response_status"
     values[":f_code"] = status
     same = "#f_status = :f_code"
-    if status == NO_RESPONSE_STATUS:
-        same = f"({same} OR attribute_not_exists(#f_status) OR #f_status = :f_zero)"
+    if status in (200, 500):  # also the tasks with no answer of their own (models.answer_status)
+        names["#f_failed"] = "failed"
+        values[":f_true"] = True
+        unanswered = "(attribute_not_exists(#f_status) OR #f_status = :f_zero)"
+        outcome = ("#f_failed = :f_true" if status == 500
+                   else "(attribute_not_exists(#f_failed) OR #f_failed <> :f_true)")
+        same = f"({same} OR ({unanswered} AND {outcome}))"
     return Filter(f"{finished} AND {same}", names, values)
 
 
@@ -97,7 +102,7 @@ def status_matches(task: TaskSummary, status: TaskStatus) -> bool:
         return False
     if status in (SUCCEEDED, FAILED):
         return task.failed == (status == FAILED)
-    return (task.response_status or NO_RESPONSE_STATUS) == status
+    return answer_status(task.response_status, task.failed) == status
 
 
 def domain_partition(domain: str) -> str:
