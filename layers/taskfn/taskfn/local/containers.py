@@ -24,7 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from taskfn.runtime.containers import Launch, log_stream, source_record, state_change
+from taskfn.local.runs import KILLED_EXIT, KILLED_REASON
+from taskfn.runtime.containers import (
+    Launch,
+    LaunchRefused,
+    log_stream,
+    source_record,
+    state_change,
+)
 from taskfn.runtime.python import Execution, Limits, run_python
 
 logger = logging.getLogger(__name__)
@@ -48,9 +55,11 @@ class ProcessRuntime:
     name = "local-process"
 
     def __init__(self, put_event: Any, logs: Any, *, cluster_arn: str, log_group: str,
-                 region: str, account: str, python: str = sys.executable) -> None:
+                 region: str, account: str, python: str = sys.executable,
+                 ledger: Any = None) -> None:
         self.put_event = put_event
         self.logs = logs
+        self.ledger = ledger  # with a data directory: the runs in flight (local/runs.py)
         self.cluster_arn = cluster_arn
         self.log_group = log_group
         self.region = region
@@ -64,6 +73,11 @@ class ProcessRuntime:
         cluster = self.cluster_arn.rsplit("/", 1)[-1]
         ref = f"arn:aws:ecs:{self.region}:{self.account}:task/{cluster}/{uuid.uuid4().hex}"
         cancel, reasons = threading.Event(), []
+        if self.ledger is not None:  # before the platform knows the run: see local/runs.py
+            try:
+                self.ledger.started(ref, launch)
+            except Exception as error:
+                raise LaunchRefused(f"the local run could not be recorded: {error}") from error
         with self._lock:
             self._runs[ref] = (cancel, reasons)
         # A new thread starts with an empty context: it acts as the stack, not as the caller.
@@ -78,15 +92,37 @@ class ProcessRuntime:
             run[1].append(reason)
             run[0].set()
 
-    def stop_all(self, reason: str) -> None:
+    def stop_all(self, reason: str, wait_s: float = 0.0) -> bool:
+        """Stop every run; with `wait_s`, wait that long for them to end (their STOPPED events
+        sent: the stack stops moto next, and a kept job must not stay running). Whether all
+        ended."""
         with self._lock:
             refs = list(self._runs)
         for ref in refs:
             self.stop(ref, reason)
+        deadline = time.monotonic() + wait_s
+        while self.running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not self.running()
 
     def running(self) -> int:
         with self._lock:
             return len(self._runs)
+
+    def recover(self) -> int:
+        """Tell the end of the runs a previous stack on this data never saw end (it was
+        killed, and its commands with it): how many. See local/runs.py."""
+        if self.ledger is None:
+            return 0
+        left = self.ledger.left()
+        for ref, launch in left:
+            try:
+                self._emit(ref, launch, "STOPPED", exit_code=KILLED_EXIT,
+                           stop_code="EssentialContainerExited", stopped_reason=KILLED_REASON)
+                self.ledger.ended(ref)
+            except Exception:  # the converger gives it up past its timeout, as in AWS
+                logger.exception("local container %s: its end not told", ref)
+        return len(left)
 
     def _run(self, ref: str, launch: Launch, cancel: threading.Event,
              reasons: list[str]) -> None:
@@ -115,6 +151,11 @@ class ProcessRuntime:
             self._emit(ref, launch, "STOPPED", stop_code="TaskFailedToStart",
                        stopped_reason="the local container could not run")
         finally:
+            if self.ledger is not None:
+                try:
+                    self.ledger.ended(ref)
+                except Exception:  # told again at the next start, and ignored then
+                    logger.exception("local container %s: its end not recorded", ref)
             with self._lock:
                 self._runs.pop(ref, None)
 

@@ -1,8 +1,13 @@
 """moto's server in a process of its own, locked to the platform's roles.
 
-`python -m taskfn.local.motoserver` prints `moto: <url>` once it serves. Its standard input is
-its control line, which only the process that started it holds: `enforce` turns IAM on (it
-answers `enforced`), and end of input stops it (that is, when its parent ends).
+`python -m taskfn.local.motoserver [--data DIR [--every S]]` prints `moto: <url>` once it
+serves. Its standard input is its control line, which only the process that started it holds:
+`enforce` turns IAM on (it answers `enforced`), `snapshot` snapshots the data now (it answers
+`snapshot <held s> <write s> <bytes> <stream records trimmed>`), and end of input stops it
+(that is, when its parent ends). With --data, the state of the services the platform keeps
+data in is restored from DIR before it serves and snapshotted there every S seconds and at
+the end (local/persistence.py); DIR is locked while it runs, so two stacks never share one
+(a second one prints `in use: <why>` and exits 1).
 
 moto accepts anything by default, and user code runs on the same machine: the local stack
 provisions with IAM off, creates each function's role, then turns IAM on, after which every
@@ -14,6 +19,7 @@ IAM secrets it holds cannot be read from its memory.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import re
@@ -22,24 +28,32 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
-from taskfn.local import presigned
+from taskfn.local import datadir, persistence, presigned
 from taskfn.local.provision import ACCOUNT_ID
 
 READY_PREFIX = "moto: "
+IN_USE_PREFIX = "in use: "  # then why: another stack has the data directory
 # The services the platform's functions use (DynamoDB streams sign as dynamodb).
 SERVICES = frozenset({"dynamodb", "s3", "sqs", "events", "logs"})
 _SIGV4 = re.compile(r"AWS4-HMAC-SHA256 Credential=[A-Z0-9]{16,128}/\d{8}/[a-z0-9-]+/"
                     r"(?P<service>[a-z0-9-]+)/aws4_request, ?SignedHeaders=[a-z0-9;.-]+, ?"
                     r"Signature=[0-9a-f]{64}")
 ENFORCE, ENFORCED = "enforce", "enforced"
+SNAPSHOT = "snapshot"
+SNAPSHOT_S = 2.0  # the default interval of snapshots: what a killed stack may lose
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m taskfn.local.motoserver")
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--every", type=float, default=SNAPSHOT_S)
+    args = parser.parse_args(argv)
     from moto import settings
     from moto.core.authorization import ActionAuthenticatorMixin
     from moto.moto_server.threaded_moto_server import MotoRequestHandler
@@ -47,19 +61,42 @@ def main() -> int:
     from werkzeug.serving import make_server
 
     from taskfn.local.atomic import make_dynamodb_writes_atomic
+    from taskfn.local.streamiterators import expire_shard_iterators
     from taskfn.runtime import confinement
 
     confinement.prctl(confinement.PR_SET_DUMPABLE, 0)
     make_dynamodb_writes_atomic()
+    expire_shard_iterators()
     check_resources_of_dynamodb_and_events()
-    # Ctrl-C reaches the whole process group; the parent stops us once its pollers are done.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C, SIGTERM to the group and a closed terminal (SIGHUP) reach us with the parent:
+    # it stops us once its own writes are done (and its end, however it ends, is our EOF), so
+    # that the last snapshot has them.
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_IGN)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    guard = Guard(DomainDispatcherApplication(create_backend_app))
+    snapshots = None
+    if args.data is not None:
+        try:
+            datadir.lock(datadir.prepare(args.data))
+        except datadir.InUse as error:
+            print(f"{IN_USE_PREFIX}{error}", flush=True)
+            return 1
+        try:
+            persistence.restore(args.data / persistence.SNAPSHOT)
+        except Exception as error:
+            print(f"cannot restore {args.data / persistence.SNAPSHOT} ({error!r}): move it "
+                  "away to start afresh", flush=True)
+            return 1
+        gate = persistence.Gate()
+        persistence.patch_long_polls(gate)
+        snapshots = persistence.Snapshotter(args.data, args.every, gate)
+    guard = Guard(DomainDispatcherApplication(create_backend_app), snapshots)
     server = make_server("127.0.0.1", 0, guard, threaded=True,
                          request_handler=MotoRequestHandler)
     threading.Thread(target=server.serve_forever, daemon=True, name="moto").start()
     host, port = server.server_address[:2]
+    if snapshots is not None:
+        snapshots.start()
     print(f"{READY_PREFIX}http://{host}:{port}", flush=True)
     for line in sys.stdin:  # ends at EOF: the parent has gone or asked us to stop
         if line.strip() == ENFORCE:
@@ -67,7 +104,15 @@ def main() -> int:
             settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
             guard.enforcing = True
             print(ENFORCED, flush=True)
+        elif line.strip() == SNAPSHOT:
+            taken = snapshots.snapshot() if snapshots else persistence.Snapshot(0, 0, 0)
+            print(f"{SNAPSHOT} {taken.seconds:.6f} {taken.written_s:.6f} {taken.size} "
+                  f"{taken.trimmed}", flush=True)
+    if snapshots is not None:
+        datadir.stopping(args.data)  # a stack started now waits for the last snapshot
     server.shutdown()
+    if snapshots is not None:
+        snapshots.stop()  # the last one: a clean stop loses nothing
     return 0
 
 
@@ -77,9 +122,11 @@ class Guard:
     else is a clear 403 (moto itself would answer some with a 500, and serves a few paths,
     such as its instance metadata, to anyone)."""
 
-    def __init__(self, app: Callable[[Environ, StartResponse], Iterable[bytes]]):
+    def __init__(self, app: Callable[[Environ, StartResponse], Iterable[bytes]],
+                 snapshots: persistence.Snapshotter | None = None):
         self.app = app
         self.enforcing = False
+        self.snapshots = snapshots  # with a data directory: requests pass its gate
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -97,7 +144,18 @@ class Guard:
                     "/latest/"):
                 return _refuse(environ, start_response, 403,
                                "requests must be signed by a taskfn role")
-        return self.app(environ, start_response)
+        if self.snapshots is None:
+            return self.app(environ, start_response)
+        with self.snapshots.gate.request():
+            if persistence.is_write(environ):
+                self.snapshots.dirty = True
+            # The whole answer is made inside the gate (moto's bodies are bytes in memory).
+            answer = self.app(environ, start_response)
+            try:
+                return list(answer)
+            finally:
+                if hasattr(answer, "close"):
+                    answer.close()
 
 
 def _refuse(environ: Environ, start_response: StartResponse, status: int,
@@ -209,11 +267,17 @@ def _event_bus_resources(handler: Any) -> list[str]:
 
 
 class MotoProcess:
-    """Starts and stops the child; `endpoint` is its URL."""
+    """Starts and stops the child; `endpoint` is its URL. With `data_dir`, its state is kept
+    there (snapshots every `snapshot_s` seconds)."""
 
-    def __init__(self) -> None:
+    def __init__(self, data_dir: Path | None = None, snapshot_s: float = SNAPSHOT_S) -> None:
+        command = [sys.executable, "-m", "taskfn.local.motoserver"]
+        if data_dir is not None:
+            command += ["--data", str(data_dir), "--every", str(snapshot_s)]
+        self.data_dir = data_dir
+        self._control = threading.Lock()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "taskfn.local.motoserver"],
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -221,22 +285,36 @@ class MotoProcess:
         line = self.process.stdout.readline().strip()
         if not line.startswith(READY_PREFIX):
             self.stop()
-            raise RuntimeError(f"moto did not start: {line!r}")
+            if line.startswith(IN_USE_PREFIX):
+                raise datadir.InUse(line[len(IN_USE_PREFIX):])
+            raise RuntimeError(f"moto did not start: {line or 'it ended'}")
         self.endpoint = line[len(READY_PREFIX):]
 
     def enforce_iam(self) -> None:
         """From now on only signed requests of known identities, within their policies."""
-        self.process.stdin.write(ENFORCE + "\n")
-        self.process.stdin.flush()
-        answer = self.process.stdout.readline().strip()
+        answer = self._ask(ENFORCE)
         if answer != ENFORCED:
             raise RuntimeError(f"moto did not turn IAM on: {answer!r}")
+
+    def snapshot(self) -> persistence.Snapshot:
+        """Snapshot the data now (with a data directory; else nothing): what it cost."""
+        answer = self._ask(SNAPSHOT).split()
+        if len(answer) != 5 or answer[0] != SNAPSHOT:
+            raise RuntimeError(f"moto did not snapshot: {answer!r}")
+        return persistence.Snapshot(float(answer[1]), float(answer[2]), int(answer[3]),
+                                    int(answer[4]))
+
+    def _ask(self, command: str) -> str:
+        with self._control:
+            self.process.stdin.write(command + "\n")
+            self.process.stdin.flush()
+            return self.process.stdout.readline().strip()
 
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.stdin.close()
-            try:
-                self.process.wait(timeout=10)
+            try:  # the last snapshot is written before it ends
+                self.process.wait(timeout=10 if self.data_dir is None else 120)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

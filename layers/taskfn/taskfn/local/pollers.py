@@ -281,40 +281,62 @@ def passes(record: dict, filters: tuple[dict, ...]) -> bool:
 
 class StreamShards:
     """A table's stream read shard by shard, in order, each from where its last read stopped,
-    as Lambda's mapping reads it; records come in the Lambda event's shape."""
+    as Lambda's mapping reads it; records come in the Lambda event's shape. `positions` (shard
+    id -> the last sequence number read) says where to go on from in shards already read."""
 
-    def __init__(self, client: Any, stream_arn: str, starting_position: str = "TRIM_HORIZON"):
+    def __init__(self, client: Any, stream_arn: str, starting_position: str = "TRIM_HORIZON",
+                 positions: dict[str, str] | None = None):
         self.client = client
         self.stream_arn = stream_arn
         self.starting_position = starting_position
         self.iterators: dict[str, str | None] = {}
+        self.positions: dict[str, str] = dict(positions or {})
+        self.lost = False  # a shard's iterator failed: `find` it again
 
     def find(self) -> None:
         """Start reading the shards not seen yet."""
         description = self.client.describe_stream(StreamArn=self.stream_arn)
+        self.lost = False
         for shard in description["StreamDescription"].get("Shards", []):
-            if shard["ShardId"] not in self.iterators:
-                self.iterators[shard["ShardId"]] = self.client.get_shard_iterator(
-                    StreamArn=self.stream_arn,
-                    ShardId=shard["ShardId"],
-                    ShardIteratorType=self.starting_position,
-                )["ShardIterator"]
+            shard_id = shard["ShardId"]
+            if shard_id in self.iterators:
+                continue
+            where: dict[str, str] = {"ShardIteratorType": self.starting_position}
+            if shard_id in self.positions:
+                where = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                         "SequenceNumber": self.positions[shard_id]}
+            self.iterators[shard_id] = self.client.get_shard_iterator(
+                StreamArn=self.stream_arn, ShardId=shard_id, **where)["ShardIterator"]
 
     def read(self) -> Iterator[list[dict]]:
-        """One page of new records per open shard (a closed shard read to its end is left)."""
+        """One page of new records per open shard (a closed shard read to its end is left).
+        A page counts as read (`positions`) once the caller asks for the next one. A shard
+        whose iterator fails (expired, or from a moto since restarted) is found again from
+        its position at the next `find`."""
         for shard_id, iterator in list(self.iterators.items()):
             if iterator is None:
                 continue
-            answer = self.client.get_records(ShardIterator=iterator, Limit=1000)
+            try:
+                answer = self.client.get_records(ShardIterator=iterator, Limit=1000)
+            except Exception:
+                del self.iterators[shard_id]
+                self.lost = True
+                raise
             self.iterators[shard_id] = answer.get("NextShardIterator")
-            yield [build_stream_record(r, self.stream_arn) for r in answer.get("Records", [])]
+            records = answer.get("Records", [])
+            yield [build_stream_record(r, self.stream_arn) for r in records]
+            if records:
+                self.positions[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
 
 
 class StreamPoller:
-    """One thread reading every shard of a table's stream into one function."""
+    """One thread reading every shard of a table's stream into one function; with
+    `checkpoints` (local/checkpoints.py), going on from the position kept there, and keeping
+    it (at most every CHECKPOINT_EVERY_S, and when stopped)."""
 
     ATTEMPTS = 3
     SHARDS_EVERY_S = 10.0
+    CHECKPOINT_EVERY_S = 0.5
 
     def __init__(
         self,
@@ -324,14 +346,19 @@ class StreamPoller:
         *,
         stop_event: threading.Event | None = None,
         idle_s: float = 0.2,
+        checkpoints: Any = None,
     ) -> None:
         self.source = source
         self.stream_arn = stream_arn
         self.invoker = invoker
         self.stop_event = stop_event or threading.Event()
         self.idle_s = idle_s
+        self.checkpoints = checkpoints
         self._shards_due = 0.0
         self._thread: threading.Thread | None = None
+        self._shards: StreamShards | None = None
+        self._kept: dict[str, str] = {}
+        self._checkpoint_due = 0.0
 
     def start(self) -> None:
         client = boto3.session.Session().client("dynamodbstreams")
@@ -348,16 +375,48 @@ class StreamPoller:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+            if self._shards is not None:
+                self._keep_position(self._shards, force=True)
 
     def _run(self, client: Any) -> None:
-        shards = StreamShards(client, self.stream_arn, self.source.starting_position)
+        positions: dict[str, str] | None = None
+        while self.checkpoints is not None and positions is None:
+            try:
+                positions = self.checkpoints.load(self.source.function_id, self.stream_arn)
+                if positions is None:  # first start: saying so keeps its records kept
+                    positions = {}
+                    self.checkpoints.save(self.source.function_id, self.stream_arn, {})
+            except Exception:
+                positions = None
+                if self.stop_event.wait(1):
+                    return
+                traceback.print_exc(file=sys.stderr)
+        self._kept = dict(positions or {})
+        self._shards = shards = StreamShards(client, self.stream_arn,
+                                             self.source.starting_position, positions)
         poll_until_stopped(self.stop_event, lambda: self.poll(shards) > 0, idle_s=self.idle_s)
+
+    def _keep_position(self, shards: StreamShards, *, force: bool = False) -> None:
+        """Save the position when it moved (and the last save is old enough)."""
+        if self.checkpoints is None or shards.positions == self._kept:
+            return
+        if not force and time.monotonic() < self._checkpoint_due:
+            return
+        self._checkpoint_due = time.monotonic() + self.CHECKPOINT_EVERY_S
+        try:
+            self.checkpoints.save(self.source.function_id, self.stream_arn,
+                                  dict(shards.positions))
+            self._kept = dict(shards.positions)
+        except Exception:
+            sys.stderr.write(f"taskfn local: {self.source.function_id}: stream position "
+                             "not kept\n")
+            traceback.print_exc(file=sys.stderr)
 
     def poll(self, shards: StreamShards) -> int:
         """One round over the shards; returns how many records went to the function. New
         shards are looked for every SHARDS_EVERY_S, not every round (an idle stack should not
         keep moto busy)."""
-        if not shards.iterators or time.monotonic() >= self._shards_due:
+        if shards.lost or not shards.iterators or time.monotonic() >= self._shards_due:
             self._shards_due = time.monotonic() + self.SHARDS_EVERY_S
             shards.find()
         delivered = 0
@@ -366,6 +425,7 @@ class StreamPoller:
             for start in range(0, len(records), self.source.batch_size):
                 self.deliver(records[start : start + self.source.batch_size])
             delivered += len(records)
+        self._keep_position(shards)
         return delivered
 
     def deliver(self, records: list[dict]) -> None:
@@ -396,6 +456,7 @@ class Pollers:
         invoker: Invoker,
         *,
         workers: int = 4,
+        checkpoints: Any = None,
     ) -> None:
         self.stop_event = threading.Event()
         self.pollers = [
@@ -418,6 +479,7 @@ class Pollers:
                 provisioned.attrs[(source.table_id, "StreamArn")],
                 invoker,
                 stop_event=self.stop_event,
+                checkpoints=checkpoints,
             )
             for source in template.stream_sources
         ]

@@ -335,6 +335,19 @@ def _placeholder(provisioned: Provisioned, logical_id: str, kind: str, name: str
     provisioned.refs[logical_id] = name
 
 
+def ensure_key_table(client: Any, table: str, key: str) -> None:
+    """A small table of the stack's own, keyed by one string (kept stream positions, job
+    runs): created unless it is there already (a kept data directory has it)."""
+    try:
+        client.create_table(
+            TableName=table, BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}])
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            raise
+
+
 def physical_name(prefix: str, logical_id: str) -> str:
     """The deterministic local name of a resource."""
     return f"{prefix}-{logical_id.lower()}"

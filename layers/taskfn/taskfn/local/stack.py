@@ -2,6 +2,11 @@
 
 Handlers find moto only through AWS_ENDPOINT_URL, so the stack sets the process environment
 (and restores it on stop).
+
+With `data_dir`, the data outlives the stack: moto's state is snapshotted there
+(local/persistence.py), with the streams' read positions (local/checkpoints.py), the jobs'
+runs in flight (local/runs.py) and the admin token (local/admintoken.py); provisioning finds
+what is already there and keeps it. Without it, everything is in memory and gone at stop.
 """
 
 from __future__ import annotations
@@ -14,13 +19,17 @@ from typing import Self
 import boto3
 
 from taskfn import aws, wiring
+from taskfn.local.admintoken import issue_admin_token
+from taskfn.local.checkpoints import StreamCheckpoints
 from taskfn.local.containers import ProcessRuntime
+from taskfn.local.datadir import prepare
 from taskfn.local.environment import apply, pointed_at
 from taskfn.local.eventrules import EventRules
 from taskfn.local.gateway import Gateway
 from taskfn.local.identities import FunctionCredentials, Identities, create_identities
 from taskfn.local.invoke import Invoker
-from taskfn.local.motoserver import MotoProcess
+from taskfn.local.motoserver import SNAPSHOT_S, MotoProcess
+from taskfn.local.persistence import Snapshot
 from taskfn.local.pollers import Pollers
 from taskfn.local.provision import (
     ACCOUNT_ID,
@@ -29,11 +38,16 @@ from taskfn.local.provision import (
     function_environment,
     provision,
 )
+from taskfn.local.runs import RunLedger
 from taskfn.local.scheduler import LocalScheduler
 from taskfn.local.schedules import Schedules
 from taskfn.local.template import Template, load_template
 from taskfn.local.websocket import LocalWebSocketApi
 from taskfn.runtime import containers
+
+# How long a stop waits for the jobs it stops to tell their end (a SIGTERM'd command exits 143,
+# as in ECS, and is retried or failed by the job's rules), before moto stops.
+STOP_RUNS_S = 15.0
 
 
 class LocalStack:
@@ -49,11 +63,16 @@ class LocalStack:
         *,
         prefix: str = "taskfn-local",
         access_log: bool = True,
+        data_dir: Path | str | None = None,
+        snapshot_s: float = SNAPSHOT_S,
     ) -> None:
         self.host = host
         self.port = port
         self.admin_token = admin_token
         self.admin_token_generated = False
+        self.admin_token_kept: Path | None = None  # its file, with a data directory
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.snapshot_s = snapshot_s  # a killed stack loses at most about this much
         self.template_path = Path(template_path) if template_path else None
         self.workers = workers
         self.prefix = prefix
@@ -92,9 +111,11 @@ class LocalStack:
     def _start(self) -> None:
         self.template = load_template(self.template_path)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request lines
-        # moto in a process of its own: an empty account every time, and its CPU off this
-        # process's interpreter lock, which the gateway and the executors need.
-        self._moto = MotoProcess()
+        # moto in a process of its own: an empty account every time (or the kept one), and its
+        # CPU off this process's interpreter lock, which the gateway and the executors need.
+        if self.data_dir is not None:
+            prepare(self.data_dir)
+        self._moto = MotoProcess(self.data_dir, self.snapshot_s)
         self.moto_endpoint = self._moto.endpoint
 
         self._set_environ(pointed_at(self.moto_endpoint))
@@ -141,7 +162,8 @@ class LocalStack:
             access_log=self.access_log,
         )
         self.gateway.start()
-        self.pollers = Pollers(self.template, self.provisioned, self.invoker, workers=self.workers)
+        self.pollers = Pollers(self.template, self.provisioned, self.invoker, workers=self.workers,
+                               checkpoints=self._checkpoints())
         self.pollers.start()
         self.schedules = Schedules.of(self.template, self.invoker)
         self.schedules.start()
@@ -149,23 +171,44 @@ class LocalStack:
                                            os.environ["TABLE_NAME"])
         if self.scheduler is not None:
             self.scheduler.start()
+        if self.containers is not None:
+            self.containers.recover()
         self._create_admin_token()
+
+    def _checkpoints(self) -> StreamCheckpoints | None:
+        """Kept stream positions, where the tables are kept (else every start reads from the
+        start of a new, empty stream)."""
+        if self.data_dir is None:
+            return None
+        checkpoints = StreamCheckpoints(boto3.session.Session().client("dynamodb"),
+                                        self.prefix)
+        checkpoints.create()
+        return checkpoints
+
+    def snapshot(self) -> Snapshot | None:
+        """Snapshot the kept data now: what it cost (None in memory); tests measure with it."""
+        if self._moto is not None and self.data_dir is not None:
+            return self._moto.snapshot()
+        return None
 
     def _containers(self) -> ProcessRuntime | None:
         """The jobs' back-end, where the template has their cluster and log group."""
         refs, attrs = self.provisioned.refs, self.provisioned.attrs
         if ("JobsCluster", "Arn") not in attrs or "JobLogGroup" not in refs:
             return None
+        ledger = None
+        if self.data_dir is not None:  # runs a killed stack leaves are told at the next start
+            ledger = RunLedger(boto3.session.Session().client("dynamodb"), self.prefix)
+            ledger.create()
         return ProcessRuntime(self.event_rules.put, boto3.session.Session().client("logs"),
                               cluster_arn=attrs[("JobsCluster", "Arn")],
                               log_group=refs["JobLogGroup"], region=REGION,
-                              account=ACCOUNT_ID)
+                              account=ACCOUNT_ID, ledger=ledger)
 
     def _create_admin_token(self) -> None:
-        from taskfn.services.tokens import TokenService
-
-        issued = TokenService.from_env().create(user="admin", scope="admin", token=self.admin_token)
-        self.admin_token_generated = self.admin_token is None
+        issued = issue_admin_token(self.admin_token, self.data_dir, os.environ["TABLE_NAME"])
+        self.admin_token_generated = issued.generated
+        self.admin_token_kept = issued.kept
         self.admin_token = issued.token
 
     def stop(self) -> None:
@@ -186,7 +229,7 @@ class LocalStack:
             self.pollers = None
         if getattr(self, "containers", None) is not None:
             containers.install(None)
-            self.containers.stop_all("taskfn local: stopping")
+            self.containers.stop_all("taskfn local: stopping", wait_s=STOP_RUNS_S)
             self.containers = None
         if self.gateway is not None:
             self.port = self.gateway.port
