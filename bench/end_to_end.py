@@ -386,7 +386,7 @@ def _wait_for_build(admin: Http, function_id: str, deadline: float) -> None:
 def run_stack(tasks: int, threads: int, idle_tasks: int, limit_s: float) -> dict:
     """Drive the local stack; every timestamp is time.perf_counter() in this process."""
     stack = Child(
-        [sys.executable, "-m", "taskfn.cli", "local", "--port", "0"],
+        [sys.executable, "-m", "taskfn.cli", "local", "--memory", "--port", "0"],
         "taskfn local: serving ",
         env={"TASKFN_ADMIN_TOKEN": ADMIN_TOKEN},
     )

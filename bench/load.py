@@ -546,7 +546,7 @@ def _start_stack(users: int) -> tuple[Child, str, list[User]]:
     """The stack as a child, and `users` users, each with a token and the recording
     function, built."""
     stack = Child(
-        [sys.executable, "-m", "taskfn.cli", "local", "--port", "0"],
+        [sys.executable, "-m", "taskfn.cli", "local", "--memory", "--port", "0"],
         "taskfn local: serving ",
         env={"TASKFN_ADMIN_TOKEN": ADMIN_TOKEN},
     )

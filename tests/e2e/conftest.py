@@ -101,7 +101,7 @@ def stack() -> Iterator[Client]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TABLE_", "BUCKET_"))}
     env["TASKFN_ADMIN_TOKEN"] = ADMIN_TOKEN  # not on the command line, which anyone can read
     process = subprocess.Popen(
-        [sys.executable, "-m", "taskfn.cli", "local", "--port", "0"],
+        [sys.executable, "-m", "taskfn.cli", "local", "--memory", "--port", "0"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -134,6 +134,7 @@ def test_enqueue_refusals_are_plain_text_and_write_nothing(carol: Fastlane, body
     assert carol("GET", "/tasks/refused-group").status == 404
 
 
+@pytest.mark.slow
 def test_pagination_bounds_and_absolute_urls(stack: Client, dave: Fastlane):
     for n in range(12):
         assert dave("POST", f"/tasks/page-{n:02d}", {"image": "a", "command": "true"}).status \

@@ -31,11 +31,14 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+# SIGINT (Ctrl-C) the same way in `make slow`; test_new_user.py stops a stack with it too.
+@pytest.mark.parametrize("signum", [signal.SIGTERM,
+                                    pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_a_signal_stops_the_stack_and_its_children(signum):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TABLE_", "BUCKET_"))}
     env["TASKFN_ADMIN_TOKEN"] = ADMIN_TOKEN
-    process = subprocess.Popen([sys.executable, "-m", "taskfn.cli", "local", "--port", "0"],
+    process = subprocess.Popen([sys.executable, "-m", "taskfn.cli", "local", "--memory",
+                                "--port", "0"],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True)
     try:

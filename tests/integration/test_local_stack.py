@@ -359,6 +359,7 @@ def test_long_sessions_take_a_worker_each_and_the_queue_keeps_moving(sessions):
 # --- LocalStack and the CLI -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_local_stack_starts_and_stops(monkeypatch):
     pytest.importorskip("taskfn.services.tokens")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://before")
@@ -383,7 +384,7 @@ def test_cli_serves_until_sigterm(tmp_path):
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     environment.pop("AWS_ENDPOINT_URL", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "taskfn.cli", "local", "--port", "0"],
+        [sys.executable, "-m", "taskfn.cli", "local", "--memory", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
