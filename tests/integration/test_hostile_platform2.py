@@ -21,6 +21,7 @@ from taskfn.models import now_ns
 from taskfn.services.endpoints import EndpointService, PublicCall, PublicService
 from taskfn.services.functions import FunctionService, NewFunction
 from taskfn.services.schedules import ScheduleService
+from taskfn.services.tasks import TaskService
 from taskfn.settings import get_settings
 from taskfn.stores.schedules import ScheduleRecord
 from taskfn.stores.triggers import TriggerStore
@@ -350,6 +351,26 @@ def test_defect_the_public_result_route_is_no_open_redirect_nor_html_host(backen
     assert "set-cookie" not in headers and not answer.get("cookies"), answer
     assert not (300 <= answer["statusCode"] < 400 and "location" in headers), answer
     assert "sandbox" in str(headers.get("content-security-policy", "")), answer
+
+
+def test_the_owner_s_result_route_runs_no_script_of_the_function_s_html(backend, tmp_path):
+    """The attack: a browser that cached HTTP Basic credentials for the platform's domain
+    (fastlane's pages ask for them) is sent to /v1/task/{id}/result of a task whose function
+    answered HTML with a script (a function that echoes its public caller does). Without a
+    sandbox that script runs on the API's own origin, with the owner's credentials."""
+    fid = function_with(EVIL.replace("'statusCode': 302", "'statusCode': 200"))
+    task_id = TaskService.from_env().create(ALICE, fid, body=None, query={}, size=0).task_guid
+    assert executor(tmp_path, "cell-a").run(task_id) == "succeeded"
+    event = load_event("GetTaskResultFunction")
+    event["pathParameters"] = {"taskId": task_id}
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/task/{task_id}/result"
+    event["requestContext"]["authorizer"] = {"lambda": {"user": "alice", "scope": "user"}}
+    answer = invoke("GetTaskResultFunction", event)
+    headers = {name.lower(): value for name, value in (answer.get("headers") or {}).items()}
+    assert answer["statusCode"] == 200 and "<script>" in answer["body"], answer
+    assert headers.get("content-security-policy") == "sandbox", answer
+    assert headers.get("x-content-type-options") == "nosniff", answer
+    assert headers.get("content-type") == "text/html"  # still the function's own answer
 
 
 def test_defect_a_large_public_result_s_link_dies_with_the_public_window(backend):

@@ -374,22 +374,27 @@ def page_headers(cursor: str | None) -> dict[str, str]:
 
 
 # What a function may not make the platform's own domain say to a browser sent to a public
-# result (GET /gc/{taskId}/result needs no token): no redirects, no cookies, no refresh.
+# result (GET /gc/{taskId}/result needs no token): no redirects, no cookies, no refresh; and,
+# on every result route, nothing that would lift the sandbox (SANDBOXED).
 _NOT_REPLAYED_PUBLICLY = frozenset({"location", "set-cookie", "refresh", "content-location",
                                     "content-security-policy", "x-content-type-options"})
-PUBLIC_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
+SANDBOXED = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
+_SANDBOX_NAMES = frozenset(name.lower() for name in SANDBOXED)
 
 
 def replay(result: TaskResponse, *, public: bool = False) -> Response:
     """The function's own response. Text goes out as text; anything that is not UTF-8 as
     bytes, which API Gateway sends base64-encoded. One too large for a Lambda answer is a 303
     to its body in S3, with the function's status in X-Taskfn-Status (taskfn's extension).
-    `public` (no token): the function's headers that would redirect, set cookies or run a
-    script on the platform's domain are left out, and the body is sandboxed."""
-    if public:
-        headers = {name: value for name, value in result.headers.items()
-                   if name.lower() not in _NOT_REPLAYED_PUBLICLY}
-        result = replace(result, headers={**headers, **PUBLIC_HEADERS})
+    The body is always sandboxed (`SANDBOXED`): a browser can be sent to the owner's route
+    too, with HTTP Basic credentials it cached for the platform's domain, and an HTML result
+    (a public endpoint's function echoing its caller, say) must not run script there.
+    `public` (no token): the function's headers that would redirect or set cookies on the
+    platform's domain are left out as well."""
+    dropped = _NOT_REPLAYED_PUBLICLY if public else _SANDBOX_NAMES
+    headers = {name: value for name, value in result.headers.items()
+               if name.lower() not in dropped}
+    result = replace(result, headers={**headers, **SANDBOXED})
     if result.location is not None:
         return Response(status_code=303, body="", headers={
             "Location": result.location, "X-Taskfn-Status": str(result.status),
