@@ -63,7 +63,8 @@ def test_routes_and_their_authorizer(template):
     assert routes[("POST", "/v1/tokens")].authorizer == "TokenAuthorizer"
     # the documented routes without a token: the API's docs, and a public endpoint's call
     # and its task's result (which check a token themselves when one is given)
-    public = {"/openapi.json", "/docs", "/docs/{asset}", "/gc/{id}", "/gc/{id}/result",
+    public = {"/openapi.json", "/docs", "/docs/{asset}", "/console", "/console/{asset}",
+              "/gc/{id}", "/gc/{id}/result",
               "/healthcheck", "/healthcheck/", "/"}
     assert all(route.authorizer == "TokenAuthorizer" for route in template.routes
                if route.path not in public)

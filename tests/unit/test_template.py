@@ -31,7 +31,8 @@ def test_every_route_has_a_handler_file_and_every_handler_file_a_function():
 def test_one_route_per_handler_and_no_duplicate_routes():
     keys = [(r.method, r.path) for r in TEMPLATE.routes]
     assert len(keys) == len(set(keys))
-    # One endpoint per handler (the contract's document, page and assets are one); only the
+    # One endpoint per handler (the contract's document, page and assets are one, and the
+    # console's page and files); only the
     # events stream answers two methods (EventSource GETs, BBS POSTs).
     paths = defaultdict(set)
     for route in TEMPLATE.routes:
@@ -52,7 +53,7 @@ def test_one_route_per_handler_and_no_duplicate_routes():
         q.replace("/api/experimental/", "/api/v2/", 1) for q in p} == {
         q for q in p if q.startswith("/api/v2/")}}
     assert {f for f, p in paths.items() if len(p) > 1} - twins - outputs - follows - \
-        health - coder == {"DocsFunction"}
+        health - coder == {"DocsFunction", "ConsoleFunction"}
     assert coder == {"CoderPauseTaskFunction", "CoderResumeTaskFunction"}
     # Every route of those has its twin.
     slashed = [r.path for r in TEMPLATE.routes if r.function_id in twins | outputs | follows]
@@ -84,6 +85,7 @@ def test_environment_lives_in_globals_only():
 def test_every_route_but_the_contract_s_and_the_public_endpoints_is_authenticated():
     public = {route.path for route in TEMPLATE.routes if route.authorizer is None}
     assert public == {"/openapi.json", "/docs", "/docs/{asset}",
+                      "/console", "/console/{asset}",  # the console's files (its calls: a token)
                       "/gc/{id}", "/gc/{id}/result",  # public endpoints: no token
                       "/healthcheck", "/healthcheck/", "/"}  # fastlane's: booleans only
     assert all(route.authorizer == "TokenAuthorizer" for route in TEMPLATE.routes
