@@ -80,6 +80,25 @@ def _template(load):
     return _TEMPLATES[0]
 
 
+_PROVISIONED: list[tuple[bytes, dict[str, str]]] = []
+
+
+def _provisioned(template) -> dict[str, str]:
+    """template.yaml's resources in the (just reset) in-process moto, and their environment.
+    Provisioned once a process, by the local stack's own code; every later test gets a
+    fresh copy of that state installed as the local stack restores its kept data
+    (local/persistence.py), instead of some thirty API calls again (most of a test's time)."""
+    from taskfn.local import environment, persistence
+
+    if _PROVISIONED:
+        state, env = _PROVISIONED[0]
+        persistence.install(state, "the provisioned test state")
+        return env
+    env = environment.provisioned_environment(template)
+    _PROVISIONED.append((persistence.dumps(), env))
+    return env
+
+
 @pytest.fixture
 def backend(moto_endpoint: str, tmp_path: Path) -> Iterator[Backend]:
     """Empty DynamoDB/S3/SQS resources as template.yaml defines them, and the environment
@@ -92,7 +111,7 @@ def backend(moto_endpoint: str, tmp_path: Path) -> Iterator[Backend]:
     urllib.request.urlopen(request).read()
     os.environ["AWS_ENDPOINT_URL"] = moto_endpoint
     wiring.reset()
-    env = environment.provisioned_environment(_template(load_template))
+    env = dict(_provisioned(_template(load_template)))
     env["CODE_CACHE_DIR"] = str(tmp_path / "code")
     with environment.patched(env):
         wiring.reset()

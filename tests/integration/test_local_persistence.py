@@ -91,6 +91,18 @@ def stream_start() -> int:
     return int(shards[0]["SequenceNumberRange"]["StartingSequenceNumber"])
 
 
+def settled(count, quiet_s: float = 3.0, timeout: float = 60) -> int:
+    """`count()` once it has not changed for `quiet_s` (the stream's consumers are idle)."""
+    deadline = time.monotonic() + timeout
+    value, since = count(), time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        assert time.monotonic() < deadline, "never settled"
+        time.sleep(0.5)
+        if (now := count()) != value:
+            value, since = now, time.monotonic()
+    return value
+
+
 def wait_for(condition, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -133,8 +145,7 @@ def test_a_clean_stop_and_start_keep_every_record_and_the_tokens(tmp_path: Path)
         assert all(answer.status == 200 for answer in before.values()), before
         old_url = stack.url.encode()
         wait_for(lambda: task_events() > 0)
-        time.sleep(1)  # the events function has caught up with the stream
-        events = task_events()
+        events = settled(task_events)  # the events function has caught up with the stream
     finally:
         stack.stop()
 

@@ -10,13 +10,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from taskfn.cli import config
 from taskfn.cli.app import app, run
 from taskfn.cli.client import ApiError, api_message
 from taskfn.cli.functions import zip_folder
-from taskfn.cli.local import announce_admin_token, stack_options
+from taskfn.cli.local import announce_admin_token, data_dir
 from taskfn.cli.output import CliError, payload
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,15 +36,14 @@ def test_local_and_cell_keep_their_flags():
     assert runner.invoke(app, ["local", "--port", "x"]).exit_code == 2
 
 
-def test_local_passes_data_dir_only_to_a_stack_that_takes_it(capsys):
-    takes = {"host": None, "data_dir": None}
-    assert stack_options(None, False, takes) == {"data_dir": Path(".taskfn")}
-    assert stack_options("/srv/data", False, takes) == {"data_dir": Path("/srv/data")}
-    assert stack_options("/srv/data", True, takes) == {"data_dir": None}
-    assert stack_options(None, True, {"host": None}) == {}
-    assert capsys.readouterr().err == ""
-    assert stack_options("/srv/data", False, {"host": None}) == {}
-    assert "--data is ignored" in capsys.readouterr().err
+def test_local_keeps_data_in_dot_taskfn_unless_told():
+    assert data_dir(None, False) == Path(".taskfn")
+    assert data_dir("/srv/data", False) == Path("/srv/data")
+    assert data_dir(None, True) is None
+    with pytest.raises(typer.BadParameter, match="not both"):
+        data_dir("/srv/data", True)
+    both = CliRunner().invoke(app, ["local", "--port", "0", "--data", "d", "--memory"])
+    assert both.exit_code == 2 and "not both" in both.output
 
 
 def test_config_is_written_0600_and_the_variables_win(tmp_path, monkeypatch):

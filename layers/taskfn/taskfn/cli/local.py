@@ -1,7 +1,6 @@
 """`taskfn local` and `taskfn cell`: the processes that run the platform or a cell on this
 machine (their flags, lines and variables are what scripts and tests rely on)."""
 
-import inspect
 import os
 import signal
 import sys
@@ -41,15 +40,12 @@ def _stop_on_signals() -> tuple[threading.Event, dict]:
     return stopping, previous
 
 
-def stack_options(data: str | None, memory: bool, parameters: dict) -> dict:
-    """data_dir for a LocalStack that takes it (None: in memory); nothing for one that does
-    not yet, so this CLI runs against either."""
-    if "data_dir" not in parameters:
-        if data is not None and not memory:
-            print("taskfn local: warning: this stack keeps no data yet; --data is ignored",
-                  file=sys.stderr, flush=True)
-        return {}
-    return {"data_dir": None if memory else Path(data or DEFAULT_DATA)}
+def data_dir(data: str | None, memory: bool) -> Path | None:
+    """Where the stack keeps its data: DIR, else .taskfn/ here; None (in memory) with
+    --memory, which says the opposite of --data (both at once is a usage error)."""
+    if memory and data is not None:
+        raise typer.BadParameter("give --data DIR or --memory, not both", param_hint="--memory")
+    return None if memory else Path(data or DEFAULT_DATA)
 
 
 def announce_admin_token(stack: object) -> None:
@@ -78,8 +74,8 @@ def local(
 
     stopping, previous = _stop_on_signals()
     token = secret(admin_token, "--admin-token", ADMIN_TOKEN_VARIABLE)
-    extra = stack_options(data, memory, dict(inspect.signature(LocalStack).parameters))
-    stack = LocalStack(host=host, port=port, admin_token=token, **extra)
+    stack = LocalStack(host=host, port=port, admin_token=token,
+                       data_dir=data_dir(data, memory))
     try:
         try:
             stack.start()

@@ -216,19 +216,27 @@ def restore(path: Path) -> bool:
     """Install the snapshot's backends (before the server serves); False when there is none.
     Messages that were received and not deleted are visible again at once: whoever received
     them died with the previous process."""
-    import moto
-    from moto.backends import get_backend
-
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a write that was killed
         stale.unlink(missing_ok=True)
     if not path.exists():
         return False
     with path.open("rb") as file:
-        state = pickle.load(file)
+        install(file.read(), str(path))
+    return True
+
+
+def install(data: bytes, source: str = "the snapshot") -> None:
+    """Put the backends of a `dumps()` in place of moto's own, as they were then (a test's
+    fresh backend is a provisioned state installed anew). Received and undeleted messages
+    are visible again at once."""
+    import moto
+    from moto.backends import get_backend
+
+    state = pickle.loads(data)
     if state.get("format") != FORMAT:
-        raise RuntimeError(f"{path}: snapshot format {state.get('format')}, not {FORMAT}")
+        raise RuntimeError(f"{source}: snapshot format {state.get('format')}, not {FORMAT}")
     if state.get("moto") != moto.__version__:
-        sys.stderr.write(f"taskfn local: {path} was written by moto {state.get('moto')}, "
+        sys.stderr.write(f"taskfn local: {source} was written by moto {state.get('moto')}, "
                          f"this is moto {moto.__version__}\n")
     for service, kept in state["backends"].items():
         backends = get_backend(service)
@@ -244,7 +252,6 @@ def restore(path: Path) -> bool:
                 queue.pending_messages.clear()
                 for message in queue._messages:
                     message.visible_at = 0.0
-    return True
 
 
 @dataclass
