@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import collections
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .conftest import ROOT, Client
+from .test_idempotent_creates import ledger  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.e2e
 
@@ -91,25 +89,12 @@ class Child:
             self.process.wait(60)
 
 
-@pytest.fixture
-def ledger() -> Iterator[Path]:
-    """A file every sandbox user may append to (see test_idempotent_creates)."""
-    base = "/run" if os.geteuid() == 0 and os.access("/run", os.W_OK) else None
-    where = Path(tempfile.mkdtemp(prefix="taskfn-e2e-persist-", dir=base))
-    where.chmod(0o755)
-    path = where / "ledger.txt"
-    path.touch()
-    path.chmod(0o666)
-    yield path
-    shutil.rmtree(where, ignore_errors=True)
-
-
 def execution(user: Client, job_id: str) -> dict:
     job = user.request("GET", f"/tasks/killed/jobs/{job_id}").json()["job"]
     return job["executions"][0] if job["executions"] else {"status": "none"}
 
 
-def starts(ledger: Path, task_id: str) -> int:
+def starts(ledger: Path, task_id: str) -> int:  # noqa: F811 - the fixture's file
     return ledger.read_text().split().count(task_id)
 
 
@@ -121,7 +106,7 @@ def wait_until(condition, timeout: float = 60) -> None:
 
 
 def test_a_killed_stack_keeps_what_was_snapshotted_and_finishes_its_work_once(
-        tmp_path: Path, ledger: Path):
+        tmp_path: Path, ledger: Path):  # noqa: F811 - the imported fixture
     data = tmp_path / "data"
     first = Child(data)
     try:
