@@ -15,10 +15,11 @@ import json
 import math
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import write_units
 from bench.aws_requests import NOOP, moto_backend
 from bench.common import Figure, Section
 
@@ -45,7 +46,7 @@ PRICES = {
 LIST_PAGE = 100          # tasks the client reads per list request
 BATCH = 4                # the executor's SQS batch size (template.yaml)
 AWS_LATENCY_MS = 6.0     # a DynamoDB/SQS request in-region, for the sensitivity line
-LOG_BYTES_PER_INVOCATION = 350   # START, END and REPORT lines
+LOG_BYTES_PER_INVOCATION = 350   # START, END and REPORT lines, when Lambda writes them
 EVENTS_BATCH = 100       # EventsFunction's stream batch size (template.yaml), reached under load
 # Isolation "lambda": a warm synchronous Invoke in-region, request to answer, beyond the
 # function's own duration. Not measurable here (no AWS); an assumption, said as such.
@@ -65,11 +66,19 @@ class Durations:
     # the write units of the items it kept, per task.
     events_batch_ms: float = 0.0
     events_per_task: float = 0.0
+    bus_entries_per_task: float = 0.0   # what went on the bus (no rule listens: none)
     events_wru_per_task: float = 0.0
     # Isolation "lambda": a no-op through a function Lambda's handler (function_entry, warm),
     # and the same run in the executor's own pre-started sandbox, which it replaces.
     function_lambda_ms: float = 0.0
     sandbox_run_ms: float = 0.0
+    # Write units per task, by where they went ("table", each index), from the stream
+    # records the tasks' own writes made (bench/write_units.py): measured, not assumed.
+    write_units: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def wru_per_task(self) -> float:
+        return sum(self.write_units.values())
 
 
 class _Context:
@@ -114,6 +123,7 @@ def measure_durations(samples: int) -> Durations:
         executor = _handler(ROOT / "functions/executor/run_tasks.py")
         event = _http_event("POST", f"/v1/task/{function.id}", '{"n": 1}')
         queue = wiring.task_queue()
+        written_before = len(_stream_records(filtered=False))
         create_times, executor_times, list_times = [], [], []
         for _ in range(2):  # warm-up: first imports, first code download
             create(event, _Context())
@@ -138,6 +148,7 @@ def measure_durations(samples: int) -> Durations:
             answer = executor({"Records": records}, _Context())
             executor_times.append((time.perf_counter() - start) * 1000 / len(records))
             assert answer == {"batchItemFailures": []}, answer
+        tasks_written = _stream_records(filtered=False)[written_before:]
         events = _measure_events(samples + 2)
         function_ms, sandbox_ms = _measure_function_lambda(samples)
         list_event = _http_event("GET", "/v1/task/list")
@@ -155,6 +166,7 @@ def measure_durations(samples: int) -> Durations:
         *events,
         function_ms,
         sandbox_ms,
+        {where: count / tasks for where, count in write_units.summed(tasks_written).items()},
     )
 
 
@@ -189,9 +201,9 @@ def _measure_function_lambda(samples: int) -> tuple[float, float]:
     return statistics.median(entry), statistics.median(pooled)
 
 
-def _stream_records() -> list[dict[str, Any]]:
+def _stream_records(filtered: bool = True) -> list[dict[str, Any]]:
     """Every record of the table's stream so far, as EventsFunction's mapping delivers them
-    (its filter applied)."""
+    (its filter applied, unless not `filtered`)."""
     import boto3
 
     from taskfn.local.pollers import StreamShards, passes
@@ -205,55 +217,60 @@ def _stream_records() -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     while pages := [page for page in shards.read() if page]:
         records.extend(record for page in pages for record in page)
-    return [r for r in records if passes(r, source.filters)]
+    return [r for r in records if not filtered or passes(r, source.filters)]
 
 
-def _measure_events(tasks: int) -> tuple[float, float, float]:
-    """(ms per batch, events per task, write units per task) of EventsFunction over the stream
-    records the measured tasks made."""
+def _measure_events(tasks: int) -> tuple[float, float, float, float]:
+    """(ms per batch, events per task, bus entries per task, write units per task) of
+    EventsFunction over the stream records the measured tasks made (no rule on the bus)."""
     from taskfn import wiring
 
     publish = _handler(ROOT / "functions/events/publish.py")
     records = _stream_records()
-    times, published = [], 0
+    times, published, on_bus = [], 0, 0
     for start in range(0, len(records), EVENTS_BATCH):
         batch = records[start : start + EVENTS_BATCH]
         began = time.perf_counter()
         answer = publish({"Records": batch}, _Context())
         times.append((time.perf_counter() - began) * 1000 * EVENTS_BATCH / len(batch))
         published += answer["events"]
+        on_bus += answer["on_bus"]
     table = wiring.table()
     items = table.client.query(
         TableName=table.name, KeyConditionExpression="PK = :pk",
         ExpressionAttributeValues={":pk": {"S": "EVENTS#bench"}})["Items"]
-    wru = sum(math.ceil(_item_bytes(item) / 1024) for item in items)
-    return statistics.median(times) if times else 0.0, published / tasks, wru / tasks
-
-
-def _item_bytes(item: dict[str, Any]) -> int:
-    """DynamoDB's item size: names plus values (strings and numbers as text, binary as is)."""
-    size = 0
-    for name, value in item.items():
-        (kind, data), = value.items()
-        size += len(name.encode()) + (len(data) if kind == "B" else len(str(data).encode()))
-    return size
+    wru = sum(write_units.units(write_units.item_bytes(item)) for item in items)
+    return (statistics.median(times) if times else 0.0, published / tasks, on_bus / tasks,
+            wru / tasks)
 
 
 def _billed_gb_s(ms: float, memory_mb: int) -> float:
     return math.ceil(ms) / 1000 * memory_mb / 1024
 
 
-WRU_PER_TASK = (1 + 2) + 1 + (1 + 1 + 1)
 # Provisioned capacity: $0.00065 per WCU-hour, one WCU = 3,600 writes an hour; at 70 % use.
 PROVISIONED_WRU = 0.00065 / 3600 / 0.7
 
 
+def platform_logs_written() -> bool:
+    """Whether Lambda writes its START/END/REPORT lines: template.yaml's SystemLogLevel."""
+    from taskfn.local.template import load_yaml
+
+    template = load_yaml((ROOT / "template.yaml").read_text())
+    return template["Parameters"]["SystemLogLevel"]["Default"] != "WARN"
+
+
 def cost_lines(
     d: Durations, extra_latency_ms: float = 0.0, prices: dict[str, Any] = PRICES,
-    isolation: str = "lambda",
+    isolation: str = "lambda", *, rule_takes_every_event: bool = False,
+    platform_logs: bool | None = None,
 ) -> list[tuple[str, float, str]]:
-    """(item, dollars per task, formula) for one no-op task."""
+    """(item, dollars per task, formula) for one no-op task: as measured (no rule on the
+    bus), or with a rule on the bus that takes every task event."""
     p = prices
+    bus_entries = d.events_per_task if rule_takes_every_event else d.bus_entries_per_task
+    platform_bytes = LOG_BYTES_PER_INVOCATION if (
+        platform_logs_written() if platform_logs is None else platform_logs) else 0
     create_ms = d.create_ms + 3 * extra_latency_ms       # GetItem, PutItem, SendMessage
     executor_ms = d.executor_per_task_ms + 2 * extra_latency_ms   # two UpdateItems
     function_lines: list[tuple[str, float, str]] = []
@@ -268,14 +285,13 @@ def cost_lines(
             f" own (an assumed {INVOKE_ROUND_TRIP_MS:g} ms invoke round trip, less its own"
             f" sandbox's {d.sandbox_run_ms:.1f} ms)")]
     list_ms = d.list_ms + extra_latency_ms
-    # DynamoDB write units: the put writes the item (≤ 1 KB) and its two index entries (owner
-    # list, converger); the start changes nothing an index holds; the completion rewrites the
-    # item and its owner-list entry and removes its converger entry.
-    wru = WRU_PER_TASK
+    wru = d.wru_per_task
+    where = ", ".join(f"{name} {count:.2f}" for name, count in sorted(d.write_units.items()))
     rru = 0.5 + 0.5 * 1 / LIST_PAGE * 4   # function read; a list page of 100 entries ≈ 16 KB
     invocations = 1 + 1 / BATCH + 1 / LIST_PAGE
     events_invocations = d.events_per_task / EVENTS_BATCH
-    logs_gb = (invocations * LOG_BYTES_PER_INVOCATION + d.log_bytes_per_task) / 1e9
+    logged_invocations = invocations + (1 if isolation == "lambda" else 0)
+    logs_gb = (logged_invocations * platform_bytes + d.log_bytes_per_task) / 1e9
     return [
         ("HTTP API requests", (1 + 1 / LIST_PAGE) * p["http_api_request"],
          f"(1 create + 1/{LIST_PAGE} list) × $1.00/M"),
@@ -291,17 +307,20 @@ def cost_lines(
         ("SQS requests", (1 + 2 / BATCH) * p["sqs_request"],
          f"(1 send + 1/{BATCH} receive + 1/{BATCH} delete batch) × $0.40/M"),
         ("DynamoDB writes", wru * p["dynamodb_wru"],
-         f"{wru} WRU (put 1 + 2 index entries, start 1, complete 1 + 1 list entry + 1 index"
-         f" removal) × ${p['dynamodb_wru'] * 1e6:.3f}/M"),
+         f"{wru:.2f} WRU, measured from the tasks' stream records by DynamoDB's rules"
+         f" ({where}) × ${p['dynamodb_wru'] * 1e6:.3f}/M"),
         ("DynamoDB reads", rru * p["dynamodb_rru"],
          f"{rru:.2f} RRU (function read 0.5 + list share) × $0.125/M"),
         ("CloudWatch Logs", logs_gb * p["logs_ingest_gb"],
-         f"({invocations:.2f} invocations × {LOG_BYTES_PER_INVOCATION} B of START/END/REPORT"
-         f" + {d.log_bytes_per_task:.0f} B logged by the handlers, measured) × $0.50/GB"),
+         f"({logged_invocations:.2f} invocations × {platform_bytes} B of START/END/REPORT"
+         + (" (SystemLogLevel WARN: not written)" if not platform_bytes else "")
+         + f" + {d.log_bytes_per_task:.0f} B logged by the handlers, measured) × $0.50/GB"),
         ("S3", 0.0, "none for a no-op: code cached per executor, output inline"),
-        ("EventBridge events", d.events_per_task * prices.get("eventbridge_event", 0.0),
-         f"{d.events_per_task:.1f} task events (PutEvents entries) × $1.00/M"
-         + ("" if prices.get("eventbridge_event") else ": bus publishing off")),
+        ("EventBridge events", bus_entries * prices.get("eventbridge_event", 0.0),
+         f"{bus_entries:.1f} of {d.events_per_task:.1f} task events put on the bus"
+         f" (PutEvents entries) × $1.00/M"
+         + (": a rule takes every event" if rule_takes_every_event
+            else ": measured, no rule on the bus (only events a rule may take are put)")),
         ("events Lambda", events_invocations * p["lambda_request"]
          + events_invocations * _billed_gb_s(d.events_batch_ms, 256) * p["lambda_gb_second"],
          f"{d.events_per_task:.1f} stream records / {EVENTS_BATCH} a batch, each batch"
@@ -322,6 +341,29 @@ def step_functions_lines(d: Durations) -> list[tuple[str, float, str]]:
         ("state transitions", 3 * p["step_functions_transition"], "3 × $0.025/1k"),
         ("Lambda (the function)", p["lambda_request"] + _billed_gb_s(
             d.executor_per_task_ms, 1769) * p["lambda_gb_second"], "1 request + duration"),
+    ]
+
+
+def async_invoke_lines(d: Durations) -> list[tuple[str, float, str]]:
+    """The same workload on Lambda async invoke with destinations: a create Lambda writes the
+    task (owner-list index included) and invokes the function with InvocationType=Event; the
+    OnSuccess/OnFailure destination, a Lambda, writes the outcome; the client lists as here.
+    It gives up what taskfn keeps: a run at most once at a time (async invoke may run an
+    event twice), a status while running, convergence, task events and callbacks."""
+    p = PRICES
+    write = 2   # the item and its owner-list entry, at create and again at the outcome
+    return [
+        ("HTTP API requests", (1 + 1 / LIST_PAGE) * p["http_api_request"],
+         f"(1 create + 1/{LIST_PAGE} list) × $1.00/M"),
+        ("Lambda requests", (3 + 1 / LIST_PAGE) * p["lambda_request"],
+         "create + the function + the destination Lambda (+ list) × $0.20/M"),
+        ("Lambda duration", (2 * _billed_gb_s(d.create_ms, 256)
+                             + _billed_gb_s(d.function_lambda_ms, FUNCTION_MEMORY_MB))
+         * p["lambda_gb_second"],
+         f"create and destination {d.create_ms:.1f} ms × 256 MB each + the function "
+         f"{d.function_lambda_ms:.1f} ms × {FUNCTION_MEMORY_MB} MB"),
+        ("DynamoDB writes", 2 * write * p["dynamodb_wru"],
+         f"{2 * write} WRU (put + owner-list entry; outcome + its entry) × $0.625/M"),
     ]
 
 
@@ -356,8 +398,12 @@ def measure(quick: bool = False, sections: list[Section] | None = None) -> Secti
     sfn = per_million(sfn_lines)
     provisioned_prices = {**PRICES, "dynamodb_wru": PROVISIONED_WRU}
     provisioned = per_million(cost_lines(durations, 0.0, provisioned_prices))
-    no_bus = per_million(cost_lines(durations, 0.0, {**PRICES, "eventbridge_event": 0.0}))
-    process = per_million(cost_lines(durations, isolation="process"))
+    every_event = per_million(cost_lines(durations, rule_takes_every_event=True))
+    with_platform_logs = per_million(cost_lines(durations, platform_logs=True))
+    process_lines = cost_lines(durations, isolation="process")
+    process = per_million(process_lines)
+    async_lines = async_invoke_lines(durations)
+    async_invoke = per_million(async_lines)
     figures = [
         _within_target("cost per million no-op tasks", total,
                        "isolation lambda (the default: a Lambda per function); durations "
@@ -369,15 +415,46 @@ def measure(quick: bool = False, sections: list[Section] | None = None) -> Secti
                        "real DynamoDB/SQS latency is billed as Lambda duration"),
         _within_target("same, table on provisioned write capacity at 70 % use", provisioned,
                        "steady load only: $0.00065 per WCU-hour; on-demand writes are ~5x that"),
-        _within_target("same, without publishing task events on the bus", no_bus,
-                       "template parameter PublishTaskEvents=false: events stay readable at "
-                       "/v1/events/tasks.r1"),
+        _within_target("same, with a rule on the bus taking every task event", every_event,
+                       f"{durations.events_per_task:.1f} PutEvents entries a task at $1.00/M;"
+                       " with no rule (as measured) none are put, the events stay readable at"
+                       " /v1/events/tasks.r1"),
+        _within_target("same, with Lambda's START/END/REPORT lines (SystemLogLevel=INFO)",
+                       with_platform_logs,
+                       f"{LOG_BYTES_PER_INVOCATION} B a Lambda invocation at $0.50/GB"),
         Figure(
             name="Step Functions Standard, same workload",
             value=round(sfn, 3),
             unit="$",
             note="3 state transitions per task at $0.025 per 1,000",
         ),
+        Figure(
+            name="Lambda async invoke with destinations, same workload",
+            value=round(async_invoke, 3),
+            unit="$",
+            note="create Lambda → Invoke(Event) → the function → a destination Lambda writing "
+                 "the outcome; without a single run at a time, a Running status, "
+                 "convergence, task events or callbacks",
+        ),
+    ]
+    by_item: dict[str, list[str]] = {}
+    for column, breakdown_lines in enumerate((lines, process_lines)):
+        for item, dollars, formula in breakdown_lines:
+            row = by_item.setdefault(item, [item, "–", "–", formula])
+            row[1 + column] = f"${dollars * 1e6:.3f}"
+            if column == 1 and formula != row[3]:
+                row[3] += f"; process: {formula}"
+    tables = [
+        {"title": "Per million no-op tasks, line by line (as measured: no rule on the bus)",
+         "columns": ["item", "isolation lambda", "isolation process", "formula"],
+         "rows": [*by_item.values(),
+                  ["total", f"${total:.2f}", f"${process:.2f}", ""]]},
+        {"title": "The same workload elsewhere, line by line",
+         "columns": ["design", "item", "per million", "formula"],
+         "rows": [*(["Step Functions Standard", item, f"${dollars * 1e6:.3f}", formula]
+                    for item, dollars, formula in sfn_lines),
+                  *(["Lambda async invoke + destinations", item, f"${dollars * 1e6:.3f}",
+                     formula] for item, dollars, formula in async_lines)]},
     ]
     return Section(
         key="cost",
@@ -385,11 +462,14 @@ def measure(quick: bool = False, sections: list[Section] | None = None) -> Secti
         summary=(
             f"taskfn ≈ ${total:.2f} per million no-op tasks with a Lambda per function "
             f"(${process:.2f} with user code in the executor; ≈ ${with_latency:.2f} with real "
-            f"request latency) against ≈ ${sfn:.2f} with Step Functions Standard. "
+            f"request latency) against ≈ ${sfn:.2f} with Step Functions Standard and ≈ "
+            f"${async_invoke:.2f} with Lambda async invoke and destinations (which keep none "
+            "of taskfn's guarantees). "
             "Formula: Σ (units per task × unit price) × 10^6, per line below."
         ),
         figures=figures,
         details={
+            "tables": tables,
             "prices": PRICES,
             "durations_ms": {
                 "create_task": round(durations.create_ms, 2),
@@ -398,6 +478,9 @@ def measure(quick: bool = False, sections: list[Section] | None = None) -> Secti
                 "log bytes per task": round(durations.log_bytes_per_task),
                 "events Lambda per batch of 100": round(durations.events_batch_ms, 2),
                 "events per task": round(durations.events_per_task, 2),
+                "bus entries per task": round(durations.bus_entries_per_task, 2),
+                "write units per task": {k: round(v, 3)
+                                         for k, v in durations.write_units.items()},
                 "event WRU per task": round(durations.events_wru_per_task, 3),
                 "function Lambda handler per task": round(durations.function_lambda_ms, 2),
                 "executor sandbox run per task": round(durations.sandbox_run_ms, 2),
@@ -407,6 +490,7 @@ def measure(quick: bool = False, sections: list[Section] | None = None) -> Secti
             "breakdown_per_million_isolation_process": breakdown(
                 cost_lines(durations, isolation="process")),
             "step_functions_per_million": breakdown(sfn_lines),
+            "async_invoke_per_million": breakdown(async_lines),
             "not_counted": (
                 "fixed monthly costs independent of volume: the SQS event-source mapping's "
                 "idle long polls, PITR backup storage, DynamoDB/S3 storage of retained records"

@@ -89,7 +89,19 @@ def render_section(section: dict) -> str:
         notes = [f"- {f['name']}: {f['note']}" for f in figures if f.get("note")]
         if notes:
             lines += [*notes, ""]
+    for table in (section.get("details") or {}).get("tables") or []:
+        lines += render_table(table)
     return "\n".join(lines).rstrip()
+
+
+def render_table(table: dict) -> list[str]:
+    """A section's extra table ({title, columns, rows}), e.g. a cost breakdown line by line."""
+    columns = table.get("columns") or []
+    lines = [f"{table['title']}:", ""] if table.get("title") else []
+    lines += ["| " + " | ".join(_cell(c) for c in columns) + " |",
+              "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in table.get("rows", [])]
+    return [*lines, ""]
 
 
 def render(result: dict) -> str:

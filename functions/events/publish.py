@@ -14,6 +14,9 @@ events = TaskEvents.from_env()
 @logger.inject_lambda_context
 def handler(event: dict, context: LambdaContext) -> dict:
     records = event.get("Records") or []
+    on_bus = events.bus_entries
     published = events.publish(records, task_view)
-    logger.info("task events", extra={"records": len(records), "events": published})
-    return {"records": len(records), "events": published}
+    on_bus = events.bus_entries - on_bus
+    logger.info("task events", extra={"records": len(records), "events": published,
+                                      "on_bus": on_bus})
+    return {"records": len(records), "events": published, "on_bus": on_bus}

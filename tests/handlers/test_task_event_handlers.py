@@ -11,7 +11,7 @@ from tests.integration.helpers import parse_sse
 
 def test_the_stream_sample_becomes_events_a_reader_gets(backend, monkeypatch):
     TokenService.from_env().create("alice", "user", token=SAMPLE_TOKEN)
-    assert invoke("EventsFunction", load_event("EventsFunction")) == {"records": 2, "events": 2}
+    assert invoke("EventsFunction", load_event("EventsFunction")) == {"records": 2, "events": 2, "on_bus": 0}
 
     events = handler_module("TaskEventsFunction").events
     unsettled = events.settings.model_copy(update={"events_settle_s": 0})
@@ -33,7 +33,8 @@ def test_records_of_other_items_and_heartbeats_make_no_event(backend):
     heartbeat["dynamodb"]["OldImage"] = copy.deepcopy(heartbeat["dynamodb"]["NewImage"])
     heartbeat["dynamodb"]["NewImage"]["updated_at"] = {"N": "1795341609000000000"}
     assert invoke("EventsFunction", {"Records": [token, heartbeat]}) == {"records": 2,
-                                                                          "events": 0}
+                                                                          "events": 0,
+                                                                          "on_bus": 0}
 
 
 def test_the_events_route_refuses_a_bad_wait_in_the_bbs_shape(backend):

@@ -92,6 +92,9 @@ class Settings(BaseModel):
     # several stream shards may commit out of order by that much), waits at most wait seconds
     # for the first one, checking every poll seconds, and gets about page_max at a time.
     event_bus_name: str = ""
+    # How often the bus's rules are read again (stores/bus.py): events no rule takes are not
+    # published; a new rule takes events at most this long after it is created.
+    event_rules_refresh_s: float = Field(60, ge=0)
     events_retention_s: int = Field(24 * 3600, ge=60)
     events_settle_s: float = Field(2, ge=0.5, le=10)
     events_wait_s: float = Field(20, ge=0, le=25)

@@ -18,7 +18,7 @@ from typing import Any
 from taskfn import aws, wiring
 from taskfn.models import Caller, TaskRecord
 from taskfn.settings import Settings, get_settings
-from taskfn.stores.bus import EventBus
+from taskfn.stores.bus import EventBus, RuleListeners
 from taskfn.stores.events import Cursor, EventStore, StoredEvent, position
 from taskfn.stores.table import from_item
 
@@ -91,11 +91,16 @@ class TaskEvents:
         self.settings = settings
         self.clock_ns = clock_ns
         self.sleep = sleep
+        # Entries put on the bus so far (those some rule may take), for the handler's report.
+        self.bus_entries = 0
 
     @classmethod
     def from_env(cls) -> TaskEvents:
         settings = get_settings()
-        bus = EventBus(aws.LazyClient("events"), settings.event_bus_name)
+        client = aws.LazyClient("events")
+        listeners = RuleListeners(client, settings.event_bus_name,
+                                  settings.event_rules_refresh_s)
+        bus = EventBus(client, settings.event_bus_name, listeners)
         return cls(
             EventStore(wiring.table(), settings.events_retention_s),
             bus if settings.event_bus_name else None,
@@ -141,7 +146,7 @@ class TaskEvents:
                 for event_id, event in zip(ids, owned, strict=True)
             )
         if self.bus is not None:
-            self.bus.publish(published)
+            self.bus_entries += self.bus.publish(published)
         return len(events)
 
     # --- to readers ----------------------------------------------------------------------

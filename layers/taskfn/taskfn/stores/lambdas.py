@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 HANDLER = "taskfn.runtime.function_entry.handler"
 RUNTIME = "python3.13"
+LOGGING = {"LogFormat": "JSON", "SystemLogLevel": "WARN", "ApplicationLogLevel": "WARN"}
 KEEP_VERSIONS = 5  # older versions are deleted; no task waits that long (Pending expiry)
 _READY_WAIT_S = 25.0  # a build answers within its request: at most this long for Active
 _POLL_S = 0.5
@@ -82,6 +83,9 @@ class FunctionLambdas:
                 Timeout=wanted.timeout_s, Layers=self.layers, Publish=True,
                 Architectures=["x86_64"], Tags=self._tags(function),
                 Description=f"taskfn function {function.id}",
+                # Lambda's START/END/REPORT lines are INFO: one invocation a task would
+                # write about 1 KB of them (the run's output comes back in the answer).
+                LoggingConfig=LOGGING,
             )
         except ClientError as error:
             if _code(error) != "ResourceConflictException":  # it exists: a later build
