@@ -84,3 +84,30 @@ def test_a_cursor_cannot_jump_to_another_owner(backend):
         store.list_by_owner("alice", limit=1, cursor=bobs_cursor)
     with pytest.raises(InvalidRequest):
         store.list_by_owner("alice", limit=1, cursor="not-a-cursor!")
+
+
+def test_a_greencloud_task_life_writes_only_the_index_entries_it_must(backend):
+    """Index entries are billed like writes (bench/write_units.py, DynamoDB's rules, over the
+    real stream): the put writes the owner list, function list and open index; the start
+    none; the completion only removes the open index entry (the owner list holds nothing a
+    completion changes)."""
+    from bench import write_units
+    from tests.integration.helpers import StreamReader
+
+    reader = StreamReader()
+    reader.records()
+    store = wiring.tasks()
+    task = TaskRecord(task_guid="6560f1a0000000000000ab01", owner="alice", created_at=1,
+                      updated_at=1, function_id="6560f1a0000000000000f001")
+    store.put_new(task)
+    store.apply(task.task_guid, lifecycle.start("cell-1", 2))
+    store.apply(task.task_guid, lifecycle.complete("cell-1", 3, failed=False, result="1"))
+    indexes = write_units.table_indexes()
+    tasks_records = [r for r in reader.records()
+                     if (r["dynamodb"].get("NewImage") or {}).get("SK") == {"S": "TASK"}]
+    units = [write_units.record_units(r, indexes) for r in tasks_records]
+    assert [sorted(u) for u in units] == [
+        ["GSI1", "GSI2", "GSI3", "table"],  # the put
+        ["table"],                          # the start
+        ["GSI3", "table"],                  # the completion: the open index entry goes
+    ]
