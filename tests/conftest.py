@@ -11,8 +11,10 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from botocore.client import BaseClient
 
 ROOT = Path(__file__).resolve().parent.parent
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -117,3 +119,17 @@ def backend(moto_endpoint: str, tmp_path: Path) -> Iterator[Backend]:
         wiring.reset()
         yield Backend(moto_endpoint, env)
     wiring.reset()
+
+
+@pytest.fixture
+def aws_calls(monkeypatch) -> list[tuple[str, dict[str, Any]]]:
+    """Every boto3 call made from now on, as (operation, parameters); clear() to start."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+    original = BaseClient._make_api_call
+
+    def recorded(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        calls.append((operation, params))
+        return original(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recorded)
+    return calls

@@ -172,6 +172,32 @@ def test_executor_runs_the_sample_message(seeded):
     assert wiring.tasks().get(TID).first_completed_at == task.first_completed_at
 
 
+def test_executor_counts_a_batch_of_one_function_with_one_counter_write(seeded, aws_calls):
+    """Four tasks of one function in one SQS batch: their counts are right and written with
+    one ADD to the function's counters item, not one a task."""
+    event = load_event("ExecutorFunction")
+    tasks = wiring.tasks()
+    records = []
+    for n in range(4):
+        task_id = f"6560f1a00000000000000b0{n}"
+        tasks.put_new(TaskRecord(task_guid=task_id, owner="alice", function_id=FID,
+                                 created_at=now_ns(), updated_at=now_ns(),
+                                 input={"body": {"n": n}, "query": {}}))
+        record = copy.deepcopy(event["Records"][0])
+        record["messageId"] = f"m{n}"
+        record["body"] = json.dumps({"taskId": task_id})
+        records.append(record)
+    before = wiring.function_metrics().read(FID, now_ns())
+    aws_calls.clear()
+    assert invoke("ExecutorFunction", {"Records": records}) == {"batchItemFailures": []}
+    after = wiring.function_metrics().read(FID, now_ns())
+    assert after["completedTasks"] - before["completedTasks"] == 4
+    assert before["pendingTasks"] - after["pendingTasks"] == 4
+    counter_writes = [params for op, params in aws_calls if op == "UpdateItem"
+                      and params["Key"]["SK"] == {"S": "METRICS"}]
+    assert len(counter_writes) == 1
+
+
 def test_executor_reports_only_the_poison_message(seeded):
     event = load_event("ExecutorFunction")
     poison = copy.deepcopy(event["Records"][0])

@@ -9,7 +9,6 @@ import json
 from typing import Any
 
 import pytest
-from botocore.client import BaseClient
 
 from taskfn import wiring
 from taskfn.adapters.greencloud import task_list_item
@@ -42,20 +41,6 @@ from .helpers import ALICE, BOB
 
 F1, F2, BOBS = "6560f1a0000000000000f001", "6560f1a0000000000000f002", "6560f1a0000000000000f0b0"
 READS = {"Query", "BatchGetItem", "GetItem"}
-
-
-@pytest.fixture
-def aws_calls(monkeypatch) -> list[tuple[str, dict[str, Any]]]:
-    """Every boto3 call made from now on, as (operation, parameters); clear() to start."""
-    calls: list[tuple[str, dict[str, Any]]] = []
-    original = BaseClient._make_api_call
-
-    def recorded(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        calls.append((operation, params))
-        return original(client, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", recorded)
-    return calls
 
 
 def operations(calls: list[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -359,7 +344,8 @@ def test_task_list_filters_by_function_and_status(tasks):
 
 
 @pytest.mark.parametrize("function_id", [None, F1])
-def test_task_pages_continue_with_one_query_and_one_batch_read_each_and_no_scan(tasks, aws_calls, function_id):
+def test_task_pages_continue_with_one_query_and_one_batch_read_each_and_no_scan(
+        tasks, aws_calls, function_id):
     aws_calls.clear()
     ids, sizes = listed(limit=2, function_id=function_id)
     assert ids == expected(tasks, None, function_id)

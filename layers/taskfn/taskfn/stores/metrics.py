@@ -23,7 +23,10 @@ also the daily limit's count (`reserve`: one conditional ADD).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,9 +47,33 @@ def day_attribute(at_ns: int, days_before: int = 0) -> str:
     return f"d{day:%Y%m%d}"
 
 
+# Counts gathered by `FunctionMetrics.gathered` in this thread (or task): (function id, item)
+# -> (amounts, attributes to remove).
+_gathering: contextvars.ContextVar[dict[tuple[str, str], tuple[dict[str, int], set[str]]] | None]
+_gathering = contextvars.ContextVar("metrics_gathering", default=None)
+
+
 class FunctionMetrics:
     def __init__(self, table: Table):
         self.table = table
+
+    @contextlib.contextmanager
+    def gathered(self) -> Iterator[None]:
+        """Within it, this thread's counts are added up and written at the end, one ADD per
+        counters item: the executor's batch of tasks of one function costs one write unit
+        for their counts instead of one a task. Counts of a batch cut off by a crash are
+        lost with it (off by the batch, never a task)."""
+        gathered: dict[tuple[str, str], tuple[dict[str, int], set[str]]] = {}
+        token = _gathering.set(gathered)
+        try:
+            yield
+        finally:
+            _gathering.reset(token)
+            for (function_id, of), (amounts, remove) in gathered.items():
+                amounts = {name: n for name, n in amounts.items() if n}
+                remove = remove - amounts.keys()
+                if amounts or remove:
+                    self._add(function_id, amounts, tuple(sorted(remove)), of=of)
 
     def created(self, function_id: str, at_ns: int, *, of: str = METRICS) -> None:
         """One task more, pending, created on `at_ns`'s day."""
@@ -76,6 +103,13 @@ class FunctionMetrics:
 
     def _add(self, function_id: str, amounts: dict[str, int], remove: tuple[str, ...] = (),
              *, of: str = METRICS) -> None:
+        gathering = _gathering.get()
+        if gathering is not None:
+            added, removed = gathering.setdefault((function_id, of), ({}, set()))
+            for name, amount in amounts.items():
+                added[name] = added.get(name, 0) + amount
+            removed.update(name for name in remove if name not in added)
+            return
         try:
             self.table.update(f"FUNC#{function_id}", of, set_values={}, remove=remove,
                               add_values=amounts, condition=None)
