@@ -75,6 +75,9 @@ class Durations:
     # Write units per task, by where they went ("table", each index), from the stream
     # records the tasks' own writes made (bench/write_units.py): measured, not assumed.
     write_units: dict[str, float] = field(default_factory=dict)
+    # The table's other stream consumers these tasks reach through their mappings' filters:
+    # {function: (records a task, ms a batch of EVENTS_BATCH, read units a task)}.
+    stream_functions: dict[str, tuple[float, float, float]] = field(default_factory=dict)
 
     @property
     def wru_per_task(self) -> float:
@@ -150,6 +153,7 @@ def measure_durations(samples: int) -> Durations:
             assert answer == {"batchItemFailures": []}, answer
         tasks_written = _stream_records(filtered=False)[written_before:]
         events = _measure_events(samples + 2)
+        others = _measure_other_stream_functions(samples + 2)
         function_ms, sandbox_ms = _measure_function_lambda(samples)
         list_event = _http_event("GET", "/v1/task/list")
         list_event["queryStringParameters"] = {"limit": str(LIST_PAGE)}
@@ -167,6 +171,7 @@ def measure_durations(samples: int) -> Durations:
         function_ms,
         sandbox_ms,
         {where: count / tasks for where, count in write_units.summed(tasks_written).items()},
+        others,
     )
 
 
@@ -201,16 +206,17 @@ def _measure_function_lambda(samples: int) -> tuple[float, float]:
     return statistics.median(entry), statistics.median(pooled)
 
 
-def _stream_records(filtered: bool = True) -> list[dict[str, Any]]:
-    """Every record of the table's stream so far, as EventsFunction's mapping delivers them
-    (its filter applied, unless not `filtered`)."""
+def _stream_records(filtered: bool = True, function_id: str = "EventsFunction"
+                    ) -> list[dict[str, Any]]:
+    """Every record of the table's stream so far, as a function's mapping delivers them
+    (EventsFunction's unless said; its filter applied, unless not `filtered`)."""
     import boto3
 
     from taskfn.local.pollers import StreamShards, passes
     from taskfn.local.template import load_template
     from taskfn.settings import get_settings
 
-    (source,) = [s for s in load_template().stream_sources if s.function_id == "EventsFunction"]
+    (source,) = [s for s in load_template().stream_sources if s.function_id == function_id]
     table = boto3.client("dynamodb").describe_table(TableName=get_settings().table_name)
     shards = StreamShards(boto3.client("dynamodbstreams"), table["Table"]["LatestStreamArn"])
     shards.find()
@@ -242,6 +248,46 @@ def _measure_events(tasks: int) -> tuple[float, float, float, float]:
     wru = sum(write_units.units(write_units.item_bytes(item)) for item in items)
     return (statistics.median(times) if times else 0.0, published / tasks, on_bus / tasks,
             wru / tasks)
+
+
+STREAM_FUNCTIONS = ("TriggerFireFunction", "CallbackEnqueueFunction")
+
+
+def _measure_other_stream_functions(tasks: int) -> dict[str, tuple[float, float, float]]:
+    """What the table's other stream consumers do for these tasks (no triggers, no
+    callbacks): the records their filters let through, each batch's time, the reads."""
+    from botocore.client import BaseClient
+
+    from taskfn.local.template import load_template
+
+    found = {}
+    spec = load_template().functions
+    for function_id in STREAM_FUNCTIONS:
+        records = _stream_records(function_id=function_id)
+        handler = _handler(spec[function_id].code_uri / (
+            spec[function_id].handler.split(".")[0] + ".py"))
+        times, reads = [], []
+
+        def counted(client: Any, operation: str, params: dict[str, Any],
+                    original: Any = BaseClient._make_api_call, reads: list = reads) -> Any:
+            if operation in ("Query", "GetItem"):
+                reads.append(operation)
+            return original(client, operation, params)
+
+        original = BaseClient._make_api_call
+        BaseClient._make_api_call = counted
+        try:
+            for start in range(0, len(records), EVENTS_BATCH):
+                batch = records[start : start + EVENTS_BATCH]
+                began = time.perf_counter()
+                handler({"Records": batch}, _Context())
+                times.append((time.perf_counter() - began) * 1000 * EVENTS_BATCH / len(batch))
+        finally:
+            BaseClient._make_api_call = original
+        # Each read: half a unit (eventually consistent, under 4 KB).
+        found[function_id] = (len(records) / tasks, statistics.median(times) if times else 0.0,
+                              0.5 * len(reads) / tasks)
+    return found
 
 
 def _billed_gb_s(ms: float, memory_mb: int) -> float:
@@ -287,7 +333,9 @@ def cost_lines(
     list_ms = d.list_ms + extra_latency_ms
     wru = d.wru_per_task
     where = ", ".join(f"{name} {count:.2f}" for name, count in sorted(d.write_units.items()))
-    rru = 0.5 + 0.5 * 1 / LIST_PAGE * 4   # function read; a list page of 100 entries ≈ 16 KB
+    # The function read; a list page: its Query of 100 keys (≈ 10 KB) and the BatchGetItem
+    # of its tasks (half a unit each, whatever the projection).
+    rru = 0.5 + 0.5 * 3 / LIST_PAGE + 0.5
     invocations = 1 + 1 / BATCH + 1 / LIST_PAGE
     events_invocations = d.events_per_task / EVENTS_BATCH
     logged_invocations = invocations + (1 if isolation == "lambda" else 0)
@@ -310,7 +358,8 @@ def cost_lines(
          f"{wru:.2f} WRU, measured from the tasks' stream records by DynamoDB's rules"
          f" ({where}) × ${p['dynamodb_wru'] * 1e6:.3f}/M"),
         ("DynamoDB reads", rru * p["dynamodb_rru"],
-         f"{rru:.2f} RRU (function read 0.5 + list share) × $0.125/M"),
+         f"{rru:.2f} RRU (function read 0.5 + its list page's share: 0.5 of the BatchGetItem"
+         " of its tasks and 1.5/100 of the keys' Query) × $0.125/M"),
         ("CloudWatch Logs", logs_gb * p["logs_ingest_gb"],
          f"({logged_invocations:.2f} invocations × {platform_bytes} B of START/END/REPORT"
          + (" (SystemLogLevel WARN: not written)" if not platform_bytes else "")
@@ -325,6 +374,14 @@ def cost_lines(
          + events_invocations * _billed_gb_s(d.events_batch_ms, 256) * p["lambda_gb_second"],
          f"{d.events_per_task:.1f} stream records / {EVENTS_BATCH} a batch, each batch"
          f" {d.events_batch_ms:.1f} ms × 256 MB (measured); stream reads by Lambda are free"),
+        *(
+            (f"{function_id} (stream)", share / EVENTS_BATCH * (
+                p["lambda_request"] + _billed_gb_s(batch_ms, 256) * p["lambda_gb_second"])
+             + rru * p["dynamodb_rru"],
+             f"{share:.1f} stream records a task pass its filter / {EVENTS_BATCH} a batch, each"
+             f" batch {batch_ms:.1f} ms × 256 MB + {rru:.3f} RRU a task (measured)")
+            for function_id, (share, batch_ms, rru) in sorted(d.stream_functions.items())
+        ),
         ("DynamoDB writes (kept events)", d.events_wru_per_task * p["dynamodb_wru"],
          f"{d.events_wru_per_task:.2f} WRU: one compressed item per stream batch and owner"
          " (measured item sizes)"),

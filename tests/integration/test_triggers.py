@@ -166,6 +166,21 @@ def test_a_trigger_fires_on_its_status_only_with_the_result(stream):
     assert greencloud.task_view(child)["triggeredBy"] == parent.task_guid
 
 
+def test_a_batch_reads_each_function_s_triggers_once(stream, aws_calls):
+    """Every finished task of a function reaches the firing path; a batch of many tasks of
+    one function queries its triggers once, and each task still fires its own child."""
+    triggers = service()
+    a, b = function(), function()
+    new(triggers, functionId=a, nextId=b, status=200, includeResult=False)
+    parents = [run(a, status=200) for _ in range(4)]
+    records = stream.records("TriggerFireFunction")
+    aws_calls.clear()
+    fired = triggers.fire(records)
+    assert len(fired) == len(parents) == len(set(fired))
+    queries = [params for op, params in aws_calls if op == "Query"]
+    assert len(queries) == 1
+
+
 def test_without_include_result_the_next_task_has_no_body(stream):
     triggers = service()
     a, b = function(), function()

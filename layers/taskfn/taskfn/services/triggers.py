@@ -168,8 +168,13 @@ class TriggerService:
         A refused child (next function gone, paused, without code) is logged and skipped;
         anything else raises, so the batch comes again."""
         fired: list[str] = []
+        # Every finished task of a function reaches this function, most with no trigger:
+        # one Query per function a batch, not one per task.
+        of_function: dict[str, list[TriggerRecord]] = {}
         for task in newly_finished(records):
-            for trigger in self.store.of_function(task.function_id):
+            if task.function_id not in of_function:
+                of_function[task.function_id] = self.store.of_function(task.function_id)
+            for trigger in of_function[task.function_id]:
                 if matches(trigger, task):
                     child = self.fire_one(trigger, task)
                     if child is not None:
