@@ -12,11 +12,10 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from aws_lambda_powertools.event_handler import Response
-
 from taskfn import api, apidoc
 from taskfn.adapters import greencloud
 from taskfn.errors import NotFound
+from taskfn.powertools import Response
 
 STATIC = Path(__file__).resolve().parent / "static"
 TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",

@@ -6,11 +6,10 @@ page's assets come from the pinned swagger-ui-py package (Swagger UI 5, which re
 import importlib.util
 from pathlib import Path
 
-from aws_lambda_powertools.event_handler import Response
-
 from taskfn import api, apidoc
 from taskfn.adapters import greencloud
 from taskfn.errors import NotFound
+from taskfn.powertools import Response
 
 HERE = Path(__file__).resolve().parent
 DOCUMENT = (HERE / "openapi.json").read_text()

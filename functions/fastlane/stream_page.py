@@ -5,10 +5,9 @@ Authorization header on a WebSocket), good for that output only, for 10 minutes.
 
 import secrets
 
-from aws_lambda_powertools.event_handler import Response
-
 from taskfn import api, apidoc
 from taskfn.adapters import fastlane, fastlane_stream
+from taskfn.powertools import Response
 from taskfn.services.livelogs import TICKET_S, LiveLogs
 
 app = api.resolver(fastlane.errors_of("stream_job"))

@@ -291,3 +291,24 @@ def test_readme_gets_the_summary_between_its_markers(tmp_path):
     plain.write_text("no markers\n")
     assert update_readme("x", plain) is False
     assert plain.read_text() == "no markers\n"
+
+
+def test_the_cold_start_bench_starts_every_function_of_the_template():
+    from bench.coldstart import BASELINE, _subjects
+    from taskfn.local.template import load_template
+
+    template = load_template()
+    subjects = _subjects(template)
+    assert subjects[0].name == BASELINE
+    assert [s.name for s in subjects[1:]] == list(template.functions)
+
+
+def test_a_cold_start_note_says_time_peak_and_what_is_beyond_the_floor():
+    from bench.coldstart import _note
+
+    handler = {"import_ms_median": 300.0, "peak_mb_median": 70.0}
+    base = {"import_ms_median": 250.0, "peak_mb_median": 60.0}
+    breakdown = {"over_baseline": [{"package": "pydantic", "extra_self_ms": 40.0, "via": ""}]}
+    note = _note(handler, base, breakdown, met=False)
+    assert "import alone 300 ms vs 250 ms" in note and "peak 70 MB vs 60 MB" in note
+    assert "pydantic +40 ms" in note and "over the target" in note

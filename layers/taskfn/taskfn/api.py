@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
 from taskfn import userjson
+from taskfn.callers import Caller, Scope
 from taskfn.errors import Forbidden, InvalidRequest, NotFound, TaskfnError, Unauthenticated
-from taskfn.models import Caller, Scope
+from taskfn.powertools import APIGatewayHttpResolver, Response
 
 logger = Logger()
 

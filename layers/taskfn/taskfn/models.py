@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from taskfn.callers import Caller as Caller  # re-exported: where it was
+from taskfn.callers import Scope as Scope
 from taskfn.lifecycle import SECOND_NS, State
 
 # The built-in executor's cell ids start with this; external cells choose their own. Every
@@ -35,25 +36,6 @@ def expiry(created_ns: int, retention_days: int) -> int:
     """When a task created at `created_ns` expires, in epoch seconds (the table's TTL unit):
     the same number of days after which S3 expires its outputs (template TaskRetentionDays)."""
     return created_ns // SECOND_NS + retention_days * DAY_S
-
-
-class Scope(StrEnum):
-    USER = "user"
-    CELL = "cell"
-    ADMIN = "admin"
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling, as the authorizer established it."""
-
-    user: str
-    scope: Scope
-    token_id: str = ""
-    # A cell token's node (its cell id) and whether an admin registered it (a shared node
-    # runs every owner's tasks; a user's node only its owner's). Empty for other tokens.
-    node: str = ""
-    shared: bool = False
 
 
 class Record(BaseModel):
@@ -172,8 +154,8 @@ def answer_of_unanswered(failed: bool, failure_reason: str, result: str) -> tupl
 
 
 class TaskSummary(Record):
-    """A task as the owner listing (GSI1) projects it: what list views show, nothing that a
-    start changes."""
+    """A task as list views show it, read by key for a page of an index (GSI1 by owner,
+    GSI2 by function)."""
 
     task_guid: str
     created_at: int

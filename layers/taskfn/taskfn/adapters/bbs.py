@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from taskfn import userjson
@@ -27,6 +26,7 @@ from taskfn.errors import (
 )
 from taskfn.ids import GUID_MAX_LENGTH, GUID_PATTERN
 from taskfn.lifecycle import MAX_RETRIES
+from taskfn.powertools import APIGatewayHttpResolver, Response
 from taskfn.services.cells import DesiredTask
 from taskfn.services.events import EventsPage
 

@@ -17,13 +17,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-
 from taskfn import api, userjson
 from taskfn.api import json_response
 from taskfn.errors import InvalidRequest, NotFound, TaskfnError, Unauthenticated
 from taskfn.lifecycle import SECOND_NS, State
 from taskfn.models import Caller
+from taskfn.powertools import APIGatewayHttpResolver, Response
 
 if TYPE_CHECKING:
     from taskfn.models import FunctionRecord, TaskRecord

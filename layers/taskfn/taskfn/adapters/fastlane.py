@@ -14,8 +14,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlencode
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-
 from taskfn import api, cron
 from taskfn.adapters import fastlane_stream
 from taskfn.api import json_response
@@ -23,6 +21,7 @@ from taskfn.errors import InvalidRequest, PayloadTooLarge, TaskfnError, Unauthen
 from taskfn.lifecycle import SECOND_NS, State
 from taskfn.models import Caller
 from taskfn.outbound import check_url_shape
+from taskfn.powertools import APIGatewayHttpResolver, Response
 from taskfn.stores.jobs import GROUP_ID_MAX, valid_group_id
 
 if TYPE_CHECKING:

@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from aws_lambda_powertools.event_handler import Response
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -27,6 +26,7 @@ from taskfn import outbound, userjson
 from taskfn.api import json_response
 from taskfn.errors import InvalidRequest, TaskfnError
 from taskfn.models import BuildRecord, FunctionRecord, TaskRecord, TaskSummary, answer_status
+from taskfn.powertools import Response
 from taskfn.services.functions import FunctionPatch, NewFunction
 from taskfn.services.tags import NewTag
 from taskfn.services.tasks import TaskResponse
