@@ -383,13 +383,64 @@ def _wait_for_build(admin: Http, function_id: str, deadline: float) -> None:
     raise RuntimeError("the noop function did not build in time")
 
 
-def run_stack(tasks: int, threads: int, idle_tasks: int, limit_s: float) -> dict:
-    """Drive the local stack; every timestamp is time.perf_counter() in this process."""
-    stack = Child(
+class Profile:
+    """The stack's own figures of where its time goes (taskfn.local.profiling): the stack
+    rewrites them in a file every half second; a phase's are the difference of two reads."""
+
+    def __init__(self) -> None:
+        self.directory = tempfile.TemporaryDirectory(prefix="taskfn-bench-profile-")
+        self.path = Path(self.directory.name) / "profile.json"
+
+    @property
+    def env(self) -> dict[str, str]:
+        from taskfn.local import profiling
+
+        return {profiling.ENV: str(self.path)}
+
+    def read(self, fresh: bool = False) -> dict | None:
+        """The latest figures; `fresh`: written after this call (waits up to 2 s)."""
+        from taskfn.local import profiling
+
+        asked = time.time()
+        deadline = time.monotonic() + 2.0
+        while True:
+            figures = profiling.read(self.path)
+            if not fresh or (figures and figures.get("at", 0) > asked):
+                return figures
+            if time.monotonic() > deadline:
+                return figures
+            time.sleep(0.05)
+
+    def phase(self, before: dict | None, tasks: int) -> dict | None:
+        """Per task, what happened since `before` (None when the stack wrote nothing)."""
+        from taskfn.local import profiling
+
+        after = self.read(fresh=True)
+        if after is None:
+            return None
+        phase = profiling.difference(before, after)
+        if os.environ.get("TASKFN_BENCH_PROFILE_RAW"):  # every section, for a closer look
+            Path(os.environ["TASKFN_BENCH_PROFILE_RAW"]).write_text(json.dumps(phase))
+        return profiling.breakdown(phase, tasks)
+
+    def close(self) -> None:
+        self.directory.cleanup()
+
+
+def start_stack(profile: Profile | None = None) -> Child:
+    """`taskfn local --memory` on a free port, with the bench's admin token (and figures of
+    where its time goes, with a Profile)."""
+    return Child(
         [sys.executable, "-m", "taskfn.cli", "local", "--memory", "--port", "0"],
         "taskfn local: serving ",
-        env={"TASKFN_ADMIN_TOKEN": ADMIN_TOKEN},
+        env={"TASKFN_ADMIN_TOKEN": ADMIN_TOKEN, **(profile.env if profile else {})},
     )
+
+
+def run_stack(tasks: int, threads: int, idle_tasks: int, limit_s: float) -> dict:
+    """Drive the local stack; every timestamp is time.perf_counter() in this process."""
+    profile = Profile()
+    stack = start_stack(profile)
     url = stack.first_line.split()[-1]
     result: dict[str, Any] = {"url": url}
     try:
@@ -418,6 +469,7 @@ def run_stack(tasks: int, threads: int, idle_tasks: int, limit_s: float) -> dict
         result["idle_latency_s"] = idle
 
         # Loaded: N tasks from `threads` clients while the poller watches.
+        profile_before = profile.read(fresh=True)
         deadline = time.monotonic() + limit_s
         watcher = threading.Thread(target=poller.run, args=(deadline,), name="bench-poller")
         polls_before, pages_before = len(poller.poll_seconds), poller.pages
@@ -431,6 +483,7 @@ def run_stack(tasks: int, threads: int, idle_tasks: int, limit_s: float) -> dict
         poller.stop.set()
         watcher.join(REQUEST_TIMEOUT_S)
         ids_done = ids & poller.finished.keys()
+        result["profile"] = profile.phase(profile_before, len(ids_done))
         result.update(
             created=created,
             create_errors=errors,
@@ -446,6 +499,7 @@ def run_stack(tasks: int, threads: int, idle_tasks: int, limit_s: float) -> dict
             connection.close()
     finally:
         stack.stop()
+        profile.close()
     return result
 
 
@@ -680,6 +734,10 @@ def measure(quick: bool = False) -> Section:
         else None,
         "poll_errors": stack["poll_errors"],
     }
+    # Where a task's time goes in the stack, measured by the stack itself during the loaded
+    # phase (taskfn.local.profiling): per task, each process's CPU, the stack's own time by
+    # component, its AWS requests and moto's time by action.
+    section.details["profile"] = stack.get("profile")
     if not done:
         section.summary = "not measured: no task finished through the stack in time."
         section.details["seconds"] = round(time.monotonic() - started, 1)
@@ -693,6 +751,13 @@ def measure(quick: bool = False) -> Section:
         if len(done) < tasks
         else ""
     )
+    profile_note = ""
+    if stack.get("profile"):
+        from taskfn.local import profiling
+
+        profile_note = "where the time goes (details.profile, measured in this run by the " \
+            "stack, TASKFN_LOCAL_PROFILE): " + profiling.summary(stack["profile"])
+    note = incomplete or ("" if floor_rate else "floor not measured: see details.floor")
     throughput = Figure(
         name="end-to-end throughput",
         value=round(rate, 1),
@@ -700,7 +765,7 @@ def measure(quick: bool = False) -> Section:
         baseline=round(floor_rate, 1) if floor_rate else None,
         baseline_name="AWS-request floor: the same tasks as bare requests to moto",
         target=f"ratio >= {TARGET_RATIO}",
-        note=incomplete or ("" if floor_rate else "floor not measured: see details.floor"),
+        note="; ".join(part for part in (note, profile_note) if part),
     )
     throughput.met = None if throughput.ratio is None else throughput.ratio >= TARGET_RATIO
     section.figures.append(throughput)

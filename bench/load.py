@@ -41,7 +41,9 @@ from bench.end_to_end import (
     Child,
     Http,
     Poller,
+    Profile,
     _wait_for_build,
+    start_stack,
 )
 
 CLIENTS, QUICK_CLIENTS = 50, 10
@@ -58,6 +60,7 @@ UNFINISHED = "task has not finished yet"  # the message of a result's expected 4
 SAMPLES = 10  # error samples kept in the details
 TIMELINE_S = 5.0  # width of the answered-requests-over-time buckets
 IDLE_CLIENT = 999  # the baselines' client number: its tasks' n are its own
+RUNS_DIR = Path(__file__).resolve().parent / "results" / "tmp"
 
 # One write per run (O_APPEND, no O_CREAT: the file is made beforehand, writable by the
 # sandboxes' own users), then an answer derived from the input, so a result can be checked.
@@ -542,14 +545,10 @@ def _zero_figure(name: str, value: int, unit: str, note: str = "") -> Figure:
     return Figure(name=name, value=value, unit=unit, target="= 0", met=value == 0, note=note)
 
 
-def _start_stack(users: int) -> tuple[Child, str, list[User]]:
+def _start_stack(users: int, profile: Profile | None = None) -> tuple[Child, str, list[User]]:
     """The stack as a child, and `users` users, each with a token and the recording
     function, built."""
-    stack = Child(
-        [sys.executable, "-m", "taskfn.cli", "local", "--memory", "--port", "0"],
-        "taskfn local: serving ",
-        env={"TASKFN_ADMIN_TOKEN": ADMIN_TOKEN},
-    )
+    stack = start_stack(profile)
     try:
         url = stack.first_line.split()[-1]
         admin = Http(url, ADMIN_TOKEN)
@@ -607,23 +606,32 @@ def measure(quick: bool = False) -> Section:
         "the idle stack (after a warm-up task)",
         "function": "appends its taskId to a file (O_APPEND), returns {taskId, n, n²}",
     }
-    box = Path(tempfile.mkdtemp(prefix="taskfn-bench-load-"))
+    # Not under /tmp: each sandbox has a /tmp of its own (a private mount), so the runs file
+    # must be where every run sees the same one (bench/results/tmp/, ignored by git).
+    RUNS_DIR.mkdir(parents=True, exist_ok=True)
+    box = Path(tempfile.mkdtemp(prefix="taskfn-bench-load-", dir=RUNS_DIR))
     try:
         box.chmod(0o1777)  # sandboxes run as users of their own
         runs = box / "runs.txt"
         runs.touch()
         runs.chmod(0o666)
-        stack, url, made = _start_stack(users)
+        profile = Profile()
+        stack, url, made = _start_stack(users, profile)
         try:
             idle = run_idle(url, made[0], runs, rounds)
+            profile_before = profile.read(fresh=True)
             load, start, end = run_load(url, made, runs, clients, load_s)
             tasks = {**idle.tasks, **load.tasks}
+            # Where the time went during the load (the stack's own figures, per task created;
+            # the tasks' runs go on into the drain, so theirs are partly left out).
+            section.details["profile"] = profile.phase(profile_before, len(load.tasks))
             drained = drain(url, made, tasks, drain_limit_s)
             outcomes = verify(url, made, tasks)
             time.sleep(SETTLE_S)
             section.details["stack_log"] = stack_log(stack)
         finally:
             stack.stop()
+            profile.close()
         run_counts = count_runs(runs)
     finally:
         remove_tree(box)

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from taskfn.local import profiling
 from taskfn.local.invoke import Invoker
 from taskfn.local.provision import ACCOUNT_ID, REGION
 from taskfn.local.template import AuthorizerSpec, HttpRoute, Template
@@ -467,6 +468,16 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             return "taskfn-local"
 
         def _serve(self) -> None:
+            if not profiling.ON:
+                self._serve_one()
+                return
+            profiling.enter("gateway")
+            try:
+                self._serve_one()
+            finally:
+                profiling.leave()
+
+        def _serve_one(self) -> None:
             started = time.monotonic()
             request_id = _request_id()
             try:

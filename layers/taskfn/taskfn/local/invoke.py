@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from taskfn.local import threads
+from taskfn.local import profiling, threads
 from taskfn.local.identities import acting_as
 from taskfn.local.provision import ACCOUNT_ID, REGION, physical_name
 from taskfn.local.template import FunctionSpec, Template
@@ -125,6 +125,15 @@ class Invoker:
     def invoke(self, function_id: str, event: Any) -> Any:
         """Call the handler with a copy of the event; its answer goes through JSON as in AWS.
         Its AWS calls (its init's too) sign as its own role."""
+        if not profiling.ON:
+            return self._invoke(function_id, event)
+        profiling.enter(f"handler: {function_id}")
+        try:
+            return self._invoke(function_id, event)
+        finally:
+            profiling.leave()
+
+    def _invoke(self, function_id: str, event: Any) -> Any:
         with acting_as(function_id):
             handler = self.handler(function_id)
             payload = json.loads(json.dumps(event))

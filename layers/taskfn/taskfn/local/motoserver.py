@@ -3,7 +3,9 @@
 `python -m taskfn.local.motoserver [--data DIR [--every S]]` prints `moto: <url>` once it
 serves. Its standard input is its control line, which only the process that started it holds:
 `enforce` turns IAM on (it answers `enforced`), `snapshot` snapshots the data now (it answers
-`snapshot <held s> <write s> <bytes> <stream records trimmed>`), and end of input stops it
+`snapshot <held s> <write s> <bytes> <stream records trimmed>`), `stats` answers one line of
+JSON (with TASKFN_LOCAL_PROFILE set: requests, wall and CPU time by action, see
+local/profiling.py), and end of input stops it
 (that is, when its parent ends). With --data, the state of the services the platform keeps
 data in is restored from DIR before it serves and snapshotted there every S seconds and at
 the end (local/persistence.py); DIR is locked while it runs, so two stacks never share one
@@ -22,16 +24,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from taskfn.local import datadir, persistence, presigned
+from taskfn.local import datadir, persistence, presigned, profiling
 from taskfn.local.provision import ACCOUNT_ID
 
 READY_PREFIX = "moto: "
@@ -43,6 +47,7 @@ _SIGV4 = re.compile(r"AWS4-HMAC-SHA256 Credential=[A-Z0-9]{16,128}/\d{8}/[a-z0-9
                     r"Signature=[0-9a-f]{64}")
 ENFORCE, ENFORCED = "enforce", "enforced"
 SNAPSHOT = "snapshot"
+STATS = "stats"
 SNAPSHOT_S = 2.0  # the default interval of snapshots: what a killed stack may lose
 
 Environ = dict[str, Any]
@@ -60,13 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     from moto.server import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
+    from taskfn.local import motospeed
     from taskfn.local.atomic import make_dynamodb_writes_atomic
     from taskfn.local.streamiterators import expire_shard_iterators
+    from taskfn.local.streamrecords import serve_records_fast
     from taskfn.runtime import confinement
 
     confinement.prctl(confinement.PR_SET_DUMPABLE, 0)
     make_dynamodb_writes_atomic()
     expire_shard_iterators()
+    serve_records_fast()
+    motospeed.install()
     check_resources_of_dynamodb_and_events()
     # Ctrl-C, SIGTERM to the group and a closed terminal (SIGHUP) reach us with the parent:
     # it stops us once its own writes are done (and its end, however it ends, is our EOF), so
@@ -90,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         gate = persistence.Gate()
         persistence.patch_long_polls(gate)
         snapshots = persistence.Snapshotter(args.data, args.every, gate)
-    guard = Guard(DomainDispatcherApplication(create_backend_app), snapshots)
+    guard = Guard(DomainDispatcherApplication(create_backend_app), snapshots,
+                  stats=ActionStats() if os.environ.get(profiling.ENV) else None)
     server = make_server("127.0.0.1", 0, guard, threaded=True,
                          request_handler=MotoRequestHandler)
     threading.Thread(target=server.serve_forever, daemon=True, name="moto").start()
@@ -108,12 +118,52 @@ def main(argv: list[str] | None = None) -> int:
             taken = snapshots.snapshot() if snapshots else persistence.Snapshot(0, 0, 0)
             print(f"{SNAPSHOT} {taken.seconds:.6f} {taken.written_s:.6f} {taken.size} "
                   f"{taken.trimmed}", flush=True)
+        elif line.strip() == STATS:
+            figures = guard.stats.figures() if guard.stats is not None else {}
+            print(json.dumps(figures), flush=True)
     if snapshots is not None:
         datadir.stopping(args.data)  # a stack started now waits for the last snapshot
     server.shutdown()
     if snapshots is not None:
         snapshots.stop()  # the last one: a clean stop loses nothing
     return 0
+
+
+class ActionStats:
+    """Requests, wall time and this process's CPU time by action (X-Amz-Target's operation,
+    or the method and service of a REST request), and the process's CPU time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._actions: dict[str, list[float]] = {}
+
+    def add(self, action: str, wall: float, cpu: float) -> None:
+        with self._lock:
+            entry = self._actions.get(action)
+            if entry is None:
+                self._actions[action] = [1, wall, cpu]
+            else:
+                entry[0] += 1
+                entry[1] += wall
+                entry[2] += cpu
+
+    def figures(self) -> dict[str, Any]:
+        with self._lock:
+            actions = {name: {"count": int(count), "wall_s": round(wall, 6),
+                              "cpu_s": round(cpu, 6)}
+                       for name, (count, wall, cpu) in self._actions.items()}
+        return {"actions": actions, "process": profiling.process_cpu()}
+
+
+def action_of(environ: Environ) -> str:
+    """``DynamoDB.UpdateItem``, ``AmazonSQS.ReceiveMessage``; ``s3 GET`` for REST."""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        prefix, _, operation = target.rpartition(".")
+        return f"{prefix.split('_')[0]}.{operation}"
+    signed = _SIGV4.fullmatch(environ.get("HTTP_AUTHORIZATION", "").strip())
+    service = signed["service"] if signed else "unsigned"
+    return f"{service} {environ.get('REQUEST_METHOD', '')}"
 
 
 class Guard:
@@ -123,12 +173,27 @@ class Guard:
     such as its instance metadata, to anyone)."""
 
     def __init__(self, app: Callable[[Environ, StartResponse], Iterable[bytes]],
-                 snapshots: persistence.Snapshotter | None = None):
+                 snapshots: persistence.Snapshotter | None = None,
+                 stats: ActionStats | None = None):
         self.app = app
         self.enforcing = False
         self.snapshots = snapshots  # with a data directory: requests pass its gate
+        self.stats = stats
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if self.stats is None:
+            return self._call(environ, start_response)
+        wall, cpu = time.perf_counter(), time.thread_time()
+        answer = self._call(environ, start_response)
+        try:  # moto's bodies are bytes in memory: this is the whole answer
+            return list(answer)
+        finally:
+            if hasattr(answer, "close"):
+                answer.close()
+            self.stats.add(action_of(environ), time.perf_counter() - wall,
+                           time.thread_time() - cpu)
+
+    def _call(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/moto-api"):
             return _refuse(environ, start_response, 404,
@@ -295,6 +360,10 @@ class MotoProcess:
         answer = self._ask(ENFORCE)
         if answer != ENFORCED:
             raise RuntimeError(f"moto did not turn IAM on: {answer!r}")
+
+    def stats(self) -> dict[str, Any]:
+        """moto's figures by action (with TASKFN_LOCAL_PROFILE set; else none)."""
+        return json.loads(self._ask(STATS) or "{}")
 
     def snapshot(self) -> persistence.Snapshot:
         """Snapshot the data now (with a data directory; else nothing): what it cost."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 
+from taskfn.local import profiling
 from taskfn.local.invoke import Invoker
 from taskfn.local.provision import REGION, Provisioned
 from taskfn.local.template import SqsSource, StreamSource, Template
@@ -145,7 +146,8 @@ class SqsPoller:
     def _run(self, client: Any) -> None:
         while not self.stop_event.is_set():
             try:
-                messages = self.fetch(client)
+                with profiling.section(f"poller:sqs-receive: {self.source.function_id}"):
+                    messages = self.fetch(client)
             except Exception:
                 if self.stop_event.is_set():
                     return
@@ -155,7 +157,8 @@ class SqsPoller:
             if messages:
                 self._busy()
                 try:
-                    self.process(client, messages)
+                    with profiling.section(f"poller:sqs: {self.source.function_id}"):
+                        self.process(client, messages)
                 finally:
                     with self._demand:
                         self._polling += 1
@@ -394,7 +397,11 @@ class StreamPoller:
         self._kept = dict(positions or {})
         self._shards = shards = StreamShards(client, self.stream_arn,
                                              self.source.starting_position, positions)
-        poll_until_stopped(self.stop_event, lambda: self.poll(shards) > 0, idle_s=self.idle_s)
+        poll_until_stopped(self.stop_event, lambda: self._poll(shards) > 0, idle_s=self.idle_s)
+
+    def _poll(self, shards: StreamShards) -> int:
+        with profiling.section(f"poller:stream: {self.source.function_id}"):
+            return self.poll(shards)
 
     def _keep_position(self, shards: StreamShards, *, force: bool = False) -> None:
         """Save the position when it moved (and the last save is old enough)."""

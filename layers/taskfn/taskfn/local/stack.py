@@ -19,6 +19,7 @@ from typing import Self
 import boto3
 
 from taskfn import aws, wiring
+from taskfn.local import profiling
 from taskfn.local.admintoken import issue_admin_token
 from taskfn.local.checkpoints import StreamCheckpoints
 from taskfn.local.containers import ProcessRuntime
@@ -90,6 +91,7 @@ class LocalStack:
         self.moto_endpoint: str | None = None
         self.identities: Identities | None = None
         self._moto: MotoProcess | None = None
+        self._profile: profiling.Writer | None = None  # with TASKFN_LOCAL_PROFILE set
         self._saved_environ: dict[str, str | None] = {}
 
     @property
@@ -117,6 +119,10 @@ class LocalStack:
             prepare(self.data_dir)
         self._moto = MotoProcess(self.data_dir, self.snapshot_s)
         self.moto_endpoint = self._moto.endpoint
+        if os.environ.get(profiling.ENV):  # where the time goes: local/profiling.py
+            profiling.enable()
+            self._profile = profiling.Writer(os.environ[profiling.ENV], self._moto.stats)
+            self._profile.start()
 
         self._set_environ(pointed_at(self.moto_endpoint))
         self.provisioned = provision(self.template, prefix=self.prefix)
@@ -235,6 +241,10 @@ class LocalStack:
             self.port = self.gateway.port
             self.gateway.stop()
             self.gateway = None
+        if self._profile is not None:
+            self._profile.stop()  # the last figures, moto's included
+            self._profile = None
+            profiling.disable()
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
