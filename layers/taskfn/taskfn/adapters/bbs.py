@@ -73,14 +73,14 @@ Reason = Annotated[str, Field(min_length=1)]
 
 class _Request(BaseModel):
     # JSON types as sent: no "true" for true, no "5" for 5.
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="ignore", strict=True)
 
 
 class TaskDefinition(BaseModel):
     """BBS's TaskDefinition: the fields the platform acts on are checked, BBS's others are
     typed and kept as given, unknown ones kept too (an external cell may read them)."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="allow", strict=True)
 
     placement_tags: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
         default_factory=list, max_length=64

@@ -59,7 +59,7 @@ def validation_detail(error: ValidationError) -> str:
 
 
 class CreateFunctionRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
 
     name: str = Field(pattern=r"^[A-Za-z0-9]+$", min_length=1, max_length=64)
     description: str = Field("", max_length=80)
@@ -104,7 +104,7 @@ class UpdateFunctionRequest(BaseModel):
     """PATCH /v1/function/{id}: the fields given change, with create's bounds; `tag`
     replaces the function's tags ([] removes them all)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
 
     name: str = Field(None, pattern=r"^[A-Za-z0-9]+$", min_length=1, max_length=64)
     description: str = Field(None, max_length=80)
@@ -127,7 +127,7 @@ class CapabilitiesRequest(BaseModel):
     does not bound, in ms up to a minute); exact JSON types, no "10" for 10. Fields left out
     keep their values."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
 
     timeout: StrictInt = Field(10, ge=10, le=120)
     cpuCount: StrictInt = Field(0, ge=0, le=4)
@@ -152,14 +152,14 @@ TAG_COLOR = r"^#[0-9A-Fa-f]{6}$"
 
 
 class CreateTagRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
 
     name: str = Field(pattern=TAG_NAME, min_length=1, max_length=TAG_NAME_MAX)
     color: str | None = Field(None, pattern=TAG_COLOR, description="default #808080")
 
 
 class UpdateTagRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
 
     name: str = Field(None, pattern=TAG_NAME, min_length=1, max_length=TAG_NAME_MAX)
     color: str = Field(None, pattern=TAG_COLOR)

@@ -24,7 +24,7 @@ DAILY_MAX = 1_000_000_000
 
 
 class TimeLimit(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", populate_by_name=True)
 
     start: StrictStr = Field(alias="from", pattern=HH_MM)
     to: StrictStr = Field(pattern=HH_MM)
@@ -35,7 +35,7 @@ class EndpointRequest(BaseModel):
     """POST /v1/endpoint/{functionId} and PATCH /v1/endpoint/{endpointId}: the fields
     given, with these bounds; timeLimit null (or left out) is no window."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
 
     description: StrictStr = Field(None, max_length=256, pattern=DESCRIPTION)
     tag: list[StrictStr] = Field(None, max_length=20)

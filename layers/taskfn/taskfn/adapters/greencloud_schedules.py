@@ -22,7 +22,7 @@ CRON_MAX = 256
 
 
 class ScheduleRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
 
     functionId: str = Field(min_length=1, max_length=64)
     cron: str = Field(min_length=1, max_length=CRON_MAX,
@@ -33,7 +33,7 @@ class ScheduleRequest(BaseModel):
 
 
 class SchedulePatch(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
 
     active: StrictBool = None
     cron: str = Field(None, min_length=1, max_length=CRON_MAX)

@@ -23,7 +23,7 @@ TRIGGER_LIMIT_MIN, TRIGGER_LIMIT_MAX = 3, 20  # the reference's bounds for this 
 
 
 class TriggerRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
 
     functionId: str = Field(min_length=1, max_length=64)
     nextId: str = Field(min_length=1, max_length=64)
@@ -34,7 +34,7 @@ class TriggerRequest(BaseModel):
 
 
 class TriggerPatch(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
 
     tag: list[str] = Field(None, max_length=50)
     status: StrictInt = Field(None, ge=100, le=599)
