@@ -91,9 +91,7 @@ MINIMUMS: dict[str, tuple[int, str]] = {
            "no key) + the key's conditional put (refused, the claim returned) + 1 read of "
            "the task"),
     "get task": (1, "1 read"),
-    "list one page": (2, "1 Query of the owner's keys + 1 BatchGetItem of their tasks (the "
-                         "index holds nothing a completion changes: a write unit a task "
-                         "saved for half a read unit)"),
+    "list one page": (1, "1 Query"),
     "start": (1, "1 conditional write"),
     "complete": (2, "1 conditional write + 1 counter ADD"),
     "executor, one task (code cached)": (

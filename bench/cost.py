@@ -333,9 +333,7 @@ def cost_lines(
     list_ms = d.list_ms + extra_latency_ms
     wru = d.wru_per_task
     where = ", ".join(f"{name} {count:.2f}" for name, count in sorted(d.write_units.items()))
-    # The function read; a list page: its Query of 100 keys (≈ 10 KB) and the BatchGetItem
-    # of its tasks (half a unit each, whatever the projection).
-    rru = 0.5 + 0.5 * 3 / LIST_PAGE + 0.5
+    rru = 0.5 + 0.5 * 1 / LIST_PAGE * 4   # function read; a list page of 100 entries ≈ 16 KB
     invocations = 1 + 1 / BATCH + 1 / LIST_PAGE
     events_invocations = d.events_per_task / EVENTS_BATCH
     logged_invocations = invocations + (1 if isolation == "lambda" else 0)
@@ -358,8 +356,7 @@ def cost_lines(
          f"{wru:.2f} WRU, measured from the tasks' stream records by DynamoDB's rules"
          f" ({where}) × ${p['dynamodb_wru'] * 1e6:.3f}/M"),
         ("DynamoDB reads", rru * p["dynamodb_rru"],
-         f"{rru:.2f} RRU (function read 0.5 + its list page's share: 0.5 of the BatchGetItem"
-         " of its tasks and 1.5/100 of the keys' Query) × $0.125/M"),
+         f"{rru:.2f} RRU (function read 0.5 + list share) × $0.125/M"),
         ("CloudWatch Logs", logs_gb * p["logs_ingest_gb"],
          f"({logged_invocations:.2f} invocations × {platform_bytes} B of START/END/REPORT"
          + (" (SystemLogLevel WARN: not written)" if not platform_bytes else "")

@@ -5,13 +5,16 @@ writes a workload actually made: every stream record (NEW_AND_OLD_IMAGES) is one
 changed an item, billed as the larger of its two images in 1 KB units, plus one write per
 global secondary index entry it adds, changes or removes (two when the entry's key moves),
 an entry counted only when the write changes an attribute the index holds (its keys, the
-table's keys, its projection). Transactional writes cost twice; writes that changed nothing
-(a refused condition: one unit) make no stream record and are not seen here; TTL deletes are
-free (their stream records carry userIdentity dynamodb.amazonaws.com) and are left out.
+table's keys, its projection). Not seen here, so not counted: writes that changed nothing (a
+refused condition, or an update to the same values: a unit each, no stream record), and the
+doubling of transactional writes (a stream record does not say it came from one; the paths
+measured use none). TTL deletes are free (their stream records carry userIdentity
+dynamodb.amazonaws.com) and are left out.
 """
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -64,10 +67,11 @@ def value_bytes(value: Mapping[str, Any]) -> int:
     if kind == "S":
         return len(data.encode())
     if kind == "N":
-        digits = len(str(Decimal(data)).lstrip("-").replace(".", "").lstrip("0")) or 1
-        return math.ceil(digits / 2) + 1
+        # Significant digits only: "100", "1.50" and "1E+2" are all one digit, two bytes.
+        digits = Decimal(data).normalize().as_tuple().digits
+        return math.ceil(max(1, len(digits)) / 2) + 1
     if kind == "B":
-        return len(data) if isinstance(data, bytes) else math.ceil(len(data) * 3 / 4)
+        return len(data) if isinstance(data, bytes) else len(base64.b64decode(data))
     if kind in ("BOOL", "NULL"):
         return 1
     if kind in ("SS", "NS", "BS"):

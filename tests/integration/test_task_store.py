@@ -89,8 +89,8 @@ def test_a_cursor_cannot_jump_to_another_owner(backend):
 def test_a_greencloud_task_life_writes_only_the_index_entries_it_must(backend):
     """Index entries are billed like writes (bench/write_units.py, DynamoDB's rules, over the
     real stream): the put writes the owner list, function list and open index; the start
-    none; the completion only removes the open index entry (the owner list holds nothing a
-    completion changes)."""
+    none (the owner list projects nothing it changes); the completion the owner list's
+    entry (its status) and the open index's removal."""
     from bench import write_units
     from tests.integration.helpers import StreamReader
 
@@ -109,5 +109,5 @@ def test_a_greencloud_task_life_writes_only_the_index_entries_it_must(backend):
     assert [sorted(u) for u in units] == [
         ["GSI1", "GSI2", "GSI3", "table"],  # the put
         ["table"],                          # the start
-        ["GSI3", "table"],                  # the completion: the open index entry goes
+        ["GSI1", "GSI3", "table"],          # the completion: its status, the open index
     ]

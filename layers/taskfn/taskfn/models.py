@@ -160,8 +160,8 @@ def answer_of_unanswered(failed: bool, failure_reason: str, result: str) -> tupl
 
 
 class TaskSummary(Record):
-    """A task as list views show it, read by key for a page of an index (GSI1 by owner,
-    GSI2 by function)."""
+    """A task as list views show it: as the owner listing (GSI1) projects it, nothing that
+    a start changes; or read by key for a page of GSI2 (by function)."""
 
     task_guid: str
     created_at: int

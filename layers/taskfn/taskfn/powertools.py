@@ -47,19 +47,43 @@ def _register_unexecuted(package: str) -> None:
     if spec is None or spec.loader is None or spec.submodule_search_locations is None:
         raise ModuleNotFoundError(f"no package {package!r}", name=package)
     module = importlib.util.module_from_spec(spec)
+    state = {"done": False, "running": False}
+
+    def initialize() -> None:
+        """The package's own __init__, once: other threads wait for it (the lock); a nested
+        lookup from the __init__ itself sees the package as it is so far, as an import
+        does; a failure is raised to each asker until one succeeds."""
+        with _lock:
+            if state["done"] or state["running"]:
+                return
+            state["running"] = True
+            try:
+                spec.loader.exec_module(module)
+            finally:
+                state["running"] = False
+            state["done"] = True
+            for hook in ("__getattr__", "__dir__"):
+                if module.__dict__.get(hook) in (__getattr__, __dir__):
+                    del module.__dict__[hook]
 
     def __getattr__(attribute: str) -> Any:  # PEP 562: only names the module lacks
         if importlib.util.find_spec(f"{package}.{attribute}") is not None:
             # The import system asks before importing a submodule (`from pkg import sub`):
             # let it import that one alone.
             raise AttributeError(attribute)
-        with _lock:
-            if module.__dict__.get("__getattr__") is __getattr__:
-                del module.__dict__["__getattr__"]
-                spec.loader.exec_module(module)  # the package's own __init__, now
-        return getattr(module, attribute)
+        initialize()
+        try:
+            return module.__dict__[attribute]
+        except KeyError:
+            raise AttributeError(
+                f"module {package!r} has no attribute {attribute!r}") from None
+
+    def __dir__() -> list[str]:
+        initialize()
+        return sorted(module.__dict__)
 
     module.__getattr__ = __getattr__  # type: ignore[attr-defined]
+    module.__dir__ = __dir__  # type: ignore[attr-defined]
     sys.modules[package] = module
     if parent:
         setattr(sys.modules[parent], last, module)

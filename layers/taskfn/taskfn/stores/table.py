@@ -31,9 +31,7 @@ Key design (see template.yaml for the indexes):
                    "OWNER#<user>#NODE" / "<created>#<hash>": their nodes;
                    "OWNER#<user>#METRICS" / "<function id>": their functions' counters,
                    the "FUNC#<id>" / "METRICS" items, for the platform metrics)
-                   (projects what the function list shows and, of a task, only what never
-                   changes: the task list reads the page's tasks by key, so no start,
-                   progress or completion writes an index entry)
+                   (projects only what list views show, so a start writes no index entry)
   GSI2PK / GSI2SK  children of a parent by time (keys only): "FUNC#<id>#BUILD" /
                    "<created>#<id>" (a function's builds), "FUNC#<id>#TASK" / "<created>#<id>"
                    (a function's tasks: the CSV export by date, the task list by function),
@@ -58,8 +56,10 @@ Key design (see template.yaml for the indexes):
 Index writes are DynamoDB's hidden cost: every index entry a write adds, changes or removes is
 billed like a write of its own (an entry whose key changes: two), so the keys and projections
 above are chosen so that a task's life costs as few index writes as possible. A GreenCloud
-task: 4 (put: owner list, function list and open index; completion: the open index; a start
-none). Its function's counters are two writes more (stores/metrics.py): 9 write units in all.
+task: 5 (put: owner list, function list and open index; completion: owner list and open index;
+a start none). Its function's counters are one write at its create and a share of one per
+executor batch at its completion (stores/metrics.py): 8.25 write units in all (bench/cost.py
+counts them from the stream).
 A Cell API task without a callback, run by a cell that heartbeats N times: 10 + N (put 3;
 start 2, as its domain key leaves the Pending range; each heartbeat 1; completion 2, the open
 index kept; convergence's delete 3), where it was 7 + N before it was deleted as BBS deletes it.

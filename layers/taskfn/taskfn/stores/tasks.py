@@ -65,9 +65,37 @@ STATUS_WORDS = (UNFINISHED, SUCCEEDED, FAILED)
 TaskStatus = int | str
 
 
+def status_filter(status: TaskStatus) -> Filter:
+    """The status filter as a FilterExpression over the owner index's projection. Records
+    leave default values out (0, False), so an absent attribute is matched as one."""
+    names = {"#f_done": "first_completed_at"}
+    values: dict[str, Any] = {":f_zero": 0}
+    if status in (0, UNFINISHED):
+        return Filter("(attribute_not_exists(#f_done) OR #f_done = :f_zero)", names, values)
+    finished = "#f_done > :f_zero"
+    if status in (SUCCEEDED, FAILED):
+        names["#f_failed"] = "failed"
+        if status == FAILED:
+            values[":f_true"] = True
+            return Filter(f"{finished} AND #f_failed = :f_true", names, values)
+        values[":f_false"] = False
+        return Filter(f"{finished} AND (attribute_not_exists(#f_failed) OR #f_failed = :f_false)",
+                      names, values)
+    names["#f_status"] = "response_status"
+    values[":f_code"] = status
+    same = "#f_status = :f_code"
+    if status in (200, 500):  # also the tasks with no answer of their own (models.answer_status)
+        names["#f_failed"] = "failed"
+        values[":f_true"] = True
+        unanswered = "(attribute_not_exists(#f_status) OR #f_status = :f_zero)"
+        outcome = ("#f_failed = :f_true" if status == 500
+                   else "(attribute_not_exists(#f_failed) OR #f_failed <> :f_true)")
+        same = f"({same} OR ({unanswered} AND {outcome}))"
+    return Filter(f"{finished} AND {same}", names, values)
+
+
 def status_matches(task: TaskSummary, status: TaskStatus) -> bool:
-    """Whether a listed task has `status` (records leave defaults out: an absent attribute
-    is its default)."""
+    """status_filter, for tasks read by key (no FilterExpression there)."""
     if status in (0, UNFINISHED):
         return not task.finished
     if not task.finished:
@@ -173,30 +201,13 @@ class TaskStore:
         status: TaskStatus | None = None,
     ) -> tuple[list[TaskSummary], str | None]:
         """An owner's tasks created from `since_ns` on (older ones are past their retention,
-        whether or not DynamoDB's TTL has removed them yet), newest first: one Query of the
-        owner's partition of GSI1 for the page's keys, then one BatchGetItem of those tasks
-        (the list's attributes only), in that order. The index holds nothing a task's
-        progress or completion changes, so those writes touch no index entry of it (one
-        write unit a task less); a page costs half a read unit a task instead. A `status`
-        filters what was read (status_matches), so a page may hold fewer than `limit` tasks,
-        even none, with a cursor to go on."""
+        whether or not DynamoDB's TTL has removed them yet), newest first: one Query. A
+        `status` filters the page read (status_filter), which may then hold fewer than
+        `limit` tasks, even none, with a cursor to go on."""
         page = self.table.query("GSI1", f"OWNER#{owner}#TASK", limit=limit, cursor=cursor,
-                                between=created_from(since_ns))
-        return self._listed(page.items, owner, status), page.cursor
-
-    def _listed(self, keys: list[dict[str, Any]], owner: str,
-                status: TaskStatus | None) -> list[TaskSummary]:
-        """The tasks of an index page's keys, in the page's order: theirs (`owner`: checked
-        all the same) and of `status`."""
-        order = {key["PK"]: position for position, key in enumerate(keys)}
-        items = self.table.get_many([(key["PK"], key["SK"]) for key in keys],
-                                    attributes=self.LIST_ATTRIBUTES)
-        items = sorted((item for item in items if item.get("owner") == owner),
-                       key=lambda item: order.get(task_key(item.get("task_guid"))[0], 0))
-        tasks = readable(TaskSummary, items)
-        if status is not None:
-            tasks = [task for task in tasks if status_matches(task, status)]
-        return tasks
+                                between=created_from(since_ns),
+                                where=None if status is None else status_filter(status))
+        return readable(TaskSummary, page.items), page.cursor
 
     def list_by_domain(
         self, domain: str, *, bound: int, cell_id: str | None = None, owner: str | None = None
@@ -477,4 +488,12 @@ class TaskStore:
         go on. The cursor continues this function's listing only."""
         page = self.table.query("GSI2", function_partition(function_id), limit=limit,
                                 cursor=cursor, between=created_from(since_ns))
-        return self._listed(page.items, owner, status), page.cursor
+        order = {key["PK"]: position for position, key in enumerate(page.items)}
+        items = self.table.get_many([(key["PK"], key["SK"]) for key in page.items],
+                                    attributes=self.LIST_ATTRIBUTES)
+        items = sorted((item for item in items if item.get("owner") == owner),
+                       key=lambda item: order.get(task_key(item.get("task_guid"))[0], 0))
+        tasks = readable(TaskSummary, items)
+        if status is not None:
+            tasks = [task for task in tasks if status_matches(task, status)]
+        return tasks, page.cursor
