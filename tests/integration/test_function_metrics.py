@@ -68,3 +68,19 @@ def test_a_reading_tomorrow_starts_a_new_day(backend):
 def test_a_function_without_tasks_reads_zeros(backend):
     assert metrics("never") == {"todaysTasks": 0, "pendingTasks": 0, "weekTasks": 0,
                                 "completedTasks": 0}
+
+
+def test_a_pass_finishing_many_tasks_of_a_function_counts_them_with_one_write(
+        backend, aws_calls):
+    function_id = function_with(CODE)
+    for _ in range(3):
+        new_task(function_id)
+    converger = Converger.from_env()
+    converger.now = lambda: now_ns() + 10**13  # long past the Pending expiry
+    aws_calls.clear()
+    assert converger.run().expired == 3
+    assert metrics(function_id)["pendingTasks"] == 0
+    assert metrics(function_id)["completedTasks"] == 3
+    counter_writes = [params for op, params in aws_calls if op == "UpdateItem"
+                      and params["Key"]["SK"] == {"S": "METRICS"}]
+    assert len(counter_writes) == 1

@@ -163,7 +163,14 @@ class Converger:
 
     def run(self) -> Report:
         """One pass over at most `converger_max_tasks` open tasks, oldest first across every
-        shard; `truncated` when more were left for the next pass."""
+        shard; `truncated` when more were left for the next pass. The counts of the tasks it
+        finishes are written once per function at the end (FunctionMetrics.gathered)."""
+        if self.tasks.metrics is None:
+            return self._run()
+        with self.tasks.metrics.gathered():
+            return self._run()
+
+    def _run(self) -> Report:
         report = Report()
         open_tasks, report.truncated = self.tasks.open_tasks(
             bound=self.settings.converger_max_tasks, attributes=READ_ATTRIBUTES
