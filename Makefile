@@ -53,7 +53,7 @@ template: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam validate --lint --region $(AWS_DEFAULT_REGION)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam build --region $(AWS_DEFAULT_REGION)
 
-# The benchmark suite (under 10 minutes): ratios against baselines measured in the same run,
+# The benchmark suite (about 30 minutes): ratios against baselines measured in the same run,
 # written to bench/results/latest.json and latest.md. `--quick` is a smoke test.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
