@@ -3,26 +3,27 @@ figures are the difference of two reads, per task."""
 
 from __future__ import annotations
 
-import time
-
 from taskfn.local import profiling
 
 
-def test_nested_sections_are_charged_their_own_time():
+def test_nested_sections_are_charged_their_own_time(monkeypatch):
+    now = [100.0]  # a clock the test moves by hand: no real time is measured
+    monkeypatch.setattr(profiling.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(profiling.time, "thread_time", lambda: now[0])
     profiling.reset()
     profiling.enable()
     try:
         with profiling.section("gateway"):
-            time.sleep(0.02)
+            now[0] += 2.0
             with profiling.section("handler: F"):
-                time.sleep(0.03)
+                now[0] += 3.0
         figures = profiling.sections()
     finally:
         profiling.disable()
         profiling.reset()
     outer, inner = figures["gateway"], figures["gateway > handler: F"]
     assert outer["count"] == inner["count"] == 1
-    assert 0.015 < outer["wall_s"] < inner["wall_s"]  # the sleep inside is the inner's only
+    assert outer["wall_s"] == 2.0 and inner["wall_s"] == 3.0  # the inner's time is its own
 
 
 def test_a_phase_is_a_difference_per_task():
