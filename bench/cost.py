@@ -256,37 +256,29 @@ STREAM_FUNCTIONS = ("TriggerFireFunction", "CallbackEnqueueFunction")
 def _measure_other_stream_functions(tasks: int) -> dict[str, tuple[float, float, float]]:
     """What the table's other stream consumers do for these tasks (no triggers, no
     callbacks): the records their filters let through, each batch's time, the reads."""
-    from botocore.client import BaseClient
-
+    from bench.aws_requests import RequestCounter
+    from taskfn import wiring
     from taskfn.local.template import load_template
 
     found = {}
     spec = load_template().functions
+    counter = RequestCounter()
+    counter.attach(wiring.table().client)
     for function_id in STREAM_FUNCTIONS:
         records = _stream_records(function_id=function_id)
         handler = _handler(spec[function_id].code_uri / (
             spec[function_id].handler.split(".")[0] + ".py"))
-        times, reads = [], []
-
-        def counted(client: Any, operation: str, params: dict[str, Any],
-                    original: Any = BaseClient._make_api_call, reads: list = reads) -> Any:
-            if operation in ("Query", "GetItem"):
-                reads.append(operation)
-            return original(client, operation, params)
-
-        original = BaseClient._make_api_call
-        BaseClient._make_api_call = counted
-        try:
+        times = []
+        with counter.counting() as requests:
             for start in range(0, len(records), EVENTS_BATCH):
                 batch = records[start : start + EVENTS_BATCH]
                 began = time.perf_counter()
                 handler({"Records": batch}, _Context())
                 times.append((time.perf_counter() - began) * 1000 * EVENTS_BATCH / len(batch))
-        finally:
-            BaseClient._make_api_call = original
+        reads = requests["dynamodb.Query"] + requests["dynamodb.GetItem"]
         # Each read: half a unit (eventually consistent, under 4 KB).
         found[function_id] = (len(records) / tasks, statistics.median(times) if times else 0.0,
-                              0.5 * len(reads) / tasks)
+                              0.5 * reads / tasks)
     return found
 
 

@@ -19,11 +19,12 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from taskfn.local.template import _template_path as template_path
 from taskfn.local.template import load_yaml
 
+TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
 KB = 1024
 TABLE_KEYS = ("PK", "SK")
 
@@ -47,7 +48,7 @@ class Index:
 
 def table_indexes() -> list[Index]:
     """The table's global secondary indexes, as template.yaml declares them."""
-    template = load_yaml(template_path(None).read_text())
+    template = load_yaml(TEMPLATE.read_text())
     table = template["Resources"]["Table"]["Properties"]
     indexes = []
     for index in table.get("GlobalSecondaryIndexes", []):
